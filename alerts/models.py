@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Severity(models.TextChoices):
+    CRITICAL = "critical", _("Critical")
+    MAJOR = "major", _("Major")
+    MINOR = "minor", _("Minor")
+    WARNING = "warning", _("Warning")
+
+
+SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.MAJOR: 1, Severity.MINOR: 2, Severity.WARNING: 3}
+
+
+class Alert(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new", _("New")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+        DISMISSED = "dismissed", _("Dismissed")
+        MERGED = "merged", _("Merged")
+        ESCALATED = "escalated", _("Escalated to incident")
+        CLEARED = "cleared", _("Cleared")
+
+    OPEN_STATUSES = (Status.NEW, Status.ACKNOWLEDGED)
+
+    class Source(models.TextChoices):
+        CAMERA = "camera", _("Camera")
+        SENSOR = "sensor", _("Sensor")
+        DEVICE = "device", _("Device health")
+        REPORT = "report", _("Grid report")
+
+    township = models.ForeignKey(
+        "org.Township", verbose_name=_("township"), on_delete=models.CASCADE, related_name="alerts"
+    )
+    category = models.ForeignKey(
+        "org.Category", verbose_name=_("category"), on_delete=models.PROTECT, null=True
+    )
+    severity = models.CharField(_("severity"), max_length=10, choices=Severity.choices)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.NEW
+    )
+    source = models.CharField(_("source"), max_length=8, choices=Source.choices)
+    title = models.CharField(_("title"), max_length=200)
+    device = models.ForeignKey(
+        "org.Device", verbose_name=_("device"), on_delete=models.SET_NULL, null=True, blank=True
+    )
+    grid = models.ForeignKey(
+        "org.Grid", verbose_name=_("grid"), on_delete=models.SET_NULL, null=True, blank=True
+    )
+    # One open alert per key: repeats raise `count` instead of adding rows (OnCall's distinction).
+    dedupe_key = models.CharField(_("dedupe key"), max_length=200)
+    count = models.PositiveIntegerField(_("occurrences"), default=1)
+    first_seen = models.DateTimeField(_("first seen"), default=timezone.now)
+    last_seen = models.DateTimeField(_("last seen"), default=timezone.now)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["township", "dedupe_key"],
+                condition=Q(status__in=["new", "acknowledged"]),
+                name="uniq_open_alert_per_key",
+            )
+        ]
+        indexes = [models.Index(fields=["township", "status", "-last_seen"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES

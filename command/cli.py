@@ -1,0 +1,261 @@
+"""`whistle`: demo, serve, ingest, worker, simulate, and every Django management command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+log = logging.getLogger("whistle.cli")
+
+OWN_COMMANDS = ("demo", "serve", "ingest", "worker", "simulate")
+NEEDS_MQTT = ("demo", "ingest", "simulate")
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _ensure_mqtt(command: str) -> object | None:
+    """Start the embedded broker when MQTT_URL is unset; returns it so the caller can stop it."""
+    if os.environ.get("MQTT_URL") or command not in NEEDS_MQTT:
+        return None
+    from command import embedded
+
+    # amqtt speaks MQTT 3.1.1 only.
+    os.environ["MQTT_PROTOCOL"] = "3.1.1"
+    running = embedded.running_embedded_broker_url()
+    if running and command != "demo":
+        os.environ["MQTT_URL"] = running
+        say(f"MQTT: using the embedded broker another whistle process runs at {running}")
+        return None
+    broker = embedded.EmbeddedBroker().start()
+    os.environ["MQTT_URL"] = broker.url
+    say(f"MQTT: MQTT_URL is not set; embedded broker listening on {broker.url}")
+    return broker
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "command.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    if not os.environ.get("DATABASE_URL"):
+        say("PostgreSQL: DATABASE_URL is not set; using the embedded server in the data dir")
+    if not settings.REDIS_URL:
+        say(
+            "Channel layer: REDIS_URL is not set; using the in-memory layer "
+            "(single process only: web, ingest and worker must run in this one process)"
+        )
+
+
+def _thread(name: str, target: Callable[[], None]) -> threading.Thread:
+    def runner() -> None:
+        try:
+            target()
+        except Exception:
+            log.exception("%s stopped with an error", name)
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    thread = threading.Thread(target=runner, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def serve(host: str, port: int, on_ready: Callable[[], None] | None = None) -> None:
+    """Daphne in this process, until Ctrl-C / SIGTERM."""
+    import asyncio
+
+    from daphne.endpoints import build_endpoint_description_strings
+    from daphne.server import Server  # installs the asyncio reactor
+
+    from command import realtime
+    from command.asgi import application
+
+    realtime.set_server_loop(asyncio.get_event_loop())
+    server = Server(
+        application=application,
+        endpoints=build_endpoint_description_strings(host=host, port=port),
+        signal_handlers=True,
+        verbosity=0,
+        ready_callable=on_ready,
+        server_name="whistle",
+    )
+    server.run()
+
+
+def demo_passwords() -> dict[str, str]:
+    """Demo passwords are random per data dir, kept there so a restart prints the same ones."""
+    from command import embedded
+
+    path = embedded.data_dir() / "demo-accounts.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    passwords = {
+        name: secrets.token_urlsafe(9)
+        for name in ("admin", "duty", "supervisor", "chengguan", "police", "grid01")
+    }
+    path.write_text(json.dumps(passwords, indent=2))
+    path.chmod(0o600)
+    return passwords
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from django.core.management import call_command
+
+    from command.org.demo import seed_demo
+    from streams.mqtt.client import IngestWorker
+    from streams.simulate import Simulator
+
+    say("Preparing the database (migrate)…")
+    call_command("migrate", interactive=False, verbosity=0)
+    say("Seeding the demo township 清水镇 (Qingshui Town)…")
+    summary = seed_demo(passwords=demo_passwords())
+
+    stop_worker = threading.Event()
+    ingest_worker = IngestWorker(progress=lambda line: log.info(line), progress_every=30)
+    simulator = Simulator(township=summary.township, camera_interval=args.camera_interval)
+    from command.worker import run_worker
+
+    threads = [
+        _thread("ingest", ingest_worker.run),
+        _thread("worker", lambda: run_worker(stop_worker)),
+    ]
+    if not args.no_simulate:
+        ingest_worker.wait_subscribed(10)
+        threads.append(_thread("simulate", simulator.run))
+
+    url = f"http://{args.host}:{args.port}/"
+
+    def ready() -> None:
+        say("")
+        say(f"Whistle demo is running: open {url}")
+        say("Demo accounts (username / password / role):")
+        for username, role, password in summary.accounts:
+            say(f"  {username:<11} {password or '(unchanged)':<14} {role}")
+        say("Sign in as 'duty' to watch the duty board. Ctrl-C stops everything.")
+
+    try:
+        serve(args.host, args.port, on_ready=ready)
+    finally:
+        say("Stopping…")
+        simulator.stop()
+        ingest_worker.stop()
+        stop_worker.set()
+        for thread in threads:
+            thread.join(10)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    serve(args.host, args.port, on_ready=lambda: say(f"serving on http://{args.host}:{args.port}/"))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import signal
+
+    from streams.mqtt.client import IngestWorker
+
+    worker = IngestWorker(args.client_id, progress=say, progress_every=args.progress_every)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    say(f"ingest: connecting to {worker.config.display} as {worker.client_id}")
+    try:
+        worker.run()
+    except KeyboardInterrupt:
+        worker.stop()
+    say(worker.progress_line())
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from command.worker import run_worker
+
+    say("worker: running jobs from the PostgreSQL queue (Ctrl-C stops)")
+    run_worker()
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import signal
+
+    from streams.simulate import Simulator
+
+    simulator = Simulator(
+        township=args.township,
+        camera_interval=args.camera_interval,
+        telemetry_interval=args.telemetry_interval,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: simulator.stop())
+    try:
+        simulator.run()
+    except KeyboardInterrupt:
+        simulator.stop()
+    say(f"simulate: published {simulator.published} messages")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="whistle",
+        description="Whistle township command center. Any other command is a Django "
+        "management command (migrate, createsuperuser, seed-demo …).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    port = int(os.environ.get("PORT", "8000"))
+    demo = sub.add_parser("demo", help="everything in one process, with the demo township")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=port)
+    demo.add_argument("--no-simulate", action="store_true", help="do not run the gateways")
+    demo.add_argument("--camera-interval", type=float, default=4.0, help="seconds, on average")
+    demo.set_defaults(func=cmd_demo)
+    serve_parser = sub.add_parser("serve", help="web and websockets (daphne)")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=port)
+    serve_parser.set_defaults(func=cmd_serve)
+    ingest_parser = sub.add_parser("ingest", help="MQTT ingest worker")
+    ingest_parser.add_argument("--client-id", default=None)
+    ingest_parser.add_argument("--progress-every", type=float, default=5.0)
+    ingest_parser.set_defaults(func=cmd_ingest)
+    worker = sub.add_parser("worker", help="job queue worker (deadlines, webhooks, sweeps)")
+    worker.set_defaults(func=cmd_worker)
+    simulate = sub.add_parser("simulate", help="the demo township's gateways")
+    simulate.add_argument("--township", default="qingshui")
+    simulate.add_argument("--camera-interval", type=float, default=4.0)
+    simulate.add_argument("--telemetry-interval", type=float, default=15.0)
+    simulate.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "command.settings")
+    if not argv or argv[0] in ("-h", "--help") or argv[0] in OWN_COMMANDS:
+        args = build_parser().parse_args(argv)
+        broker = _ensure_mqtt(args.command)
+        _setup_django()
+        logging.getLogger("whistle").setLevel(logging.INFO)
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            if broker is not None:
+                broker.stop()  # type: ignore[attr-defined]
+    from django.core.management import execute_from_command_line
+
+    # `whistle seed-demo` reads better than seed_demo; Django's names use underscores.
+    if argv and not argv[0].startswith("-"):
+        argv[0] = argv[0].replace("-", "_")
+    execute_from_command_line(["whistle", *argv])
+    return 0

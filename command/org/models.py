@@ -1,0 +1,228 @@
+"""The organisation of a township: who is who, where, and who is responsible for what."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+
+class BilingualName(models.Model):
+    """Names are kept in Chinese (the official one) and English; display follows the language."""
+
+    name = models.CharField(_("name (Chinese)"), max_length=120)
+    name_en = models.CharField(_("name (English)"), max_length=120, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        language = get_language() or "zh-hans"
+        if language.startswith("en") and self.name_en:
+            return self.name_en
+        return self.name
+
+
+class Township(BilingualName):
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    district = models.CharField(_("district"), max_length=120, blank=True)
+    time_zone = models.CharField(_("time zone"), max_length=64, default="Asia/Shanghai")
+
+    class Meta:
+        verbose_name = _("township")
+        verbose_name_plural = _("townships")
+        ordering = ["code"]
+
+
+class Category(BilingualName):
+    """A kind of matter (盗采, 违建, 火情 …); the responsibility list maps it to departments."""
+
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+
+    class Meta:
+        verbose_name = _("category")
+        verbose_name_plural = _("categories")
+        ordering = ["code"]
+
+
+class Department(BilingualName):
+    class Kind(models.TextChoices):
+        OFFICE = "office", _("Township office")
+        STATION = "station", _("Township station")
+        DISTRICT = "district", _("District department")
+
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    # A district department serves several townships; township offices belong to one.
+    township = models.ForeignKey(
+        Township,
+        verbose_name=_("township"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="departments",
+    )
+    contact_name = models.CharField(_("contact"), max_length=60, blank=True)
+    contact_phone = models.CharField(_("contact phone"), max_length=40, blank=True)
+    categories = models.ManyToManyField(
+        Category,
+        verbose_name=_("responsible for"),
+        through="Responsibility",
+        related_name="departments",
+        blank=True,
+    )
+
+    class Meta:
+        verbose_name = _("department")
+        verbose_name_plural = _("departments")
+        ordering = ["kind", "code"]
+
+
+class Responsibility(models.Model):
+    """One line of the responsibility list (清单): this department handles this category."""
+
+    department = models.ForeignKey(
+        Department, verbose_name=_("department"), on_delete=models.CASCADE
+    )
+    category = models.ForeignKey(Category, verbose_name=_("category"), on_delete=models.CASCADE)
+    lead = models.BooleanField(_("lead department"), default=False)
+
+    class Meta:
+        verbose_name = _("responsibility")
+        verbose_name_plural = _("responsibility list")
+        constraints = [
+            models.UniqueConstraint(fields=["department", "category"], name="uniq_responsibility")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category} → {self.department}"
+
+
+class User(AbstractUser):
+    class Role(models.TextChoices):
+        DUTY_OFFICER = "duty_officer", _("Duty officer")
+        DEPARTMENT_MEMBER = "department_member", _("Department member")
+        SUPERVISOR = "supervisor", _("Supervisor")
+        GRID_OFFICER = "grid_officer", _("Grid officer")
+        ADMINISTRATOR = "administrator", _("Administrator")
+
+    role = models.CharField(_("role"), max_length=24, choices=Role.choices, blank=True)
+    township = models.ForeignKey(
+        Township,
+        verbose_name=_("township"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="users",
+        help_text=_("Scope of a duty officer, grid officer or township supervisor."),
+    )
+    department = models.ForeignKey(
+        Department,
+        verbose_name=_("department"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="members",
+    )
+    phone = models.CharField(_("phone"), max_length=40, blank=True)
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+
+    def can_watch_board(self, township: Township) -> bool:
+        """Duty officers of the township, supervisors and administrators (district-wide when
+        they have no township) may watch a township's board."""
+        if not self.is_active:
+            return False
+        if self.is_superuser:
+            return True
+        if self.role not in {
+            self.Role.DUTY_OFFICER,
+            self.Role.SUPERVISOR,
+            self.Role.ADMINISTRATOR,
+        }:
+            return False
+        if self.role == self.Role.DUTY_OFFICER:
+            return self.township_id == township.pk
+        return self.township_id is None or self.township_id == township.pk
+
+
+class Grid(BilingualName):
+    class Kind(models.TextChoices):
+        COMPREHENSIVE = "comprehensive", _("Comprehensive grid")
+        DEDICATED = "dedicated", _("Dedicated grid")
+
+    township = models.ForeignKey(
+        Township, verbose_name=_("township"), on_delete=models.CASCADE, related_name="grids"
+    )
+    code = models.CharField(_("unified code"), max_length=40, unique=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    polygon = models.JSONField(_("boundary (GeoJSON Polygon)"), default=dict, blank=True)
+    head = models.ForeignKey(
+        User,
+        verbose_name=_("grid head"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="headed_grids",
+    )
+    members = models.ManyToManyField(
+        User, verbose_name=_("grid members"), related_name="grids", blank=True
+    )
+
+    class Meta:
+        verbose_name = _("grid")
+        verbose_name_plural = _("grids")
+        ordering = ["code"]
+
+
+class Device(BilingualName):
+    class Kind(models.TextChoices):
+        CAMERA = "camera", _("Camera")
+        SENSOR = "sensor", _("Sensor")
+        GATEWAY = "gateway", _("Gateway")
+
+    township = models.ForeignKey(
+        Township, verbose_name=_("township"), on_delete=models.CASCADE, related_name="devices"
+    )
+    # The id a gateway puts in the topic: whistle/{township}/camera/{code}/event.
+    code = models.SlugField(_("device id"), max_length=64)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    sensor_type = models.CharField(
+        _("sensor type"), max_length=32, blank=True, help_text=_("water_level, smoke, gas, aqi …")
+    )
+    grid = models.ForeignKey(
+        Grid,
+        verbose_name=_("grid"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="devices",
+    )
+    gateway = models.ForeignKey(
+        "self",
+        verbose_name=_("gateway"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="children",
+    )
+    latitude = models.FloatField(_("latitude"), null=True, blank=True)
+    longitude = models.FloatField(_("longitude"), null=True, blank=True)
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    online = models.BooleanField(_("online"), default=False)
+    last_seen = models.DateTimeField(_("last seen"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("device")
+        verbose_name_plural = _("devices")
+        ordering = ["township", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["township", "code"], name="uniq_device_code")
+        ]

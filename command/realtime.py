@@ -1,0 +1,89 @@
+"""The one place that calls ``group_send``.
+
+Services call :func:`broadcast_on_commit`; the event leaves only if the transaction that caused
+it commits, so a board never shows a change the database does not hold (Zulip's
+``send_event_on_commit``). Groups: ``board.{township}``, ``dept.{department}``,
+``incident.{id}``. Event types are dotted and listed in :data:`EVENT_TYPES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any, Literal, get_args
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+log = logging.getLogger("whistle.realtime")
+
+EventType = Literal[
+    "alert.raised",
+    "alert.updated",
+]
+EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
+
+_capture_lock = threading.Lock()
+_captures: list[list[tuple[str, dict[str, Any]]]] = []
+# The in-memory channel layer keeps asyncio queues bound to the web server's loop; a sender on
+# another thread (the MQTT ingest in `whistle demo`) must hand its send to that loop.
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def board_group(township_code: str) -> str:
+    return f"board.{township_code}"
+
+
+def set_server_loop(loop: asyncio.AbstractEventLoop | None) -> None:
+    global _server_loop
+    _server_loop = loop
+
+
+def broadcast_on_commit(group: str, event: dict[str, Any]) -> None:
+    """Send ``event`` to ``group`` once the current transaction commits."""
+    if event.get("type") not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event.get('type')!r}; add it to EventType")
+    transaction.on_commit(lambda: _send(group, event))
+
+
+def _send(group: str, event: dict[str, Any]) -> None:
+    with _capture_lock:
+        for capture in _captures:
+            capture.append((group, event))
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        loop = _server_loop
+        if loop is not None and loop.is_running() and not _on_loop(loop):
+            asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop).result(5)
+        else:
+            async_to_sync(layer.group_send)(group, event)
+    except Exception:
+        # The row is committed and a reconnecting board re-renders from the database, so a lost
+        # push is a delay, not a loss; say so and carry on.
+        log.exception("broadcast to %s failed", group)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+@contextlib.contextmanager
+def capture_broadcasts() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Collect every broadcast sent while the block runs (for tests)."""
+    captured: list[tuple[str, dict[str, Any]]] = []
+    with _capture_lock:
+        _captures.append(captured)
+    try:
+        yield captured
+    finally:
+        with _capture_lock:
+            _captures.remove(captured)

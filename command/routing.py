@@ -1,0 +1,7 @@
+from django.urls import path
+
+from frontend import consumers
+
+websocket_urlpatterns = [
+    path("ws/board/<slug:township>/", consumers.BoardConsumer.as_asgi()),
+]

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import translation
+
+from command.org import selectors as org_selectors
+from command.org.models import User
+from frontend.rendering import alert_queue_html
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Each role lands on its own page."""
+    user: User = request.user  # type: ignore[assignment]
+    if user.is_superuser or user.role in (
+        User.Role.DUTY_OFFICER,
+        User.Role.SUPERVISOR,
+        User.Role.ADMINISTRATOR,
+    ):
+        township = org_selectors.home_township(user=user)
+        if township is not None and user.can_watch_board(township):
+            return redirect("board", township=township.code)
+    return render(request, "frontend/home.html", {"user": user})
+
+
+def board(request: HttpRequest, township: str) -> HttpResponse:
+    found = org_selectors.township_for_board(user=request.user, code=township)  # type: ignore[arg-type]
+    if found is None:
+        raise PermissionDenied
+    queue_html = alert_queue_html(
+        township=found, oob=False, language=translation.get_language() or "zh-hans"
+    )
+    return render(request, "frontend/board.html", {"township": found, "queue_html": queue_html})
+
+
+@login_not_required
+def healthz(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok", content_type="text/plain")

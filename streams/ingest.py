@@ -1,0 +1,226 @@
+"""One batch of MQTT messages → parsed → stored in one transaction → alerts raised.
+
+The caller acknowledges the messages to the broker only after :func:`store_batch` returns, that
+is after the commit: a crash before it means the broker redelivers, and the natural keys make
+the redelivery change nothing (at-least-once in, exactly-once stored).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from psycopg.types.json import Jsonb
+
+from alerts.rules import camera_event_alert
+from alerts.services import alert_raise
+from command.org.models import Device
+from streams.adapters import native
+from streams.adapters.base import CameraEvent, Presence, Reading, Rejected
+from streams.models import DeadLetter
+from streams.mqtt import topics
+
+log = logging.getLogger("whistle.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    topic: str
+    payload: bytes
+    mid: int = 0
+    qos: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRef:
+    id: int
+    township_id: int
+    grid_id: int | None
+    kind: str
+    code: str
+
+
+@dataclass
+class BatchResult:
+    messages: int = 0
+    events: int = 0
+    duplicates: int = 0
+    readings: int = 0
+    dead_letters: int = 0
+    alerts_raised: int = 0
+    alert_ids: list[int] = field(default_factory=list)
+
+
+class DeviceDirectory:
+    """(township code, device code) → device, cached; misses are looked up in one query."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], DeviceRef | None] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], DeviceRef | None]:
+        with self._lock:
+            missing = [key for key in keys if key not in self._cache]
+        if missing:
+            found: dict[tuple[str, str], DeviceRef | None] = dict.fromkeys(missing)
+            codes = {code for _, code in missing}
+            rows = Device.objects.filter(code__in=codes).values_list(
+                "id", "township_id", "grid_id", "kind", "code", "township__code"
+            )
+            for device_id, township_id, grid_id, kind, code, township_code in rows:
+                key = (township_code, code)
+                if key in found:
+                    found[key] = DeviceRef(device_id, township_id, grid_id, kind, code)
+            with self._lock:
+                # An unknown device is remembered briefly as unknown; forget() lets an
+                # administrator's fix take effect without a restart.
+                self._cache.update(found)
+        with self._lock:
+            return {key: self._cache.get(key) for key in keys}
+
+    def forget(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+directory = DeviceDirectory()
+
+_INSERT_EVENTS = """
+INSERT INTO streams_deviceevent
+    (device_id, time, event_id, township_id, label, score, zones, payload, received_at)
+SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::bigint[], %s::text[],
+                     %s::float8[], %s::jsonb[], %s::jsonb[], %s::timestamptz[])
+ON CONFLICT DO NOTHING
+RETURNING device_id, time, event_id
+"""
+
+_INSERT_READINGS = """
+INSERT INTO streams_reading (device_id, metric, time, value)
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::float8[])
+ON CONFLICT DO NOTHING
+"""
+
+_TOUCH_DEVICES = """
+UPDATE org_device AS d
+SET last_seen = GREATEST(d.last_seen, s.seen), online = s.online
+FROM unnest(%s::bigint[], %s::timestamptz[], %s::boolean[]) AS s(id, seen, online)
+WHERE d.id = s.id
+"""
+
+
+def store_batch(messages: Sequence[InboundMessage], *, now: datetime | None = None) -> BatchResult:
+    """Parse and store ``messages``; bad ones become dead letters in the same transaction."""
+    now = now or timezone.now()
+    prefix = settings.MQTT_TOPIC_PREFIX
+    result = BatchResult(messages=len(messages))
+    dead: list[DeadLetter] = []
+    matched: list[tuple[InboundMessage, topics.TopicMatch]] = []
+    for message in messages:
+        match = topics.match(message.topic, prefix)
+        if match is None:
+            dead.append(_dead(message, "topic matches no known format", now))
+        else:
+            matched.append((message, match))
+
+    refs = directory.resolve({(m.township, m.device) for _, m in matched})
+    events: list[tuple[DeviceRef, CameraEvent]] = []
+    readings: list[tuple[DeviceRef, Reading]] = []
+    seen: dict[int, tuple[datetime, bool]] = {}
+    for message, match in matched:
+        ref = refs.get((match.township, match.device))
+        if ref is None:
+            dead.append(_dead(message, f"unknown device {match.township}/{match.device}", now))
+            continue
+        parsed: CameraEvent | list[Reading] | Presence | Rejected
+        if match.kind == topics.CAMERA_EVENT:
+            parsed = native.parse_camera_event(message.payload, now)
+        elif match.kind == topics.TELEMETRY:
+            parsed = native.parse_telemetry(message.payload, now)
+        else:
+            parsed = native.parse_status(message.payload, now)
+        if isinstance(parsed, Rejected):
+            dead.append(_dead(message, parsed.reason, now))
+            continue
+        online = True
+        if isinstance(parsed, CameraEvent):
+            events.append((ref, parsed))
+        elif isinstance(parsed, Presence):
+            online = parsed.online
+        else:
+            readings.extend((ref, reading) for reading in parsed)
+        previous = seen.get(ref.id)
+        seen[ref.id] = (max(previous[0], now) if previous else now, online)
+
+    with transaction.atomic():
+        if dead:
+            DeadLetter.objects.bulk_create(dead)
+            result.dead_letters = len(dead)
+        with connection.cursor() as cursor:
+            new_keys: set[tuple[int, datetime, str]] = set()
+            if events:
+                cursor.execute(
+                    _INSERT_EVENTS,
+                    [
+                        [ref.id for ref, _ in events],
+                        [event.time for _, event in events],
+                        [event.event_id for _, event in events],
+                        [ref.township_id for ref, _ in events],
+                        [event.label for _, event in events],
+                        [event.score for _, event in events],
+                        [Jsonb(list(event.zones)) for _, event in events],
+                        [Jsonb(event.payload) for _, event in events],
+                        [now] * len(events),
+                    ],
+                )
+                new_keys = {(row[0], row[1], row[2]) for row in cursor.fetchall()}
+            if readings:
+                cursor.execute(
+                    _INSERT_READINGS,
+                    [
+                        [ref.id for ref, _ in readings],
+                        [reading.metric for _, reading in readings],
+                        [reading.time for _, reading in readings],
+                        [reading.value for _, reading in readings],
+                    ],
+                )
+                result.readings = max(cursor.rowcount, 0)
+            if seen:
+                ids = sorted(seen)
+                cursor.execute(
+                    _TOUCH_DEVICES,
+                    [ids, [seen[i][0] for i in ids], [seen[i][1] for i in ids]],
+                )
+        result.events = len(new_keys)
+        result.duplicates = len(events) - len(new_keys)
+        for ref, event in events:
+            if (ref.id, event.time, event.event_id) not in new_keys:
+                continue  # a redelivery: its alert was raised the first time
+            spec = camera_event_alert(
+                township_id=ref.township_id,
+                device_id=ref.id,
+                device_code=ref.code,
+                grid_id=ref.grid_id,
+                event_id=event.event_id,
+                label=event.label,
+                score=event.score,
+                zones=event.zones,
+                time=event.time,
+            )
+            if spec is not None:
+                alert_id, created = alert_raise(spec=spec, source="mqtt")
+                result.alert_ids.append(alert_id)
+                result.alerts_raised += int(created)
+    return result
+
+
+def _dead(message: InboundMessage, reason: str, now: datetime) -> DeadLetter:
+    log.warning("dead letter on %s: %s", message.topic, reason)
+    return DeadLetter(
+        topic=message.topic[:512], payload=message.payload, reason=reason[:500], received_at=now
+    )

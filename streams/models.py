@@ -1,0 +1,70 @@
+"""Time-series tables (hypertables on TimescaleDB) and the dead-letter table."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class DeviceEvent(models.Model):
+    """A camera detection or device occurrence. The natural key makes redelivery harmless."""
+
+    pk = models.CompositePrimaryKey("device_id", "time", "event_id")
+    time = models.DateTimeField(_("time"))
+    # Time-series rows skip the FK constraint: checking it on every insert costs ingest speed
+    # and devices are never deleted while their history is kept.
+    device = models.ForeignKey(
+        "org.Device", verbose_name=_("device"), on_delete=models.DO_NOTHING, db_constraint=False
+    )
+    event_id = models.CharField(_("event id"), max_length=64)
+    township = models.ForeignKey(
+        "org.Township", verbose_name=_("township"), on_delete=models.DO_NOTHING, db_constraint=False
+    )
+    label = models.CharField(_("label"), max_length=48, blank=True)
+    score = models.FloatField(_("score"), null=True, blank=True)
+    zones = models.JSONField(_("zones"), default=list, blank=True)
+    payload = models.JSONField(_("payload"), default=dict)
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("device event")
+        verbose_name_plural = _("device events")
+
+    def __str__(self) -> str:
+        return f"{self.device_id} {self.label} {self.time:%Y-%m-%d %H:%M:%S}"
+
+
+class Reading(models.Model):
+    pk = models.CompositePrimaryKey("device_id", "metric", "time")
+    time = models.DateTimeField(_("time"))
+    device = models.ForeignKey(
+        "org.Device", verbose_name=_("device"), on_delete=models.DO_NOTHING, db_constraint=False
+    )
+    metric = models.CharField(_("metric"), max_length=48)
+    value = models.FloatField(_("value"))
+
+    class Meta:
+        verbose_name = _("reading")
+        verbose_name_plural = _("readings")
+
+    def __str__(self) -> str:
+        return f"{self.device_id} {self.metric}={self.value}"
+
+
+class DeadLetter(models.Model):
+    """A message ingest could not store, kept with the reason so nothing is lost."""
+
+    received_at = models.DateTimeField(_("received at"), default=timezone.now, db_index=True)
+    topic = models.CharField(_("topic"), max_length=512)
+    payload = models.BinaryField(_("raw payload"))
+    reason = models.CharField(_("reason"), max_length=500)
+    replayed_at = models.DateTimeField(_("replayed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("dead letter")
+        verbose_name_plural = _("dead letters")
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.topic}: {self.reason}"
