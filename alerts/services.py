@@ -5,42 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection, transaction
+from psycopg.types.json import Jsonb
 
 from alerts.rules import AlertSpec
 from command import realtime
 from command.incidents.services import timeline_record
-from command.org.models import Category, Township
-
-_category_ids: dict[str, int] = {}
-_township_codes: dict[int, str] = {}
 
 _UPSERT = """
 INSERT INTO alerts_alert (township_id, category_id, severity, status, source, title, device_id,
                           grid_id, dedupe_key, count, first_seen, last_seen, detail)
-VALUES (%s, %s, %s, 'new', %s, %s, %s, %s, %s, 1, %s, %s, %s)
+VALUES (%s, (SELECT id FROM org_category WHERE code = %s), %s, 'new', %s, %s, %s, %s, %s, 1,
+        %s, %s, %s)
 ON CONFLICT (township_id, dedupe_key) WHERE status IN ('new', 'acknowledged')
 DO UPDATE SET count = alerts_alert.count + 1,
               last_seen = GREATEST(alerts_alert.last_seen, EXCLUDED.last_seen),
               detail = EXCLUDED.detail
-RETURNING id, (xmax = 0) AS created, count
+RETURNING id, (xmax = 0) AS created, count,
+          (SELECT code FROM org_township WHERE id = alerts_alert.township_id)
 """
-
-
-def _category_id(code: str) -> int | None:
-    if code not in _category_ids:
-        found = Category.objects.filter(code=code).values_list("id", flat=True).first()
-        if found is None:
-            return None
-        _category_ids[code] = found
-    return _category_ids[code]
-
-
-def township_code(township_id: int) -> str:
-    if township_id not in _township_codes:
-        _township_codes[township_id] = Township.objects.values_list("code", flat=True).get(
-            pk=township_id
-        )
-    return _township_codes[township_id]
 
 
 def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
@@ -49,14 +31,12 @@ def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
     Race-safe across ingest workers: the partial unique index decides, not a read-then-write.
     Returns ``(alert_id, created)``.
     """
-    from psycopg.types.json import Jsonb
-
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             _UPSERT,
             [
                 spec.township_id,
-                _category_id(spec.category_code),
+                spec.category_code,
                 spec.severity,
                 spec.source,
                 spec.title,
@@ -68,7 +48,7 @@ def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
                 Jsonb(spec.detail or {}),
             ],
         )
-        alert_id, created, count = cursor.fetchone()
+        alert_id, created, count, township = cursor.fetchone()
         action = "alert.raised" if created else "alert.updated"
         after: dict[str, Any] = {"status": "new", "count": count, "severity": spec.severity}
         timeline_record(
@@ -81,7 +61,7 @@ def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
             time=spec.time,
         )
         realtime.broadcast_on_commit(
-            realtime.board_group(township_code(spec.township_id)),
+            realtime.board_group(township),
             {"type": action, "alert_id": alert_id},
         )
     return alert_id, created

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,12 +61,19 @@ class BatchResult:
 class DeviceDirectory:
     """(township code, device code) → device, cached; misses are looked up in one query."""
 
+    # An administrator's fix (a new device, a device moved to another grid) shows within this.
+    TTL = 60.0
+
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], DeviceRef | None] = {}
         self._lock = threading.Lock()
+        self._loaded_at = time.monotonic()
 
     def resolve(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], DeviceRef | None]:
         with self._lock:
+            if time.monotonic() - self._loaded_at > self.TTL:
+                self._cache.clear()
+                self._loaded_at = time.monotonic()
             missing = [key for key in keys if key not in self._cache]
         if missing:
             found: dict[tuple[str, str], DeviceRef | None] = dict.fromkeys(missing)
@@ -78,8 +86,6 @@ class DeviceDirectory:
                 if key in found:
                     found[key] = DeviceRef(device_id, township_id, grid_id, kind, code)
             with self._lock:
-                # An unknown device is remembered briefly as unknown; forget() lets an
-                # administrator's fix take effect without a restart.
                 self._cache.update(found)
         with self._lock:
             return {key: self._cache.get(key) for key in keys}

@@ -1,0 +1,80 @@
+"""`whistle seed_demo`: create or refresh the demo township 清水镇 and print how to log in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from command.org.demo import DEMO_USERNAMES, seed_demo
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or refresh the demo township 清水镇 (Qingshui Town): departments, responsibility "
+        "list, grids, devices and demo accounts. Safe to run again: it changes nothing that is "
+        "already in place."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--password",
+            action="append",
+            default=[],
+            metavar="USERNAME=SECRET",
+            help=f"set one account's password; repeatable. Accounts: {', '.join(DEMO_USERNAMES)}",
+        )
+        parser.add_argument(
+            "--password-for-all",
+            metavar="SECRET",
+            help="set the same password on every demo account (a --password overrides it)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        passwords: dict[str, str] = {}
+        if options["password_for_all"]:
+            passwords = dict.fromkeys(DEMO_USERNAMES, options["password_for_all"])
+        for item in options["password"]:
+            username, sep, secret = item.partition("=")
+            if not sep or not username or not secret:
+                raise CommandError(f"--password wants USERNAME=SECRET, got {item!r}")
+            if username not in DEMO_USERNAMES:
+                raise CommandError(
+                    f"{username!r} is not a demo account ({', '.join(DEMO_USERNAMES)})"
+                )
+            passwords[username] = secret
+
+        summary = seed_demo(passwords=passwords)
+
+        out = self.stdout
+        if summary.created or summary.updated:
+            out.write(
+                self.style.SUCCESS(
+                    f"演示乡镇已就绪 / Demo township ready: {summary.township} "
+                    f"(新建 created {summary.created}, 更新 updated {summary.updated})"
+                )
+            )
+        else:
+            out.write(
+                self.style.SUCCESS(
+                    f"演示乡镇已是最新 / Demo township already up to date: {summary.township}"
+                )
+            )
+        out.write(
+            f"  网格 grids: {summary.grids} "
+            f"(综合 comprehensive {summary.comprehensive_grids}, "
+            f"专属 dedicated {summary.dedicated_grids})"
+        )
+        out.write(
+            f"  设备 devices: {summary.devices} "
+            f"(摄像头 cameras {summary.cameras}, 传感器 sensors {summary.sensors}, "
+            f"网关 gateways {summary.gateways})"
+        )
+        out.write(
+            f"  部门 departments: {summary.departments}, 事项类别 categories: "
+            f"{summary.categories}, 清单条目 responsibilities: {summary.responsibilities}"
+        )
+        out.write("账号 / Accounts:")
+        for username, role, password in summary.accounts:
+            shown = password if password is not None else "(密码未改 / password unchanged)"
+            out.write(f"  {username:<11} {role:<18} {shown}")

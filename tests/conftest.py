@@ -1,0 +1,195 @@
+"""Shared fixtures: one helper per seam (publish_mqtt, capture_broadcasts, board_page).
+
+Tests talk to real services. A test that needs a service it cannot find fails when
+WHISTLE_REQUIRE_SERVICES=1 (CI) and skips with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("WHISTLE_REQUIRE_SERVICES") == "1"
+ARTIFACTS = Path(os.environ.get("WHISTLE_TEST_ARTIFACTS", "test-artifacts")).resolve()
+
+
+def need_service(reason: str) -> None:
+    """Fail in CI, skip on a laptop."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required service missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def wait_for(
+    condition: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll ``condition`` until it returns something truthy, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        need_service("REDIS_URL is not set; the web server runs in another process")
+    parts = urlsplit(url)
+    if not _reachable(parts.hostname or "127.0.0.1", parts.port or 6379):
+        need_service(f"Redis at {url} is not reachable")
+    return url
+
+
+# --- MQTT ---------------------------------------------------------------------------------------
+
+
+class MqttBroker:
+    def __init__(self, url: str, protocol: str, users: dict[str, str]) -> None:
+        self.url = url
+        self.protocol = protocol
+        self.users = users
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 1883
+
+    def url_for(self, user: str) -> str:
+        if user not in self.users:
+            return self.url
+        return f"mqtt://{user}:{self.users[user]}@{self.host}:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttBroker]:
+    """Mosquitto started with the project's own config; the embedded broker where there is none."""
+    users = {"whistle-ingest": "ingest-test-password", "qingshui": "gateway-test-password"}
+    if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
+        from tests.brokers import mosquitto_broker
+
+        with mosquitto_broker(tmp_path_factory.mktemp("mosquitto"), users) as broker:
+            yield MqttBroker(broker.url, "5", users)
+        return
+    if REQUIRE_SERVICES:
+        pytest.fail("mosquitto is not installed (apt-get install mosquitto)", pytrace=False)
+    from command.embedded import EmbeddedBroker, free_port
+
+    embedded = EmbeddedBroker(port=free_port()).start()
+    try:
+        yield MqttBroker(embedded.url, "3.1.1", {})
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture
+def mqtt_settings(settings: Any, mqtt_broker: MqttBroker) -> MqttBroker:
+    settings.MQTT_URL = mqtt_broker.url_for("whistle-ingest")
+    settings.MQTT_PROTOCOL = mqtt_broker.protocol
+    return mqtt_broker
+
+
+@pytest.fixture
+def publish_mqtt(mqtt_settings: MqttBroker) -> Iterator[Callable[..., None]]:
+    """publish_mqtt(topic, payload, user="qingshui") — QoS 1, waits for the broker's PUBACK."""
+    from streams.mqtt.client import broker_config, connect, make_client
+
+    clients: dict[str, Any] = {}
+
+    def publish(topic: str, payload: bytes | str, *, user: str = "qingshui", retain=False) -> None:
+        if user not in clients:
+            config = broker_config(mqtt_settings.url_for(user))
+            client, _ = make_client(f"test-pub-{user}", config=config)
+            connect(client, config)
+            client.loop_start()
+            clients[user] = client
+        data = payload.encode() if isinstance(payload, str) else payload
+        info = clients[user].publish(topic, data, qos=1, retain=retain)
+        info.wait_for_publish(timeout=5)
+        assert info.is_published(), f"broker did not acknowledge {topic}"
+
+    yield publish
+    for client in clients.values():
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.fixture
+def ingest_worker(mqtt_settings: MqttBroker, transactional_db: None) -> Iterator[Any]:
+    """A real `whistle ingest` worker in a thread, subscribed before the test publishes."""
+    import uuid
+
+    from streams.ingest import directory
+    from streams.mqtt.client import IngestWorker
+
+    directory.forget()
+    worker = IngestWorker(f"test-ingest-{uuid.uuid4().hex[:6]}")
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    assert worker.wait_subscribed(10), "ingest worker did not subscribe"
+    yield worker
+    worker.stop()
+    thread.join(10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hasher() -> None:
+    """Hashing the demo passwords with PBKDF2 costs ~0.6 s a test; what is tested is the login
+    flow, not the hash. Set for the session so the forked web server inherits it."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def demo(db: None) -> Any:
+    from command.org.demo import seed_demo
+
+    return seed_demo(passwords=DEMO_PASSWORDS)
+
+
+@pytest.fixture
+def demo_committed(transactional_db: None) -> Any:
+    from command.org.demo import seed_demo
+
+    return seed_demo(passwords=DEMO_PASSWORDS)
+
+
+DEMO_PASSWORDS = {
+    "admin": "admin-test-pass",
+    "duty": "duty-test-pass",
+    "supervisor": "supervisor-test-pass",
+    "chengguan": "chengguan-test-pass",
+    "police": "police-test-pass",
+    "grid01": "grid01-test-pass",
+}
+
+
+@pytest.fixture
+def capture_broadcasts() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    from command.realtime import capture_broadcasts as capture
+
+    with capture() as captured:
+        yield captured

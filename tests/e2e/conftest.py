@@ -1,0 +1,103 @@
+"""Browser tests: real daphne in its own process, Redis between it and the ingest worker, real
+chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import ARTIFACTS, DEMO_PASSWORDS, need_service
+
+CHROMIUM = os.environ.get("WHISTLE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+# Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
+# ordinary blocking calls between browser steps.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup: Any, django_db_blocker: Any, redis_url: str) -> Iterator[str]:
+    from daphne.testing import DaphneProcess
+    from django.conf import settings
+    from django.db import connections
+
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis"), (
+        "the web server runs in another process, so the channel layer must be Redis"
+    )
+
+    def get_application() -> Any:
+        from command.asgi import application
+
+        return application
+
+    with django_db_blocker.unblock():
+        connections.close_all()  # a forked child must not share our sockets
+
+    def allow_database() -> None:
+        # The child inherits pytest-django's blocker; the server must reach the test database.
+        django_db_blocker.unblock()
+
+    process = DaphneProcess("127.0.0.1", get_application, setup=allow_database)
+    process.daemon = True
+    process.start()
+    if not process.ready.wait(20):
+        raise RuntimeError("daphne did not start in 20 s")
+    yield f"http://127.0.0.1:{process.port.value}"
+    process.terminate()
+    process.join(10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        need_service(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need_service("playwright is not installed (pip install -e .[test])")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def board_page(browser: Any, daphne_server: str) -> Iterator[Callable[..., Any]]:
+    """board_page(username) → a Playwright page signed in, showing its home (the board)."""
+    contexts = []
+
+    def open_page(username: str, *, viewport=(1920, 1080), locale="zh-CN") -> Any:
+        context = browser.new_context(
+            viewport={"width": viewport[0], "height": viewport[1]}, locale=locale
+        )
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{daphne_server}/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", DEMO_PASSWORDS[username])
+        with page.expect_navigation():
+            page.click("button[type=submit].primary")
+        if "/login/" in page.url:
+            screenshot(page, f"login-failed-{username}")
+            raise AssertionError(f"{username} could not sign in: {page.inner_text('body')}")
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))

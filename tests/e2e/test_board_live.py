@@ -1,0 +1,55 @@
+"""A camera event over MQTT appears on the duty officer's board without a reload."""
+
+import json
+import time
+
+import pytest
+
+from alerts.models import Alert
+from tests.conftest import wait_for
+from tests.e2e.conftest import screenshot
+
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
+
+def test_camera_event_appears_live_on_the_duty_board(
+    daphne_server, demo_committed, ingest_worker, publish_mqtt, board_page
+):
+    page = board_page("duty")
+    assert page.url.endswith("/board/qingshui/")
+    page.wait_for_selector("#live-status.live", timeout=10_000)
+    page.evaluate("window.__notReloaded = true")
+
+    payload = {"id": "e2e-1", "ts": int(time.time() * 1000), "label": "excavator", "score": 0.93}
+    publish_mqtt("whistle/qingshui/camera/cam-quarry/event", json.dumps(payload))
+
+    alert = wait_for(lambda: Alert.objects.filter(device__code="cam-quarry").first())
+    row = page.wait_for_selector(f"#alert-{alert.pk}", timeout=10_000)
+    assert "盗采" in row.inner_text()
+    assert page.evaluate("window.__notReloaded") is True
+    assert page.inner_text("#open-count") == "1"
+
+    # A repeat counts up on the same row instead of adding one.
+    payload.update(id="e2e-2")
+    publish_mqtt("whistle/qingshui/camera/cam-quarry/event", json.dumps(payload))
+    page.wait_for_selector(f"#alert-{alert.pk} .repeat", timeout=10_000)
+    assert page.locator("#alert-queue li.alert").count() == 1
+    screenshot(page, "board-live-alert")
+
+
+def test_department_member_cannot_open_the_board_or_its_socket(
+    daphne_server, demo_committed, board_page
+):
+    page = board_page("chengguan")
+    response = page.goto(f"{daphne_server}/board/qingshui/")
+    assert response.status == 403
+    # The socket is refused too, even from a page of our own origin with the member's cookie.
+    outcome = page.evaluate(
+        """() => new Promise(resolve => {
+            const ws = new WebSocket(`ws://${location.host}/ws/board/qingshui/`);
+            ws.onopen = () => resolve("open");
+            ws.onerror = () => resolve("refused");
+            setTimeout(() => resolve("timeout"), 5000);
+        })"""
+    )
+    assert outcome == "refused"

@@ -1,0 +1,80 @@
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from command.asgi import application
+from command.org.models import User
+from tests.conftest import DEMO_PASSWORDS
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+def session_cookie(username: str) -> bytes:
+    client = Client()
+    assert client.login(username=username, password=DEMO_PASSWORDS[username])
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def connect(path: str, cookie: bytes | None, origin=ORIGIN):
+    async def run():
+        headers = [origin, (b"host", b"localhost")]
+        if cookie:
+            headers.append((b"cookie", cookie))
+        communicator = WebsocketCommunicator(application, path, headers=headers)
+        connected, code = await communicator.connect(timeout=5)
+        first = await communicator.receive_from(timeout=5) if connected else None
+        await communicator.disconnect()
+        return connected, code, first
+
+    return async_to_sync(run)()
+
+
+@pytest.mark.django_db
+def test_pages_need_login(client, demo):
+    for path in ("/", "/board/qingshui/"):
+        response = client.get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/login/")
+    assert client.get("/login/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_duty_officer_lands_on_the_board(client, demo):
+    client.login(username="duty", password=DEMO_PASSWORDS["duty"])
+    response = client.get("/", follow=True)
+    assert response.redirect_chain[-1][0] == "/board/qingshui/"
+    body = response.content.decode()
+    assert 'ws-connect="/ws/board/qingshui/"' in body and 'id="alert-queue"' in body
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("username", ["chengguan", "grid01"])
+def test_other_roles_cannot_open_the_duty_board(client, demo, username):
+    client.login(username=username, password=DEMO_PASSWORDS[username])
+    assert client.get("/board/qingshui/").status_code == 403
+    assert client.get("/", follow=True).redirect_chain == []
+
+
+@pytest.mark.django_db
+def test_duty_officer_cannot_open_another_townships_board(client, demo):
+    from command.org.models import Township
+
+    Township.objects.create(code="elsewhere", name="别处镇")
+    client.login(username="duty", password=DEMO_PASSWORDS["duty"])
+    assert client.get("/board/elsewhere/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_board_socket_sends_full_state_to_the_duty_officer(demo_committed):
+    connected, _, first = connect("/ws/board/qingshui/", session_cookie("duty"))
+    assert connected
+    assert 'id="alert-queue"' in first and 'hx-swap-oob="true"' in first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_board_socket_refuses_department_member_anonymous_and_foreign_origin(demo_committed):
+    assert User.objects.get(username="chengguan").role == User.Role.DEPARTMENT_MEMBER
+    assert connect("/ws/board/qingshui/", session_cookie("chengguan"))[0] is False
+    assert connect("/ws/board/qingshui/", None)[0] is False
+    evil = (b"origin", b"http://evil.example")
+    assert connect("/ws/board/qingshui/", session_cookie("duty"), origin=evil)[0] is False

@@ -1,0 +1,110 @@
+import json
+import time
+
+import pytest
+from django.utils import timezone
+
+from alerts.models import Alert
+from command.incidents.models import TimelineEntry
+from command.org.models import Device
+from streams.ingest import InboundMessage, directory, store_batch
+from streams.models import DeadLetter, DeviceEvent, Reading
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fresh_directory():
+    directory.forget()
+
+
+def camera_message(device="cam-01", event_id="evt-1", label="excavator", **extra):
+    payload = {"id": event_id, "ts": int(time.time() * 1000), "label": label, "score": 0.9}
+    payload.update(extra)
+    return InboundMessage(f"whistle/qingshui/camera/{device}/event", json.dumps(payload).encode())
+
+
+def test_camera_event_is_stored_and_raises_one_alert(
+    demo, django_capture_on_commit_callbacks, capture_broadcasts
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        result = store_batch([camera_message()])
+    assert (result.events, result.alerts_raised, result.dead_letters) == (1, 1, 0)
+    event = DeviceEvent.objects.get()
+    assert (event.device.code, event.label, event.event_id) == ("cam-01", "excavator", "evt-1")
+    alert = Alert.objects.get()
+    assert alert.category.code == "illegal-mining"
+    assert alert.device_id == event.device_id and alert.status == Alert.Status.NEW
+    assert capture_broadcasts == [
+        ("board.qingshui", {"type": "alert.raised", "alert_id": alert.pk})
+    ]
+    assert (
+        TimelineEntry.objects.filter(
+            subject_type="alert", subject_id=alert.pk, action="alert.raised"
+        ).count()
+        == 1
+    )
+
+
+def test_redelivered_message_changes_nothing(demo):
+    message = camera_message()
+    store_batch([message])
+    again = store_batch([message])
+    assert (again.events, again.duplicates, again.alerts_raised) == (0, 1, 0)
+    assert DeviceEvent.objects.count() == 1
+    assert Alert.objects.get().count == 1
+
+
+def test_repeats_count_up_on_the_open_alert(demo):
+    store_batch([camera_message(event_id="a"), camera_message(event_id="b")])
+    store_batch([camera_message(event_id="c")])
+    alert = Alert.objects.get()
+    assert alert.count == 3
+    assert DeviceEvent.objects.count() == 3
+
+
+def test_bad_messages_become_dead_letters_and_good_ones_in_the_batch_are_stored(demo):
+    result = store_batch(
+        [
+            InboundMessage("whistle/qingshui/camera/cam-01/event", b"{oops"),
+            camera_message(device="cam-404"),
+            InboundMessage("whistle/qingshui/elevator/e-1/event", b"{}"),
+            camera_message(event_id="good"),
+            InboundMessage("whistle/qingshui/sensor/wl-01/telemetry", b'{"water_level": NaN}'),
+        ]
+    )
+    assert result.events == 1 and result.dead_letters == 4
+    reasons = sorted(DeadLetter.objects.values_list("reason", flat=True))
+    assert any("malformed JSON" in r for r in reasons)
+    assert "unknown device qingshui/cam-404" in reasons
+    assert "topic matches no known format" in reasons
+    assert any("NaN" in r for r in reasons)
+    # The raw bytes are kept so an administrator can replay after fixing the cause.
+    assert bytes(DeadLetter.objects.get(topic__endswith="cam-01/event").payload) == b"{oops"
+
+
+def test_telemetry_is_stored_and_marks_the_device_online(demo):
+    before = timezone.now()
+    result = store_batch(
+        [InboundMessage("whistle/qingshui/sensor/wl-01/telemetry", b'{"water_level": 2.75}')]
+    )
+    assert result.readings == 1
+    reading = Reading.objects.get()
+    assert (reading.metric, reading.value) == ("water_level", 2.75)
+    device = Device.objects.get(code="wl-01")
+    assert device.online and device.last_seen >= before
+
+
+def test_gateway_status_offline_marks_it_offline(demo):
+    gateway = Device.objects.filter(kind=Device.Kind.GATEWAY).first()
+    topic = f"whistle/qingshui/gateway/{gateway.code}/status"
+    store_batch([InboundMessage(topic, b"online")])
+    assert Device.objects.get(pk=gateway.pk).online
+    store_batch([InboundMessage(topic, b"offline")])
+    assert not Device.objects.get(pk=gateway.pk).online
+
+
+def test_unknown_labels_are_stored_without_an_alert(demo):
+    result = store_batch([camera_message(label="bicycle")])
+    assert result.events == 1 and result.alerts_raised == 0
+    assert not Alert.objects.exists()
