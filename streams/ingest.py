@@ -56,6 +56,7 @@ class BatchResult:
     dead_letters: int = 0
     alerts_raised: int = 0
     alert_ids: list[int] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (topic, reason)
 
 
 class DeviceDirectory:
@@ -120,8 +121,11 @@ WHERE d.id = s.id
 """
 
 
-def store_batch(messages: Sequence[InboundMessage], *, now: datetime | None = None) -> BatchResult:
-    """Parse and store ``messages``; bad ones become dead letters in the same transaction."""
+def store_batch(
+    messages: Sequence[InboundMessage], *, now: datetime | None = None, keep_dead: bool = True
+) -> BatchResult:
+    """Parse and store ``messages``; bad ones become dead letters in the same transaction
+    (or, with ``keep_dead=False``, are only reported in ``result.rejected``)."""
     now = now or timezone.now()
     prefix = settings.MQTT_TOPIC_PREFIX
     result = BatchResult(messages=len(messages))
@@ -163,10 +167,11 @@ def store_batch(messages: Sequence[InboundMessage], *, now: datetime | None = No
         previous = seen.get(ref.id)
         seen[ref.id] = (max(previous[0], now) if previous else now, online)
 
+    result.rejected = [(letter.topic, letter.reason) for letter in dead]
     with transaction.atomic():
-        if dead:
+        if dead and keep_dead:
             DeadLetter.objects.bulk_create(dead)
-            result.dead_letters = len(dead)
+        result.dead_letters = len(dead)
         with connection.cursor() as cursor:
             new_keys: set[tuple[int, datetime, str]] = set()
             if events:
@@ -230,3 +235,26 @@ def _dead(message: InboundMessage, reason: str, now: datetime) -> DeadLetter:
     return DeadLetter(
         topic=message.topic[:512], payload=message.payload, reason=reason[:500], received_at=now
     )
+
+
+def dead_letters_replay(*, ids: Sequence[int]) -> tuple[int, int]:
+    """Feed dead letters through ingest again (after an administrator fixed the cause).
+
+    Each letter that now stores is marked replayed; one that still fails keeps its row with the
+    new reason. Returns ``(replayed, still_failing)``.
+    """
+    directory.forget()
+    replayed = failing = 0
+    for letter in DeadLetter.objects.filter(pk__in=ids, replayed_at__isnull=True).order_by("pk"):
+        message = InboundMessage(letter.topic, bytes(letter.payload))
+        with transaction.atomic():
+            result = store_batch([message], keep_dead=False)
+            if result.rejected:
+                letter.reason = result.rejected[0][1][:500]
+                letter.save(update_fields=["reason"])
+                failing += 1
+            else:
+                letter.replayed_at = timezone.now()
+                letter.save(update_fields=["replayed_at"])
+                replayed += 1
+    return replayed, failing

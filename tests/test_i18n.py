@@ -55,7 +55,11 @@ def test_login_page_defaults_to_chinese(client):
     ("headers", "present", "absent"),
     [
         (ZH, ["告警队列", "值班看板", "清水镇", "连接中…", "退出", "值班员"], ["Alert queue"]),
-        (EN, ["Alert queue", "Duty board", "Qingshui Town", "Log out", "Duty officer"], ["告警队列"]),
+        (
+            EN,
+            ["Alert queue", "Duty board", "Qingshui Town", "Log out", "Duty officer"],
+            ["告警队列"],
+        ),
     ],
 )
 def test_duty_board_in_both_languages(client, demo, headers, present, absent):
@@ -76,12 +80,38 @@ def test_duty_board_in_both_languages(client, demo, headers, present, absent):
     ],
 )
 def test_admin_index_shows_translated_apps_and_models(client, demo, headers, present, absent):
+    from django.contrib import admin
+
+    from command.org.models import Device, Grid
+
+    unregistered = [m._meta.label for m in (Grid, Device) if not admin.site.is_registered(m)]
+    assert not unregistered, f"not registered in the admin: {unregistered}"
     assert client.login(username="admin", password=DEMO_PASSWORDS["admin"])
     body = page(client, "/admin/", headers)
     for text in present:
         assert text in body
     for text in absent:
         assert text not in body
+
+
+def test_verbose_names_are_translated():
+    """What the admin shows, independent of which models are registered there."""
+    from django.apps import apps
+    from django.utils import translation
+
+    from alerts.models import Alert
+    from command.org.models import Device, Grid
+    from streams.models import DeadLetter
+
+    with translation.override("zh-hans"):
+        assert str(apps.get_app_config("org").verbose_name) == "组织机构"
+        assert str(Grid._meta.verbose_name_plural) == "网格"
+        assert str(Device._meta.verbose_name_plural) == "设备"
+        assert str(DeadLetter._meta.verbose_name) == "异常消息（死信）"
+        assert str(Alert.Status.ESCALATED.label) == "已转事件"
+    with translation.override("en"):
+        assert str(Grid._meta.verbose_name_plural) == "grids"
+        assert str(Alert.Status.ESCALATED.label) == "Escalated to incident"
 
 
 # --- the catalog --------------------------------------------------------------------------------

@@ -108,3 +108,22 @@ def test_unknown_labels_are_stored_without_an_alert(demo):
     result = store_batch([camera_message(label="bicycle")])
     assert result.events == 1 and result.alerts_raised == 0
     assert not Alert.objects.exists()
+
+
+def test_dead_letter_replays_after_the_device_is_registered(demo):
+    from command.org.models import Township
+    from streams.ingest import dead_letters_replay
+
+    store_batch([camera_message(device="cam-new", event_id="late")])
+    letter = DeadLetter.objects.get()
+    assert letter.reason == "unknown device qingshui/cam-new"
+    assert dead_letters_replay(ids=[letter.pk]) == (0, 1)
+
+    Device.objects.create(
+        township=Township.objects.get(code="qingshui"), code="cam-new", kind="camera", name="新"
+    )
+    assert dead_letters_replay(ids=[letter.pk]) == (1, 0)
+    letter.refresh_from_db()
+    assert letter.replayed_at is not None
+    assert DeviceEvent.objects.filter(event_id="late").count() == 1
+    assert DeadLetter.objects.count() == 1  # replay added no new letter

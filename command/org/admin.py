@@ -1,0 +1,87 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils.translation import gettext_lazy as _
+
+from command.org.models import (
+    Category,
+    Department,
+    Device,
+    Grid,
+    Responsibility,
+    Township,
+    User,
+)
+
+
+@admin.register(Township)
+class TownshipAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "name_en", "district", "time_zone"]
+    search_fields = ["code", "name", "name_en"]
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "name_en"]
+    search_fields = ["code", "name", "name_en"]
+
+
+class ResponsibilityInline(admin.TabularInline):
+    model = Responsibility
+    extra = 1
+    autocomplete_fields = ["category"]
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "name_en", "kind", "township", "contact_name", "contact_phone"]
+    list_filter = ["kind", "township"]
+    search_fields = ["code", "name", "name_en"]
+    inlines = [ResponsibilityInline]
+
+
+@admin.register(Responsibility)
+class ResponsibilityAdmin(admin.ModelAdmin):
+    list_display = ["category", "department", "lead"]
+    list_filter = ["lead", "category", "department__kind"]
+    autocomplete_fields = ["category", "department"]
+
+
+@admin.register(Grid)
+class GridAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "name_en", "kind", "township", "head"]
+    list_filter = ["kind", "township"]
+    search_fields = ["code", "name", "name_en"]
+    autocomplete_fields = ["head", "members"]
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    list_display = [
+        "code",
+        "name",
+        "kind",
+        "sensor_type",
+        "township",
+        "grid",
+        "online",
+        "last_seen",
+    ]
+    list_filter = ["kind", "online", "sensor_type", "township"]
+    search_fields = ["code", "name", "name_en"]
+    autocomplete_fields = ["grid", "gateway"]
+    readonly_fields = ["online", "last_seen"]
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ["username", "last_name", "first_name", "role", "township", "department"]
+    list_filter = ["role", "township", "department", "is_active"]
+    autocomplete_fields = ["township", "department"]
+    fieldsets = (
+        *DjangoUserAdmin.fieldsets,
+        (_("Role and scope"), {"fields": ("role", "township", "department", "phone")}),
+    )
+    add_fieldsets = (
+        *DjangoUserAdmin.add_fieldsets,
+        (_("Role and scope"), {"fields": ("role", "township", "department")}),
+    )
