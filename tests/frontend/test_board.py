@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
@@ -27,7 +29,10 @@ def connect(path: str, cookie: bytes | None, origin=ORIGIN):
         await communicator.disconnect()
         return connected, code, first
 
-    return async_to_sync(run)()
+    # Playwright's sync API may hold an event loop in this thread (browser tests in the same
+    # session), so the socket conversation runs on a thread of its own.
+    with ThreadPoolExecutor(1) as executor:
+        return executor.submit(async_to_sync(run)).result()
 
 
 @pytest.mark.django_db
