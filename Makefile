@@ -18,12 +18,14 @@ $(STAMP): pyproject.toml constraints.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# Debian packages the tests use: chromium for the browser tests, mosquitto so the tests run the
-# broker with the project's own config. Installed where the machine allows (root or sudo).
+# Debian packages the tests use: chromium for the browser tests (with a CJK font, so screenshots
+# show Chinese), mosquitto so the tests run the broker with the project's own config. Installed
+# where the machine allows (root or sudo).
 system-packages:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
 	    echo "installing$$missing with apt"; \

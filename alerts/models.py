@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Severity(models.TextChoices):
@@ -55,7 +56,7 @@ class Alert(models.Model):
     dedupe_key = models.CharField(_("dedupe key"), max_length=200)
     count = models.PositiveIntegerField(_("occurrences"), default=1)
     first_seen = models.DateTimeField(_("first seen"), default=timezone.now)
-    last_seen = models.DateTimeField(_("last seen"), default=timezone.now)
+    last_seen = models.DateTimeField(pgettext_lazy("alert", "last seen"), default=timezone.now)
     detail = models.JSONField(_("detail"), default=dict, blank=True)
 
     class Meta:
@@ -77,3 +78,10 @@ class Alert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+    @property
+    def label_display(self) -> str:
+        from alerts.rules import label_name
+
+        label = self.detail.get("label") if isinstance(self.detail, dict) else None
+        return label_name(label) if label else ""

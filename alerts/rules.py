@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 from alerts.models import Severity
 
 # label → (category code, severity). Labels are Frigate's / the gateways' own words.
@@ -24,6 +26,27 @@ CAMERA_LABELS: dict[str, tuple[str, str]] = {
     "street_vendor": ("unlicensed-business", Severity.WARNING),
     "flood": ("flood", Severity.CRITICAL),
 }
+
+
+# How a detection label reads on the board, in the user's language.
+LABEL_NAMES = {
+    "excavator": _("excavator"),
+    "dump_truck": _("dump truck"),
+    "fire": _("open fire"),
+    "smoke": _("smoke"),
+    "straw_burning": _("straw burning"),
+    "crowd": _("crowd gathering"),
+    "fight": _("fight"),
+    "illegal_parking": _("illegal parking"),
+    "garbage": _("garbage"),
+    "debris": _("piled debris"),
+    "street_vendor": _("street vendor"),
+    "flood": _("flooding"),
+}
+
+
+def label_name(label: str) -> str:
+    return str(LABEL_NAMES.get(label, label))
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,8 +51,13 @@ def postgres_url(database: str = "whistle") -> str:
     # re-run initdb; `whistle demo` stops it at exit.
     server = get_server(pgdata, cleanup_mode="stop")
     info = server.get_postmaster_info()
-    with contextlib.suppress(Exception):
-        server.psql(f"CREATE DATABASE {database};")
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(info.get_uri(database="postgres"), autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
+        if not found:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     url = info.get_uri(database=database)
     log.info("embedded PostgreSQL at %s", pgdata)
     return url

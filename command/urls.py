@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 
 from frontend import views
 
@@ -13,3 +14,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]
+
+admin.site.site_header = _("Whistle command center administration")
+admin.site.site_title = _("Whistle administration")
+admin.site.index_title = _("Organisation, devices and data")

@@ -135,6 +135,16 @@ class User(AbstractUser):
         verbose_name = _("user")
         verbose_name_plural = _("users")
 
+    @property
+    def display_name(self) -> str:
+        """王晓明 for Chinese names (family name first, no space), Ann Lee otherwise."""
+        first, last = self.first_name.strip(), self.last_name.strip()
+        if not (first or last):
+            return self.username
+        if any("\u4e00" <= ch <= "\u9fff" for ch in first + last):
+            return f"{last}{first}"
+        return f"{first} {last}".strip()
+
     def can_watch_board(self, township: Township) -> bool:
         """Duty officers of the township, supervisors and administrators (district-wide when
         they have no township) may watch a township's board."""
