@@ -18,9 +18,12 @@ def run_worker(stop: threading.Event | None = None) -> None:
 
 
 async def _run(app, stop: threading.Event | None) -> None:
-    worker = asyncio.create_task(
-        app.run_worker_async(install_signal_handlers=stop is None, queues=None)
-    )
+    async with app.open_async():
+        await _work(app, stop)
+
+
+async def _work(app, stop: threading.Event | None) -> None:
+    worker = asyncio.create_task(app.run_worker_async(install_signal_handlers=stop is None))
     if stop is None:
         await worker
         return
