@@ -133,6 +133,9 @@ MQTT_URL = os.environ.get("MQTT_URL", "")
 MQTT_PROTOCOL = os.environ.get("MQTT_PROTOCOL", "5")
 MQTT_CLIENT_ID = os.environ.get("MQTT_CLIENT_ID", "whistle-ingest")
 MQTT_TOPIC_PREFIX = os.environ.get("MQTT_TOPIC_PREFIX", "whistle")
+# Set to share the gateways' topics between several `whistle ingest` workers ($share/<group>/…).
+MQTT_SHARE_GROUP = os.environ.get("MQTT_SHARE_GROUP", "")
+FRIGATE_TOPIC_PREFIX = os.environ.get("FRIGATE_TOPIC_PREFIX", "frigate")
 
 # --- auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "org.User"

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -107,9 +108,17 @@ ON CONFLICT DO NOTHING
 RETURNING device_id, time, event_id
 """
 
-_INSERT_READINGS = """
+# Readings go through COPY into a per-connection staging table, then one INSERT … ON CONFLICT DO
+# NOTHING: COPY is PostgreSQL's fastest way in, and the conflict clause makes a redelivered
+# message (the same device, metric and time) change nothing.
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS ingest_reading
+    (device_id bigint, metric text, time timestamptz, value float8) ON COMMIT DELETE ROWS
+"""
+_COPY_READINGS = "COPY ingest_reading (device_id, metric, time, value) FROM STDIN (FORMAT BINARY)"
+_MERGE_READINGS = """
 INSERT INTO streams_reading (device_id, metric, time, value)
-SELECT * FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::float8[])
+SELECT device_id, metric, time, value FROM ingest_reading
 ON CONFLICT DO NOTHING
 """
 
@@ -191,16 +200,7 @@ def store_batch(
                 )
                 new_keys = {(row[0], row[1], row[2]) for row in cursor.fetchall()}
             if readings:
-                cursor.execute(
-                    _INSERT_READINGS,
-                    [
-                        [ref.id for ref, _ in readings],
-                        [reading.metric for _, reading in readings],
-                        [reading.time for _, reading in readings],
-                        [reading.value for _, reading in readings],
-                    ],
-                )
-                result.readings = max(cursor.rowcount, 0)
+                result.readings = _copy_readings(cursor.cursor, readings)
             if seen:
                 ids = sorted(seen)
                 cursor.execute(
@@ -228,6 +228,18 @@ def store_batch(
                 result.alert_ids.append(alert_id)
                 result.alerts_raised += int(created)
     return result
+
+
+def _copy_readings(cursor: psycopg.Cursor, readings: list[tuple[DeviceRef, Reading]]) -> int:
+    """COPY into the staging table and merge; returns how many readings were new."""
+    cursor.execute(_STAGING)
+    with cursor.copy(_COPY_READINGS) as copy:
+        copy.set_types(["int8", "text", "timestamptz", "float8"])
+        write = copy.write_row
+        for ref, reading in readings:
+            write((ref.id, reading.metric, reading.time, reading.value))
+    cursor.execute(_MERGE_READINGS)
+    return max(cursor.rowcount, 0)
 
 
 def _dead(message: InboundMessage, reason: str, now: datetime) -> DeadLetter:

@@ -6,12 +6,13 @@ batches and acknowledges each message after its batch has committed (paho ``manu
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import queue
 import ssl
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -20,14 +21,21 @@ import paho.mqtt.client as mqtt
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from streams import ingest
+from streams import ingest, metrics
 from streams.mqtt import topics
 
 log = logging.getLogger("whistle.mqtt")
 
-BATCH_MAX = 500
-BATCH_WAIT = 0.05  # seconds: a board should not wait longer than this for an alert
-QUEUE_MAX = 20_000  # when the database is slow paho blocks here and the broker holds the rest
+BATCH_MAX = 1000
+BATCH_WAIT = 0.02  # seconds: a board should not wait longer than this for an alert
+# When the database is slow, paho's thread blocks here, stops reading the socket, and the broker
+# keeps the backlog in the session's queue: memory stays flat.
+BUFFER_MAX = 5000
+# How many unacknowledged QoS 1 messages we let the broker send (MQTT 5 Receive Maximum). Acking
+# only after commit keeps up to about two batches outstanding; the window must exceed that or
+# the broker stalls while we commit.
+RECEIVE_MAXIMUM = 4 * BATCH_MAX
+BROKER_STORE_TOPIC = "$SYS/broker/store/messages/count"
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,7 @@ def connect(client: mqtt.Client, config: BrokerConfig, *, persistent: bool = Fal
         from paho.mqtt.properties import Properties
 
         properties = Properties(PacketTypes.CONNECT)
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
         if persistent:
             # Keep the session (and the broker's queue for us) for a week of outage.
             properties.SessionExpiryInterval = 7 * 24 * 3600
@@ -112,38 +121,116 @@ def connect(client: mqtt.Client, config: BrokerConfig, *, persistent: bool = Fal
         client.connect(config.host, config.port, keepalive=30)
 
 
+class MessageBuffer:
+    """A bounded hand-over from paho's thread to the batcher: cheaper per message than
+    queue.Queue (one lock round per batch on the taking side), and blocking when full."""
+
+    def __init__(self, limit: int = BUFFER_MAX) -> None:
+        self._items: deque[tuple[int, mqtt.MQTTMessage]] = deque()
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: tuple[int, mqtt.MQTTMessage]) -> None:
+        with self._lock:
+            while len(self._items) >= self._limit and not self.closed:
+                self._not_full.wait(0.5)
+            self._items.append(item)
+            if len(self._items) == 1:
+                self._not_empty.notify()
+
+    def take(self, limit: int, first_wait: float, fill_wait: float) -> list:
+        """Up to ``limit`` items: wait ``first_wait`` for one, then ``fill_wait`` for more."""
+        with self._lock:
+            if not self._items and not self._not_empty.wait(first_wait):
+                return []
+            if len(self._items) < limit and fill_wait > 0:
+                deadline = time.monotonic() + fill_wait
+                while len(self._items) < limit:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._lock.release()
+                    try:
+                        time.sleep(min(remaining, 0.002))
+                    finally:
+                        self._lock.acquire()
+            count = min(limit, len(self._items))
+            batch = [self._items.popleft() for _ in range(count)]
+            self._not_full.notify_all()
+            return batch
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            self._not_full.notify_all()
+
+
 class IngestWorker:
-    """Subscribe, batch, store, ack. ``run`` blocks until ``stop()``."""
+    """Subscribe, batch, store, ack. ``run`` blocks until ``stop()``.
+
+    With ``MQTT_SHARE_GROUP`` set, subscriptions are shared (``$share/<group>/…``) so several
+    workers on one broker split the stream, each message going to one of them.
+    """
 
     def __init__(
         self,
         client_id: str | None = None,
         *,
+        share_group: str | None = None,
         progress: Callable[[str], None] | None = None,
         progress_every: float = 5.0,
     ) -> None:
         self.client_id = client_id or settings.MQTT_CLIENT_ID
-        self._queue: queue.Queue[mqtt.MQTTMessage] = queue.Queue(maxsize=QUEUE_MAX)
+        self.share_group = share_group if share_group is not None else settings.MQTT_SHARE_GROUP
+        self._buffer = MessageBuffer()
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._progress = progress
         self._progress_every = progress_every
+        # Packet ids belong to one connection; a message received before a reconnect must not
+        # be acked on the new one (the broker redelivers it, and storing it again is harmless).
+        self._generation = 0
         self.totals = ingest.BatchResult()
         self.client, self.config = make_client(self.client_id, persistent=True, manual_ack=True)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
+
+    def topics(self) -> list[str]:
+        own = topics.subscriptions(settings.MQTT_TOPIC_PREFIX)
+        if self.share_group:
+            return [f"$share/{self.share_group}/{topic}" for topic in own]
+        return own
 
     # paho thread -------------------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("MQTT connect to %s refused: %s", self.config.display, reason_code)
             return
-        client.subscribe([(topic, 1) for topic in topics.subscriptions(settings.MQTT_TOPIC_PREFIX)])
+        self._generation += 1
+        client.subscribe([(topic, 1) for topic in self.topics()] + [(BROKER_STORE_TOPIC, 0)])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        failed = [code for code in reason_codes[:-1] if code.is_failure]
+        if failed:
+            log.error("broker refused the subscriptions: %s", failed)
+            return
         self._subscribed.set()
         log.info("ingest subscribed on %s as %s", self.config.display, self.client_id)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        self._queue.put(message)
+        if message.topic == BROKER_STORE_TOPIC:
+            with contextlib.suppress(ValueError):
+                metrics.BROKER_STORED.set(float(message.payload))
+            return
+        metrics.MESSAGES_RECEIVED.inc()
+        self._buffer.put((self._generation, message))
 
     # batcher thread ----------------------------------------------------------------------
     def wait_subscribed(self, timeout: float) -> bool:
@@ -151,6 +238,7 @@ class IngestWorker:
 
     def stop(self) -> None:
         self._stop.set()
+        self._buffer.close()
 
     def run(self) -> None:
         connect(self.client, self.config, persistent=True)
@@ -158,7 +246,8 @@ class IngestWorker:
         last_progress = time.monotonic()
         try:
             while not self._stop.is_set():
-                batch = self._collect()
+                batch = self._buffer.take(BATCH_MAX, first_wait=0.2, fill_wait=BATCH_WAIT)
+                metrics.QUEUED.set(len(self._buffer))
                 if batch:
                     self._store(batch)
                 if self._progress and time.monotonic() - last_progress >= self._progress_every:
@@ -174,29 +263,13 @@ class IngestWorker:
         return (
             f"ingest: {t.messages} messages, {t.events} events, {t.readings} readings, "
             f"{t.dead_letters} dead letters, {t.alerts_raised} alerts raised, "
-            f"{self._queue.qsize()} queued"
+            f"{len(self._buffer)} queued"
         )
 
-    def _collect(self) -> list[mqtt.MQTTMessage]:
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + BATCH_WAIT
-        while len(batch) < BATCH_MAX:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=remaining))
-            except queue.Empty:
-                break
-        return batch
-
-    def _store(self, batch: list[mqtt.MQTTMessage]) -> None:
-        inbound = [ingest.InboundMessage(m.topic, bytes(m.payload), m.mid, m.qos) for m in batch]
+    def _store(self, batch: list[tuple[int, mqtt.MQTTMessage]]) -> None:
+        inbound = [ingest.InboundMessage(m.topic, m.payload, m.mid, m.qos) for _, m in batch]
         delay = 0.5
+        started = time.perf_counter()
         while True:
             try:
                 close_old_connections()
@@ -204,14 +277,25 @@ class IngestWorker:
                 break
             except Exception:
                 # Not acked, so nothing is lost: retry until the database is back or we stop.
+                metrics.STORE_FAILURES.inc()
                 log.exception("storing a batch of %d failed; retrying", len(batch))
                 connection.close()
                 if self._stop.wait(delay):
                     return
                 delay = min(delay * 2, 10)
-        for message in batch:
-            if message.qos > 0:
-                self.client.ack(message.mid, message.qos)
+        generation = self._generation
+        ack = self.client.ack
+        for received_in, message in batch:
+            if message.qos > 0 and received_in == generation:
+                ack(message.mid, message.qos)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(len(batch))
+        metrics.MESSAGES_STORED.inc(len(batch))
+        metrics.DEAD_LETTERS.inc(result.dead_letters)
+        metrics.READINGS_STORED.inc(result.readings)
+        metrics.EVENTS_STORED.inc(result.events)
+        metrics.DUPLICATES.inc(result.duplicates)
+        metrics.ALERTS_RAISED.inc(result.alerts_raised)
         t = self.totals
         t.messages += result.messages
         t.events += result.events
