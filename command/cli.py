@@ -169,6 +169,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     worker = IngestWorker(args.client_id, progress=say, progress_every=args.progress_every)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=args.metrics_host)
+        say(f"ingest: Prometheus metrics on http://{args.metrics_host}:{args.metrics_port}/metrics")
     say(f"ingest: connecting to {worker.config.display} as {worker.client_id}")
     try:
         worker.run()
@@ -226,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_parser = sub.add_parser("ingest", help="MQTT ingest worker")
     ingest_parser.add_argument("--client-id", default=None)
     ingest_parser.add_argument("--progress-every", type=float, default=5.0)
+    ingest_parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("WHISTLE_METRICS_PORT") or 0),
+        help="serve Prometheus metrics on this port (0: off)",
+    )
+    ingest_parser.add_argument(
+        "--metrics-host", default=os.environ.get("WHISTLE_METRICS_HOST", "127.0.0.1")
+    )
     ingest_parser.set_defaults(func=cmd_ingest)
     worker = sub.add_parser("worker", help="job queue worker (deadlines, webhooks, sweeps)")
     worker.set_defaults(func=cmd_worker)

@@ -179,6 +179,8 @@ if PRODUCTION:
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
 # --- jobs -----------------------------------------------------------------------------------
 PROCRASTINATE_IMPORT_PATHS: list[str] = []
 

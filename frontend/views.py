@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
+from django.utils.crypto import constant_time_compare
 
 from command.org import selectors as org_selectors
 from command.org.models import User
@@ -38,3 +40,19 @@ def board(request: HttpRequest, township: str) -> HttpResponse:
 @login_not_required
 def healthz(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok", content_type="text/plain")
+
+
+@login_not_required
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics of this process: for a scraper on the same host, or one that presents
+    ``Authorization: Bearer $METRICS_TOKEN``."""
+    token = settings.METRICS_TOKEN
+    presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    local = request.META.get("REMOTE_ADDR") in ("127.0.0.1", "::1")
+    if not (local or (token and constant_time_compare(presented, token))):
+        raise PermissionDenied
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from streams import metrics as ingest_metrics  # noqa: F401 - registers the ingest series
+
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
