@@ -67,3 +67,63 @@ def migration_operation(table: str, time_column: str = "time") -> Any:
         create_time_series_table(schema_editor, table, time_column)
 
     return migrations.RunPython(forwards, migrations.RunPython.noop, elidable=False)
+
+
+# --- TimescaleDB policies and the one-minute aggregate ---------------------------------------
+
+READINGS_COMPRESS_AFTER = "7 days"
+READINGS_RETAIN = "400 days"  # a year of history for assessment, plus a margin
+EVENTS_COMPRESS_AFTER = "30 days"
+MINUTE_AGGREGATE = "streams_reading_1m"
+
+
+def configure_timescaledb(schema_editor: BaseDatabaseSchemaEditor) -> bool:
+    """Compression, retention and the continuous aggregate; a no-op on plain PostgreSQL."""
+    if not timescaledb_enabled(schema_editor.connection):
+        log.info("time-series policies: plain PostgreSQL, none to add (selectors use date_bin)")
+        return False
+    run = schema_editor.execute
+    run(
+        "ALTER TABLE streams_reading SET (timescaledb.compress,"
+        " timescaledb.compress_segmentby = 'device_id, metric',"
+        " timescaledb.compress_orderby = 'time DESC')"
+    )
+    run(
+        f"SELECT add_compression_policy('streams_reading', INTERVAL '{READINGS_COMPRESS_AFTER}',"
+        " if_not_exists => TRUE)"
+    )
+    run(
+        f"SELECT add_retention_policy('streams_reading', INTERVAL '{READINGS_RETAIN}',"
+        " if_not_exists => TRUE)"
+    )
+    run(
+        "ALTER TABLE streams_deviceevent SET (timescaledb.compress,"
+        " timescaledb.compress_segmentby = 'device_id', timescaledb.compress_orderby = 'time DESC')"
+    )
+    run(
+        f"SELECT add_compression_policy('streams_deviceevent', INTERVAL '{EVENTS_COMPRESS_AFTER}',"
+        " if_not_exists => TRUE)"
+    )
+    run(
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {MINUTE_AGGREGATE}"
+        " WITH (timescaledb.continuous) AS"
+        " SELECT device_id, metric, time_bucket(INTERVAL '1 minute', time) AS bucket,"
+        " avg(value) AS avg, min(value) AS min, max(value) AS max, count(*) AS n"
+        " FROM streams_reading GROUP BY device_id, metric, bucket WITH NO DATA"
+    )
+    run(
+        f"SELECT add_continuous_aggregate_policy('{MINUTE_AGGREGATE}',"
+        " start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 minute',"
+        " schedule_interval => INTERVAL '1 minute', if_not_exists => TRUE)"
+    )
+    log.info("time-series policies: compression, retention and %s added", MINUTE_AGGREGATE)
+    return True
+
+
+def policies_operation() -> Any:
+    from django.db import migrations
+
+    def forwards(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        configure_timescaledb(schema_editor)
+
+    return migrations.RunPython(forwards, migrations.RunPython.noop, elidable=False)
