@@ -1,13 +1,19 @@
-"""Device presence: last seen and online state, and the heartbeat timeout per device kind."""
+"""Device presence: last seen and online state, and the heartbeat timeout per device kind.
+
+Going offline is recorded as a device event labelled ``offline`` so alert rules can act on it
+like on any other event.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from command.org.models import Device
+from streams.models import DeviceEvent
 
 # A camera reports at least on motion and every minute on its heartbeat; sensors every few
 # minutes; a gateway keeps a 30 s keepalive. Past these a device counts as offline.
@@ -18,10 +24,47 @@ HEARTBEAT_TIMEOUT = {
 }
 
 
+def presence_event(
+    *, device_id: int, township_id: int, online: bool, time: datetime, reason: str
+) -> DeviceEvent:
+    label = "online" if online else "offline"
+    return DeviceEvent(
+        device_id=device_id,
+        township_id=township_id,
+        time=time,
+        event_id=f"{label}:{int(time.timestamp() * 1000)}",
+        label=label,
+        payload={"reason": reason},
+    )
+
+
 def devices_mark_stale(*, now: datetime | None = None) -> int:
     """Mark devices offline whose heartbeat timed out; returns how many changed."""
     now = now or timezone.now()
     stale = Q()
     for kind, timeout in HEARTBEAT_TIMEOUT.items():
         stale |= Q(kind=kind, last_seen__lt=now - timeout)
-    return Device.objects.filter(stale, online=True).update(online=False)
+    with transaction.atomic():
+        # skip_locked: two workers sweeping at once each take different devices.
+        rows = list(
+            Device.objects.select_for_update(skip_locked=True)
+            .filter(stale, online=True)
+            .values_list("id", "township_id")
+        )
+        if not rows:
+            return 0
+        Device.objects.filter(pk__in=[pk for pk, _ in rows]).update(online=False)
+        DeviceEvent.objects.bulk_create(
+            [
+                presence_event(
+                    device_id=pk,
+                    township_id=township,
+                    online=False,
+                    time=now,
+                    reason="heartbeat timeout",
+                )
+                for pk, township in rows
+            ],
+            ignore_conflicts=True,
+        )
+    return len(rows)

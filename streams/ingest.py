@@ -171,6 +171,22 @@ def store_batch(
             events.append((ref, parsed))
         elif isinstance(parsed, Presence):
             online = parsed.online
+            label = "online" if online else "offline"
+            # Presence is kept as an event too, so rules see a gateway's last will like a
+            # camera's detection.
+            events.append(
+                (
+                    ref,
+                    CameraEvent(
+                        event_id=f"{label}:{int(parsed.time.timestamp() * 1000)}",
+                        time=parsed.time,
+                        label=label,
+                        score=None,
+                        zones=(),
+                        payload={"reason": "status message"},
+                    ),
+                )
+            )
         else:
             readings.extend((ref, reading) for reading in parsed)
         previous = seen.get(ref.id)

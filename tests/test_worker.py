@@ -44,3 +44,8 @@ def test_worker_runs_the_stale_device_sweep_and_stops_cleanly(demo_committed):
     assert not thread.is_alive(), "worker did not stop"
     assert not errors, errors
     assert Device.objects.get(pk=fresh.pk).online
+    from streams.models import DeviceEvent
+
+    offline = DeviceEvent.objects.get(device=stale, label="offline")
+    assert offline.payload == {"reason": "heartbeat timeout"}
+    assert not DeviceEvent.objects.filter(device=fresh, label="offline").exists()

@@ -195,8 +195,8 @@ def _review(
 
     if kind == "update":
         # Sorted, because Frigate builds these lists from sets: the same update, the same key.
-        said = [severity, *(sorted(x) for x in (detections, objects, sub_labels, zones, audio))]
-        said.append(end_time)
+        lists = (detections, objects, sub_labels, zones, audio)
+        said: list[Any] = [severity, *(sorted(items) for items in lists), end_time]
         digest = hashlib.sha256(json.dumps(said).encode()).hexdigest()[:12]
         event_id = f"frigate-review:{review_id}:update:{digest}"
     else:
@@ -319,7 +319,7 @@ def _first_moment(now: datetime, *candidates: tuple[str, float | None]) -> datet
 
 def _sub_label(value: Any) -> tuple[str | None, float | None]:
     """Older Frigate sends a name, newer ``[name, score]``; both come out as name and score."""
-    if value is None:
+    if value is None or value == "":  # Frigate clears a sub label to null, older ones to ""
         return None, None
     if isinstance(value, str):
         return _text(value, "after.sub_label"), None

@@ -102,6 +102,10 @@ def test_gateway_status_offline_marks_it_offline(demo):
     assert Device.objects.get(pk=gateway.pk).online
     store_batch([InboundMessage(topic, b"offline")])
     assert not Device.objects.get(pk=gateway.pk).online
+    labels = list(
+        DeviceEvent.objects.filter(device=gateway).order_by("time").values_list("label", flat=True)
+    )
+    assert labels == ["online", "offline"]
 
 
 def test_unknown_labels_are_stored_without_an_alert(demo):
