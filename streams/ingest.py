@@ -16,7 +16,7 @@ from datetime import datetime
 
 import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -286,3 +286,39 @@ def dead_letters_replay(*, ids: Sequence[int]) -> tuple[int, int]:
                 letter.save(update_fields=["replayed_at"])
                 replayed += 1
     return replayed, failing
+
+
+def store_batch_isolating(messages: Sequence[InboundMessage]) -> BatchResult:
+    """Like :func:`store_batch`, but a message the database refuses (a constraint, a value it
+    cannot hold) becomes a dead letter instead of failing its whole batch forever.
+
+    Connection failures still raise: the caller retries those, with nothing acked.
+    """
+    try:
+        return store_batch(messages)
+    except (DataError, IntegrityError) as exc:
+        if len(messages) == 1:
+            reason = f"database refused the message: {str(exc).splitlines()[0]}"
+            DeadLetter.objects.create(
+                topic=messages[0].topic[:512], payload=messages[0].payload, reason=reason[:500]
+            )
+            log.warning("dead letter on %s: %s", messages[0].topic, reason)
+            return BatchResult(messages=1, dead_letters=1, rejected=[(messages[0].topic, reason)])
+    # Bisect: halves that store go through in one transaction each, the bad one is isolated.
+    middle = len(messages) // 2
+    left = store_batch_isolating(messages[:middle])
+    right = store_batch_isolating(messages[middle:])
+    return _merge(left, right)
+
+
+def _merge(a: BatchResult, b: BatchResult) -> BatchResult:
+    return BatchResult(
+        messages=a.messages + b.messages,
+        events=a.events + b.events,
+        duplicates=a.duplicates + b.duplicates,
+        readings=a.readings + b.readings,
+        dead_letters=a.dead_letters + b.dead_letters,
+        alerts_raised=a.alerts_raised + b.alerts_raised,
+        alert_ids=a.alert_ids + b.alert_ids,
+        rejected=a.rejected + b.rejected,
+    )

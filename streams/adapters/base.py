@@ -49,6 +49,8 @@ def decode_json(payload: bytes) -> Any | Rejected:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         return Rejected(f"payload is not UTF-8: {exc.reason} at byte {exc.start}")
+    if "\x00" in text or "\\u0000" in text:
+        return Rejected("payload contains a NUL character, which PostgreSQL cannot store")
     try:
         # NaN and Infinity are not JSON; Python accepts them unless told otherwise.
         return json.loads(text, parse_constant=_reject_constant)

@@ -273,7 +273,7 @@ class IngestWorker:
         while True:
             try:
                 close_old_connections()
-                result = ingest.store_batch(inbound)
+                result = ingest.store_batch_isolating(inbound)
                 break
             except Exception:
                 # Not acked, so nothing is lost: retry until the database is back or we stop.

@@ -131,3 +131,31 @@ def test_dead_letter_replays_after_the_device_is_registered(demo):
     assert letter.replayed_at is not None
     assert DeviceEvent.objects.filter(event_id="late").count() == 1
     assert DeadLetter.objects.count() == 1  # replay added no new letter
+
+
+def test_nul_characters_are_refused_before_the_database_sees_them(demo):
+    result = store_batch([camera_message(label="gar\u0000bage")])
+    assert result.dead_letters == 1
+    assert "NUL" in DeadLetter.objects.get().reason
+
+
+def test_a_message_the_database_refuses_is_isolated_and_the_rest_stored(demo):
+    from django.db import connection
+
+    from streams.ingest import store_batch_isolating
+
+    # A site's own constraint stands in for any value PostgreSQL refuses after parsing passed.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE streams_deviceevent"
+            " ADD CONSTRAINT test_no_poison CHECK (label <> 'poison')"
+        )
+    batch = [camera_message(event_id=f"ok-{i}") for i in range(5)]
+    batch.insert(3, camera_message(event_id="bad", label="poison"))
+    result = store_batch_isolating(batch)
+    assert (result.events, result.dead_letters) == (5, 1)
+    assert set(DeviceEvent.objects.values_list("event_id", flat=True)) == {
+        f"ok-{i}" for i in range(5)
+    }
+    letter = DeadLetter.objects.get()
+    assert "database refused the message" in letter.reason and "test_no_poison" in letter.reason
