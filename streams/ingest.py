@@ -23,8 +23,10 @@ from psycopg.types.json import Jsonb
 from alerts.rules import camera_event_alert
 from alerts.services import alert_raise
 from command.org.models import Device
+from streams.adapters import frigate as frigate_adapter
 from streams.adapters import native
 from streams.adapters.base import CameraEvent, Presence, Reading, Rejected
+from streams.adapters.frigate import FrigateDetection
 from streams.models import DeadLetter
 from streams.mqtt import topics
 
@@ -68,6 +70,7 @@ class DeviceDirectory:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], DeviceRef | None] = {}
+        self._frigate: dict[str, DeviceRef | str] = {}
         self._lock = threading.Lock()
         self._loaded_at = time.monotonic()
 
@@ -92,9 +95,41 @@ class DeviceDirectory:
         with self._lock:
             return {key: self._cache.get(key) for key in keys}
 
+    def resolve_frigate(self, cameras: set[str]) -> dict[str, DeviceRef | str]:
+        """Frigate camera name → device (``metadata.frigate_camera``), or why there is none."""
+        with self._lock:
+            if time.monotonic() - self._loaded_at > self.TTL:
+                self._cache.clear()
+                self._frigate.clear()
+                self._loaded_at = time.monotonic()
+            missing = [name for name in cameras if name not in self._frigate]
+        if missing:
+            found: dict[str, DeviceRef | str] = {
+                name: f"no device has frigate_camera {name!r}" for name in missing
+            }
+            matches: dict[str, list[DeviceRef]] = {}
+            rows = Device.objects.filter(metadata__frigate_camera__in=missing).values_list(
+                "id", "township_id", "grid_id", "kind", "code", "metadata__frigate_camera"
+            )
+            for device_id, township_id, grid_id, kind, code, name in rows:
+                matches.setdefault(name, []).append(
+                    DeviceRef(device_id, township_id, grid_id, kind, code)
+                )
+            for name, refs in matches.items():
+                found[name] = (
+                    refs[0]
+                    if len(refs) == 1
+                    else f"frigate_camera {name!r} is set on {len(refs)} devices"
+                )
+            with self._lock:
+                self._frigate.update(found)
+        with self._lock:
+            return {name: self._frigate[name] for name in cameras}
+
     def forget(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._frigate.clear()
 
 
 directory = DeviceDirectory()
@@ -137,21 +172,51 @@ def store_batch(
     (or, with ``keep_dead=False``, are only reported in ``result.rejected``)."""
     now = now or timezone.now()
     prefix = settings.MQTT_TOPIC_PREFIX
+    frigate_prefix = settings.FRIGATE_TOPIC_PREFIX
     result = BatchResult(messages=len(messages))
     dead: list[DeadLetter] = []
     matched: list[tuple[InboundMessage, topics.TopicMatch]] = []
     for message in messages:
-        match = topics.match(message.topic, prefix)
+        match = topics.match(message.topic, prefix, frigate_prefix)
         if match is None:
             dead.append(_dead(message, "topic matches no known format", now))
         else:
             matched.append((message, match))
 
-    refs = directory.resolve({(m.township, m.device) for _, m in matched})
-    events: list[tuple[DeviceRef, CameraEvent]] = []
+    # Frigate names its camera inside the payload, so it is parsed before the device is known.
+    frigate: dict[int, FrigateDetection] = {}
+    for index, (message, match) in enumerate(matched):
+        if match.kind in (topics.FRIGATE_EVENT, topics.FRIGATE_REVIEW):
+            parse = (
+                frigate_adapter.parse_frigate_event
+                if match.kind == topics.FRIGATE_EVENT
+                else frigate_adapter.parse_frigate_review
+            )
+            detection = parse(message.payload, now)
+            if isinstance(detection, Rejected):
+                dead.append(_dead(message, detection.reason, now))
+            elif detection is not None:
+                frigate[index] = detection
+    refs = directory.resolve(
+        {(m.township, m.device) for _, m in matched if m.kind not in topics.FRIGATE_KINDS}
+    )
+    cameras = directory.resolve_frigate({d.camera for d in frigate.values()})
+    # (device, event, whether it may raise an alert)
+    events: list[tuple[DeviceRef, CameraEvent, bool]] = []
     readings: list[tuple[DeviceRef, Reading]] = []
     seen: dict[int, tuple[datetime, bool]] = {}
-    for message, match in matched:
+    for index, (message, match) in enumerate(matched):
+        if match.kind in topics.FRIGATE_KINDS:
+            detection = frigate.get(index)
+            if detection is None:
+                continue  # dead-lettered above
+            camera = cameras[detection.camera]
+            if isinstance(camera, str):
+                dead.append(_dead(message, camera, now))
+                continue
+            events.append((camera, detection.event, detection.raise_alert))
+            seen[camera.id] = (now, True)
+            continue
         ref = refs.get((match.township, match.device))
         if ref is None:
             dead.append(_dead(message, f"unknown device {match.township}/{match.device}", now))
@@ -168,7 +233,7 @@ def store_batch(
             continue
         online = True
         if isinstance(parsed, CameraEvent):
-            events.append((ref, parsed))
+            events.append((ref, parsed, True))
         elif isinstance(parsed, Presence):
             online = parsed.online
             label = "online" if online else "offline"
@@ -185,6 +250,7 @@ def store_batch(
                         zones=(),
                         payload={"reason": "status message"},
                     ),
+                    False,
                 )
             )
         else:
@@ -203,14 +269,14 @@ def store_batch(
                 cursor.execute(
                     _INSERT_EVENTS,
                     [
-                        [ref.id for ref, _ in events],
-                        [event.time for _, event in events],
-                        [event.event_id for _, event in events],
-                        [ref.township_id for ref, _ in events],
-                        [event.label for _, event in events],
-                        [event.score for _, event in events],
-                        [Jsonb(list(event.zones)) for _, event in events],
-                        [Jsonb(event.payload) for _, event in events],
+                        [ref.id for ref, *_ in events],
+                        [event.time for _, event, _ in events],
+                        [event.event_id for _, event, _ in events],
+                        [ref.township_id for ref, *_ in events],
+                        [event.label for _, event, _ in events],
+                        [event.score for _, event, _ in events],
+                        [Jsonb(list(event.zones)) for _, event, _ in events],
+                        [Jsonb(event.payload) for _, event, _ in events],
                         [now] * len(events),
                     ],
                 )
@@ -225,8 +291,8 @@ def store_batch(
                 )
         result.events = len(new_keys)
         result.duplicates = len(events) - len(new_keys)
-        for ref, event in events:
-            if (ref.id, event.time, event.event_id) not in new_keys:
+        for ref, event, may_alert in events:
+            if not may_alert or (ref.id, event.time, event.event_id) not in new_keys:
                 continue  # a redelivery: its alert was raised the first time
             spec = camera_event_alert(
                 township_id=ref.township_id,

@@ -83,7 +83,11 @@ class MqttBroker:
 @pytest.fixture(scope="session")
 def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MqttBroker]:
     """Mosquitto started with the project's own config; the embedded broker where there is none."""
-    users = {"whistle-ingest": "ingest-test-password", "qingshui": "gateway-test-password"}
+    users = {
+        "whistle-ingest": "ingest-test-password",
+        "qingshui": "gateway-test-password",
+        "frigate": "frigate-test-password",
+    }
     if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
         from tests.brokers import mosquitto_broker
 

@@ -29,7 +29,8 @@ reviews (``frigate/reviews``)
     all share ``start_time``; with a key of just ``:update`` the second would be taken for a
     redelivery of the first and a detection→alert escalation in it would be dropped. Time is
     ``start_time`` (``end_time`` for ``end``, else ``start_time``). Label is the first of
-    ``data.objects`` without Frigate's ``-verified`` suffix (no objects: rejected). Raises an alert
+    ``data.objects`` without Frigate's ``-verified`` suffix, else the first of ``data.audio``
+    (neither: rejected). Raises an alert
     for ``new`` with severity ``alert`` and for an ``update`` whose severity went from
     ``detection`` to ``alert``; detections are stored only.
 
@@ -58,9 +59,8 @@ _DIGEST_CHARS = 16
 
 @dataclass(frozen=True, slots=True)
 class FrigateDetection:
-    camera: (
-        str  # Frigate camera name; ingest maps it to a device (Device.metadata["frigate_camera"])
-    )
+    # Frigate camera name; ingest maps it to a device (Device.metadata["frigate_camera"])
+    camera: str
     event: CameraEvent  # event_id and time chosen so a redelivery is idempotent
     raise_alert: bool  # whether this message should raise/count an alert
 
@@ -172,17 +172,17 @@ def _review(
     if not isinstance(data, dict):
         raise _Invalid("review needs 'after.data' as an object")
     objects = _strings(data.get("objects"), "after.data.objects")
-    if not objects:
-        raise _Invalid("review has no objects in 'after.data.objects'")
-    label = objects[0].removesuffix(VERIFIED_SUFFIX).lower()
+    audio = _strings(data.get("audio"), "after.data.audio")
+    # An audio-only review (a scream, a siren) is a real review: its label is the sound.
+    labels = objects or audio
+    if not labels:
+        raise _Invalid("review has no objects in 'after.data.objects' nor sounds in 'audio'")
+    label = labels[0].removesuffix(VERIFIED_SUFFIX).lower()
     if not label or len(label) > MAX_LABEL:
-        raise _Invalid(
-            f"'after.data.objects' label {objects[0]!r} must be 1–{MAX_LABEL} characters"
-        )
+        raise _Invalid(f"review label {labels[0]!r} must be 1–{MAX_LABEL} characters")
     detections = _strings(data.get("detections"), "after.data.detections")
     sub_labels = _strings(data.get("sub_labels"), "after.data.sub_labels")
     zones = _strings(data.get("zones"), "after.data.zones")
-    audio = _strings(data.get("audio"), "after.data.audio")
     start_time = _epoch(after.get("start_time"), "after.start_time")
     if start_time is None:
         raise _Invalid("review needs 'after.start_time'")
@@ -256,9 +256,6 @@ def _text(value: Any, field: str, *, max_length: int | None = None) -> str:
         raise _Invalid(f"'{field}' must be a non-empty string")
     if max_length is not None and len(value) > max_length:
         raise _Invalid(f"'{field}' must be at most {max_length} characters")
-    if "\x00" in value:
-        # PostgreSQL text cannot hold NUL; one such row would fail the whole batch.
-        raise _Invalid(f"'{field}' contains a NUL character")
     return value
 
 
@@ -267,8 +264,6 @@ def _strings(value: Any, field: str) -> list[str]:
         return []
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _Invalid(f"'{field}' must be a list of strings")
-    if any("\x00" in item for item in value):
-        raise _Invalid(f"'{field}' contains a NUL character")
     return value
 
 

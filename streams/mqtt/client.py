@@ -203,7 +203,7 @@ class IngestWorker:
         self.client.on_message = self._on_message
 
     def topics(self) -> list[str]:
-        own = topics.subscriptions(settings.MQTT_TOPIC_PREFIX)
+        own = topics.subscriptions(settings.MQTT_TOPIC_PREFIX, settings.FRIGATE_TOPIC_PREFIX)
         if self.share_group:
             return [f"$share/{self.share_group}/{topic}" for topic in own]
         return own

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 CAMERA_EVENT = "camera_event"
 TELEMETRY = "telemetry"
 GATEWAY_STATUS = "gateway_status"
+FRIGATE_EVENT = "frigate_event"
+FRIGATE_REVIEW = "frigate_review"
+FRIGATE_KINDS = (FRIGATE_EVENT, FRIGATE_REVIEW)
 
 # kind segment and last segment → topic kind
 _NATIVE = {("camera", "event"): CAMERA_EVENT, ("sensor", "telemetry"): TELEMETRY}
@@ -19,15 +22,27 @@ class TopicMatch:
     device: str
 
 
-def subscriptions(prefix: str = "whistle") -> list[str]:
-    return [
+def subscriptions(prefix: str = "whistle", frigate_prefix: str = "frigate") -> list[str]:
+    own = [
         f"{prefix}/+/camera/+/event",
         f"{prefix}/+/sensor/+/telemetry",
         f"{prefix}/+/gateway/+/status",
     ]
+    if frigate_prefix:
+        own += [f"{frigate_prefix}/events", f"{frigate_prefix}/reviews"]
+    return own
 
 
-def match(topic: str, prefix: str = "whistle") -> TopicMatch | None:
+def match(
+    topic: str, prefix: str = "whistle", frigate_prefix: str = "frigate"
+) -> TopicMatch | None:
+    if frigate_prefix and topic.startswith(frigate_prefix + "/"):
+        leaf = topic[len(frigate_prefix) + 1 :]
+        if leaf == "events":
+            return TopicMatch(FRIGATE_EVENT, "", "")
+        if leaf == "reviews":
+            return TopicMatch(FRIGATE_REVIEW, "", "")
+        return None
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != prefix or not parts[1] or not parts[3]:
         return None
