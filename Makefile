@@ -53,3 +53,10 @@ format: install
 
 clean:
 	rm -rf $(VENV) *.egg-info test-artifacts .pytest_cache .ruff_cache
+
+# Ingest benchmark (docs/benchmarks.md): `whistle ingest` against a bare MQTT client draining the
+# same backlog from the project's Mosquitto; needs PostgreSQL (DATABASE_URL's server, default
+# local) and mosquitto. Reports figures and targets; exits 0 whether the targets are met or not.
+.PHONY: bench-ingest
+bench-ingest: install
+	$(BIN)/python -m bench.ingest --suite
