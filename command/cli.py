@@ -165,9 +165,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     import signal
 
-    from streams.mqtt.client import IngestWorker
+    from streams.mqtt.client import IngestWorker, tune_garbage_collector
 
     worker = IngestWorker(args.client_id, progress=say, progress_every=args.progress_every)
+    tune_garbage_collector()
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     if args.metrics_port:
         from prometheus_client import start_http_server

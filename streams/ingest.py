@@ -130,9 +130,41 @@ class DeviceDirectory:
         with self._lock:
             self._cache.clear()
             self._frigate.clear()
+        _presence.forget()
 
 
 directory = DeviceDirectory()
+
+
+class PresenceThrottle:
+    """Which devices' last-seen is worth writing: a change of online state always, a refresh
+    of last-seen at most every ``REFRESH`` seconds. At thousands of messages a second from the
+    same devices, rewriting their rows every batch costs as much as storing the readings, and
+    heartbeat timeouts are minutes long."""
+
+    REFRESH = 10.0
+
+    def __init__(self) -> None:
+        self._written: dict[int, tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def changes(self, seen: dict[int, tuple[datetime, bool]]) -> dict[int, tuple[datetime, bool]]:
+        now = time.monotonic()
+        due: dict[int, tuple[datetime, bool]] = {}
+        with self._lock:
+            for device_id, (moment, online) in seen.items():
+                last = self._written.get(device_id)
+                if last is None or last[1] != online or now - last[0] >= self.REFRESH:
+                    due[device_id] = (moment, online)
+                    self._written[device_id] = (now, online)
+        return due
+
+    def forget(self) -> None:
+        with self._lock:
+            self._written.clear()
+
+
+_presence = PresenceThrottle()
 
 _INSERT_EVENTS = """
 INSERT INTO streams_deviceevent
@@ -283,6 +315,7 @@ def store_batch(
                 new_keys = {(row[0], row[1], row[2]) for row in cursor.fetchall()}
             if readings:
                 result.readings = _copy_readings(cursor.cursor, readings)
+            seen = _presence.changes(seen)
             if seen:
                 ids = sorted(seen)
                 cursor.execute(

@@ -7,6 +7,7 @@ batches and acknowledges each message after its batch has committed (paho ``manu
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import ssl
 import threading
@@ -19,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from streams import ingest, metrics
 from streams.mqtt import topics
@@ -119,6 +120,16 @@ def connect(client: mqtt.Client, config: BrokerConfig, *, persistent: bool = Fal
         )
     else:
         client.connect(config.host, config.port, keepalive=30)
+
+
+def tune_garbage_collector() -> None:
+    """Each message allocates a few dozen objects; with CPython's default thresholds the
+    collector runs every few messages and regularly walks Django's whole heap. Freezing what
+    start-up allocated and collecting less often roughly doubles the rate, and memory stays
+    bounded because the buffer is."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 class MessageBuffer:
@@ -229,7 +240,6 @@ class IngestWorker:
             with contextlib.suppress(ValueError):
                 metrics.BROKER_STORED.set(float(message.payload))
             return
-        metrics.MESSAGES_RECEIVED.inc()
         self._buffer.put((self._generation, message))
 
     # batcher thread ----------------------------------------------------------------------
@@ -248,6 +258,8 @@ class IngestWorker:
             while not self._stop.is_set():
                 batch = self._buffer.take(BATCH_MAX, first_wait=0.2, fill_wait=BATCH_WAIT)
                 metrics.QUEUED.set(len(self._buffer))
+                # Counted per batch: a lock per message in paho's thread costs throughput.
+                metrics.MESSAGES_RECEIVED.inc(len(batch))
                 if batch:
                     self._store(batch)
                 if self._progress and time.monotonic() - last_progress >= self._progress_every:
@@ -272,7 +284,8 @@ class IngestWorker:
         started = time.perf_counter()
         while True:
             try:
-                close_old_connections()
+                # The connection is kept across batches (a new one per batch costs more than
+                # the batch); a broken one raises here and is replaced below.
                 result = ingest.store_batch_isolating(inbound)
                 break
             except Exception:

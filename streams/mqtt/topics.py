@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 CAMERA_EVENT = "camera_event"
@@ -33,6 +34,7 @@ def subscriptions(prefix: str = "whistle", frigate_prefix: str = "frigate") -> l
     return own
 
 
+@functools.lru_cache(maxsize=65_536)
 def match(
     topic: str, prefix: str = "whistle", frigate_prefix: str = "frigate"
 ) -> TopicMatch | None:
