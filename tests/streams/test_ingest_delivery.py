@@ -149,3 +149,27 @@ def test_worker_killed_mid_stream_and_restarted_leaves_exactly_the_published_rea
     assert Reading.objects.count() == total
     values = sorted(Reading.objects.values_list("value", flat=True))
     assert values == [i / 1000 for i in range(total)]
+
+
+def test_ingest_survives_losing_its_database_connection(
+    demo_committed, ingest_worker, publish_mqtt
+):
+    from streams import metrics
+
+    for i in range(200):
+        publish_mqtt(*telemetry(i))
+    wait_for(lambda: Reading.objects.count() == 200, what="the first readings")
+    failures = metrics.STORE_FAILURES._value.get()
+    # What a database restart does to the worker: its session is gone between two batches.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] >= 1
+    for i in range(200, 400):
+        publish_mqtt(*telemetry(i))
+    wait_for(lambda: Reading.objects.count() == 400, timeout=30, what="readings after the loss")
+    assert metrics.STORE_FAILURES._value.get() > failures
+    values = sorted(Reading.objects.values_list("value", flat=True))
+    assert values == [i / 1000 for i in range(400)]
