@@ -27,7 +27,6 @@ BATCH_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 STORE_FAILURES = Counter("whistle_ingest_store_failures", "Batches that failed and were retried")
-QUEUED = Gauge("whistle_ingest_queued", "Messages received and waiting for their batch")
 BROKER_STORED = Gauge(
     "whistle_mqtt_broker_stored_messages",
     "Messages the broker holds (retained and queued for sessions), from $SYS where it reports it",

@@ -13,7 +13,6 @@ import ssl
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -29,9 +28,6 @@ log = logging.getLogger("whistle.mqtt")
 
 BATCH_MAX = 1000
 BATCH_WAIT = 0.02  # seconds: a board should not wait longer than this for an alert
-# When the database is slow, paho's thread blocks here, stops reading the socket, and the broker
-# keeps the backlog in the session's queue: memory stays flat.
-BUFFER_MAX = 5000
 # How many unacknowledged QoS 1 messages we let the broker send (MQTT 5 Receive Maximum). Acking
 # only after commit keeps up to about two batches outstanding; the window must exceed that or
 # the broker stalls while we commit.
@@ -132,58 +128,14 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-class MessageBuffer:
-    """A bounded hand-over from paho's thread to the batcher: cheaper per message than
-    queue.Queue (one lock round per batch on the taking side), and blocking when full."""
-
-    def __init__(self, limit: int = BUFFER_MAX) -> None:
-        self._items: deque[tuple[int, mqtt.MQTTMessage]] = deque()
-        self._limit = limit
-        self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
-        self.closed = False
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def put(self, item: tuple[int, mqtt.MQTTMessage]) -> None:
-        with self._lock:
-            while len(self._items) >= self._limit and not self.closed:
-                self._not_full.wait(0.5)
-            self._items.append(item)
-            if len(self._items) == 1:
-                self._not_empty.notify()
-
-    def take(self, limit: int, first_wait: float, fill_wait: float) -> list:
-        """Up to ``limit`` items: wait ``first_wait`` for one, then ``fill_wait`` for more."""
-        with self._lock:
-            if not self._items and not self._not_empty.wait(first_wait):
-                return []
-            if len(self._items) < limit and fill_wait > 0:
-                deadline = time.monotonic() + fill_wait
-                while len(self._items) < limit:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._lock.release()
-                    try:
-                        time.sleep(min(remaining, 0.002))
-                    finally:
-                        self._lock.acquire()
-            count = min(limit, len(self._items))
-            batch = [self._items.popleft() for _ in range(count)]
-            self._not_full.notify_all()
-            return batch
-
-    def close(self) -> None:
-        with self._lock:
-            self.closed = True
-            self._not_full.notify_all()
-
-
 class IngestWorker:
     """Subscribe, batch, store, ack. ``run`` blocks until ``stop()``.
+
+    One thread does it all: it runs paho's network loop itself, collects what the callback hands
+    over, and stores a batch when it is full or ``BATCH_WAIT`` old. A second thread would have to
+    trade the GIL with paho's for every message; measured, that costs a third of the rate
+    (docs/benchmarks.md). While a batch is being stored nothing more is read, so memory holds at
+    most one batch and the broker keeps the rest in the session's queue.
 
     With ``MQTT_SHARE_GROUP`` set, subscriptions are shared (``$share/<group>/…``) so several
     workers on one broker split the stream, each message going to one of them.
@@ -199,7 +151,7 @@ class IngestWorker:
     ) -> None:
         self.client_id = client_id or settings.MQTT_CLIENT_ID
         self.share_group = share_group if share_group is not None else settings.MQTT_SHARE_GROUP
-        self._buffer = MessageBuffer()
+        self._pending: list[tuple[int, mqtt.MQTTMessage]] = []
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._progress = progress
@@ -219,7 +171,7 @@ class IngestWorker:
             return [f"$share/{self.share_group}/{topic}" for topic in own]
         return own
 
-    # paho thread -------------------------------------------------------------------------
+    # paho callbacks (on this worker's own thread) ----------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("MQTT connect to %s refused: %s", self.config.display, reason_code)
@@ -240,43 +192,69 @@ class IngestWorker:
             with contextlib.suppress(ValueError):
                 metrics.BROKER_STORED.set(float(message.payload))
             return
-        self._buffer.put((self._generation, message))
+        self._pending.append((self._generation, message))
 
-    # batcher thread ----------------------------------------------------------------------
+    # control -----------------------------------------------------------------------------
     def wait_subscribed(self, timeout: float) -> bool:
         return self._subscribed.wait(timeout)
 
     def stop(self) -> None:
+        """Safe from any thread or a signal handler: the loop sees it within 50 ms."""
         self._stop.set()
-        self._buffer.close()
 
     def run(self) -> None:
         connect(self.client, self.config, persistent=True)
-        self.client.loop_start()
+        loop = self.client.loop
         last_progress = time.monotonic()
+        first_at = 0.0
+        backoff = 1.0
         try:
             while not self._stop.is_set():
-                batch = self._buffer.take(BATCH_MAX, first_wait=0.2, fill_wait=BATCH_WAIT)
-                metrics.QUEUED.set(len(self._buffer))
-                # Counted per batch: a lock per message in paho's thread costs throughput.
-                metrics.MESSAGES_RECEIVED.inc(len(batch))
-                if batch:
-                    self._store(batch)
+                if self._pending:
+                    timeout = max(0.0, first_at + BATCH_WAIT - time.monotonic())
+                else:
+                    timeout = 0.05
+                if loop(timeout=timeout) != mqtt.MQTT_ERR_SUCCESS:
+                    # Connection lost: what is pending is stored (not acked: the new session
+                    # gets it again), then reconnect with backoff.
+                    self._flush()
+                    first_at = 0.0
+                    if self._stop.wait(backoff):
+                        break
+                    backoff = min(backoff * 2, 30.0)
+                    try:
+                        self.client.reconnect()
+                    except OSError as exc:
+                        log.warning("MQTT reconnect to %s failed: %s", self.config.display, exc)
+                    continue
+                backoff = 1.0
+                if self._pending:
+                    now = time.monotonic()
+                    if not first_at:
+                        first_at = now
+                    if len(self._pending) >= BATCH_MAX or now - first_at >= BATCH_WAIT:
+                        self._flush()
+                        first_at = 0.0
                 if self._progress and time.monotonic() - last_progress >= self._progress_every:
                     last_progress = time.monotonic()
                     self._progress(self.progress_line())
+            self._flush()
         finally:
             self.client.disconnect()
-            self.client.loop_stop()
             connection.close()
 
     def progress_line(self) -> str:
         t = self.totals
         return (
             f"ingest: {t.messages} messages, {t.events} events, {t.readings} readings, "
-            f"{t.dead_letters} dead letters, {t.alerts_raised} alerts raised, "
-            f"{len(self._buffer)} queued"
+            f"{t.dead_letters} dead letters, {t.alerts_raised} alerts raised"
         )
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if batch:
+            metrics.MESSAGES_RECEIVED.inc(len(batch))
+            self._store(batch)
 
     def _store(self, batch: list[tuple[int, mqtt.MQTTMessage]]) -> None:
         inbound = [ingest.InboundMessage(m.topic, m.payload, m.mid, m.qos) for _, m in batch]
