@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import psycopg
 from django.conf import settings
@@ -33,8 +34,7 @@ from streams.mqtt import topics
 log = logging.getLogger("whistle.ingest")
 
 
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
+class InboundMessage(NamedTuple):
     topic: str
     payload: bytes
     mid: int = 0
@@ -146,22 +146,38 @@ class PresenceThrottle:
 
     def __init__(self) -> None:
         self._written: dict[int, tuple[float, bool]] = {}
+        self._online: set[int] = set()
+        self._quiet_until = 0.0
         self._lock = threading.Lock()
 
     def changes(self, seen: dict[int, tuple[datetime, bool]]) -> dict[int, tuple[datetime, bool]]:
         now = time.monotonic()
         due: dict[int, tuple[datetime, bool]] = {}
         with self._lock:
+            if (
+                now < self._quiet_until
+                and seen.keys() <= self._online
+                and all(online for _, online in seen.values())
+            ):
+                # The common case at high rate: known, online devices written a moment ago.
+                return due
+            self._quiet_until = now + self.REFRESH / 2
             for device_id, (moment, online) in seen.items():
                 last = self._written.get(device_id)
                 if last is None or last[1] != online or now - last[0] >= self.REFRESH:
                     due[device_id] = (moment, online)
                     self._written[device_id] = (now, online)
+                    if online:
+                        self._online.add(device_id)
+                    else:
+                        self._online.discard(device_id)
         return due
 
     def forget(self) -> None:
         with self._lock:
             self._written.clear()
+            self._online.clear()
+            self._quiet_until = 0.0
 
 
 _presence = PresenceThrottle()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 # Gateways with a drifting clock are common; a reading from further out than this is a bug.
@@ -24,8 +25,9 @@ class CameraEvent:
     payload: dict[str, Any] = field(hash=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
+    # A tuple, not a frozen dataclass: ingest makes one per reading, and a frozen dataclass's
+    # __init__ costs several times more.
     time: datetime
     metric: str
     value: float
@@ -52,8 +54,7 @@ def decode_json(payload: bytes) -> Any | Rejected:
     if "\x00" in text or "\\u0000" in text:
         return Rejected("payload contains a NUL character, which PostgreSQL cannot store")
     try:
-        # NaN and Infinity are not JSON; Python accepts them unless told otherwise.
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except ValueError as exc:
         return Rejected(f"malformed JSON: {exc}")
 
@@ -62,11 +63,21 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+# NaN and Infinity are not JSON; Python accepts them unless told otherwise. One decoder for all
+# messages: json.loads with an option builds a new decoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+@functools.lru_cache(maxsize=8)
+def _window(now: datetime) -> tuple[datetime, datetime]:
+    return now - MAX_PAST, now + MAX_FUTURE
+
+
 def parse_time(value: Any, now: datetime) -> datetime | Rejected:
     """Epoch seconds or milliseconds, or ISO 8601 with a zone; checked against ``now``."""
     if isinstance(value, bool):
         return Rejected(f"timestamp {value!r} is not a time")
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         if not math.isfinite(value):
             return Rejected("timestamp is not finite")
         seconds = value / 1000 if value > 1e11 else value
@@ -84,15 +95,18 @@ def parse_time(value: Any, now: datetime) -> datetime | Rejected:
         moment = moment.astimezone(UTC)
     else:
         return Rejected(f"timestamp {value!r} is not a number or a string")
-    if moment > now + MAX_FUTURE:
+    earliest, latest = _window(now)
+    if moment > latest:
         return Rejected(f"timestamp {moment.isoformat()} is in the future")
-    if moment < now - MAX_PAST:
+    if moment < earliest:
         return Rejected(f"timestamp {moment.isoformat()} is too far in the past")
     return moment
 
 
 def finite_number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if value.__class__ is float:  # the common case first, without the isinstance chain
+        return value if math.isfinite(value) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     number = float(value)
     return number if math.isfinite(number) else None
