@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import select
 import ssl
 import threading
 import time
@@ -26,12 +27,16 @@ from streams.mqtt import topics
 
 log = logging.getLogger("whistle.mqtt")
 
-BATCH_MAX = 1000
-BATCH_WAIT = 0.02  # seconds: a board should not wait longer than this for an alert
+# A batch is stored when BATCH_WAIT has passed since its first message and nothing more is
+# waiting on the socket; under a backlog it keeps filling up to BATCH_MAX or BATCH_AGE_MAX, since
+# a large batch costs far less per message (one commit, a long COPY).
+BATCH_MAX = 4000
+BATCH_WAIT = 0.02  # seconds: a board should not wait longer than this for an alert when quiet
+BATCH_AGE_MAX = 0.25
 # How many unacknowledged QoS 1 messages we let the broker send (MQTT 5 Receive Maximum). Acking
 # only after commit keeps up to about two batches outstanding; the window must exceed that or
 # the broker stalls while we commit.
-RECEIVE_MAXIMUM = 4 * BATCH_MAX
+RECEIVE_MAXIMUM = 2 * BATCH_MAX
 BROKER_STORE_TOPIC = "$SYS/broker/store/messages/count"
 
 
@@ -232,7 +237,10 @@ class IngestWorker:
                     now = time.monotonic()
                     if not first_at:
                         first_at = now
-                    if len(self._pending) >= BATCH_MAX or now - first_at >= BATCH_WAIT:
+                    age = now - first_at
+                    if len(self._pending) >= BATCH_MAX or (
+                        age >= BATCH_WAIT and (age >= BATCH_AGE_MAX or not self._more_waiting())
+                    ):
                         self._flush()
                         first_at = 0.0
                 if self._progress and time.monotonic() - last_progress >= self._progress_every:
@@ -242,6 +250,16 @@ class IngestWorker:
         finally:
             self.client.disconnect()
             connection.close()
+
+    def _more_waiting(self) -> bool:
+        sock = self.client.socket()
+        if sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(readable)
 
     def progress_line(self) -> str:
         t = self.totals

@@ -159,3 +159,20 @@ def test_a_message_the_database_refuses_is_isolated_and_the_rest_stored(demo):
     }
     letter = DeadLetter.objects.get()
     assert "database refused the message" in letter.reason and "test_no_poison" in letter.reason
+
+
+def test_redelivered_readings_in_a_batch_with_new_ones_store_only_the_new(demo):
+    def telemetry(ts):
+        return InboundMessage(
+            "whistle/qingshui/sensor/wl-01/telemetry",
+            json.dumps({"ts": ts, "values": {"water_level": ts % 1000 / 10}}).encode(),
+        )
+
+    base = int(time.time() * 1000) - 10_000
+    first = store_batch([telemetry(base + i) for i in range(3)])
+    assert first.readings == 3
+    # A reconnect redelivers two of them alongside two new ones: the fast COPY meets the primary
+    # key, and the batch goes through the merge that skips what is stored.
+    again = store_batch([telemetry(base + i) for i in range(1, 5)])
+    assert again.readings == 2
+    assert Reading.objects.count() == 5
