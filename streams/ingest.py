@@ -322,9 +322,9 @@ def prepare_batch(
                 )
             )
         else:
-            readings.extend((ref, reading) for reading in parsed)
-        previous = seen.get(ref.id)
-        seen[ref.id] = (max(previous[0], now) if previous else now, online)
+            for reading in parsed:
+                readings.append((ref, reading))
+        seen[ref.id] = (now, online)
 
     return PreparedBatch(messages, now, dead, events, readings, seen)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import select
 import ssl
 import threading
 import time
@@ -130,7 +129,7 @@ def tune_garbage_collector() -> None:
     bounded because the buffer is."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(500_000, 20, 100)
 
 
 class IngestWorker:
@@ -219,6 +218,7 @@ class IngestWorker:
                     timeout = max(0.0, first_at + BATCH_WAIT - time.monotonic())
                 else:
                     timeout = 0.05
+                before = len(self._pending)
                 if loop(timeout=timeout) != mqtt.MQTT_ERR_SUCCESS:
                     # Connection lost: what is pending is stored (not acked: the new session
                     # gets it again), then reconnect with backoff.
@@ -238,8 +238,10 @@ class IngestWorker:
                     if not first_at:
                         first_at = now
                     age = now - first_at
+                    # A loop that read nothing means the socket is idle: no backlog to wait for.
+                    idle = len(self._pending) == before
                     if len(self._pending) >= BATCH_MAX or (
-                        age >= BATCH_WAIT and (age >= BATCH_AGE_MAX or not self._more_waiting())
+                        age >= BATCH_WAIT and (idle or age >= BATCH_AGE_MAX)
                     ):
                         self._flush()
                         first_at = 0.0
@@ -250,16 +252,6 @@ class IngestWorker:
         finally:
             self.client.disconnect()
             connection.close()
-
-    def _more_waiting(self) -> bool:
-        sock = self.client.socket()
-        if sock is None:
-            return False
-        try:
-            readable, _, _ = select.select([sock], [], [], 0)
-        except (OSError, ValueError):
-            return False
-        return bool(readable)
 
     def progress_line(self) -> str:
         t = self.totals
