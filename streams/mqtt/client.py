@@ -155,7 +155,7 @@ class IngestWorker:
     ) -> None:
         self.client_id = client_id or settings.MQTT_CLIENT_ID
         self.share_group = share_group if share_group is not None else settings.MQTT_SHARE_GROUP
-        self._pending: list[tuple[int, mqtt.MQTTMessage]] = []
+        self._pending: list[tuple[int, ingest.InboundMessage]] = []
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._progress = progress
@@ -192,11 +192,13 @@ class IngestWorker:
         log.info("ingest subscribed on %s as %s", self.config.display, self.client_id)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        if message.topic == BROKER_STORE_TOPIC:
+        topic = message.topic  # a property that decodes on every access: once is enough
+        if topic == BROKER_STORE_TOPIC:
             with contextlib.suppress(ValueError):
                 metrics.BROKER_STORED.set(float(message.payload))
             return
-        self._pending.append((self._generation, message))
+        inbound = ingest.InboundMessage(topic, message.payload, message.mid, message.qos)
+        self._pending.append((self._generation, inbound))
 
     # control -----------------------------------------------------------------------------
     def wait_subscribed(self, timeout: float) -> bool:
@@ -266,8 +268,8 @@ class IngestWorker:
             metrics.MESSAGES_RECEIVED.inc(len(batch))
             self._store(batch)
 
-    def _store(self, batch: list[tuple[int, mqtt.MQTTMessage]]) -> None:
-        inbound = [ingest.InboundMessage(m.topic, m.payload, m.mid, m.qos) for _, m in batch]
+    def _store(self, batch: list[tuple[int, ingest.InboundMessage]]) -> None:
+        inbound = [message for _, message in batch]
         delay = 0.5
         started = time.perf_counter()
         while True:
