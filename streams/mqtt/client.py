@@ -125,8 +125,9 @@ def connect(client: mqtt.Client, config: BrokerConfig, *, persistent: bool = Fal
 def tune_garbage_collector() -> None:
     """Each message allocates a few dozen objects; with CPython's default thresholds the
     collector runs every few messages and regularly walks Django's whole heap. Freezing what
-    start-up allocated and collecting less often roughly doubles the rate, and memory stays
-    bounded because the buffer is."""
+    start-up allocated and collecting less often roughly doubles the rate (docs/benchmarks.md).
+    Nearly everything ingest allocates is freed by reference counting; the collector only has
+    cycles to find, so running it every half million allocations keeps memory flat."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(500_000, 20, 100)
