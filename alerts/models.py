@@ -58,6 +58,14 @@ class Alert(models.Model):
     first_seen = models.DateTimeField(_("first seen"), default=timezone.now)
     last_seen = models.DateTimeField(pgettext_lazy("alert", "last seen"), default=timezone.now)
     detail = models.JSONField(_("detail"), default=dict, blank=True)
+    incident = models.ForeignKey(
+        "incidents.Incident",
+        verbose_name=_("incident"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="alerts",
+    )
 
     class Meta:
         verbose_name = _("alert")

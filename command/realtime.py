@@ -24,6 +24,11 @@ log = logging.getLogger("whistle.realtime")
 EventType = Literal[
     "alert.raised",
     "alert.updated",
+    "incident.opened",
+    "incident.updated",
+    "whistle.blown",
+    "summons.notified",
+    "summons.updated",
 ]
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 
@@ -36,6 +41,14 @@ _server_loop: asyncio.AbstractEventLoop | None = None
 
 def board_group(township_code: str) -> str:
     return f"board.{township_code}"
+
+
+def department_group(department_code: str) -> str:
+    return f"dept.{department_code}"
+
+
+def incident_group(incident_id: int) -> str:
+    return f"incident.{incident_id}"
 
 
 def set_server_loop(loop: asyncio.AbstractEventLoop | None) -> None:

@@ -27,6 +27,13 @@ def alert_push_html(*, township: Township, alert_id: int, language: str) -> str:
     alert = selectors.alert_for_board(alert_id=alert_id, township_id=township.pk)
     if alert is None:
         return ""
+    if not alert.is_open:
+        # Dismissed, merged, escalated or cleared: it leaves the queue.
+        with translation.override(language):
+            return render_to_string(
+                "frontend/partials/alert_gone.html",
+                {"alert": alert, "open_count": selectors.open_alert_count(township_id=township.pk)},
+            )
     with translation.override(language), timezone.override(township.time_zone):
         return render_to_string(
             "frontend/partials/alert_push.html",

@@ -1,4 +1,5 @@
-"""The append-only timeline: one row for every state change, read by replay and assessment."""
+"""Incidents, the whistles blown for them, each summoned department's summons, and the
+append-only timeline of every state change (read by replay and assessment)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from alerts.models import Severity
 
 
 class TimelineEntry(models.Model):
@@ -47,3 +50,172 @@ class TimelineEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.action} {self.subject_type}#{self.subject_id}"
+
+
+class Incident(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        DISPATCHED = "dispatched", _("Dispatched")
+        ON_SITE = "on_site", _("On site")
+        RESOLVED = "resolved", _("Resolved")
+        CLOSED = "closed", _("Closed")
+
+    class SettledLevel(models.TextChoices):
+        """The 631 rule: where a matter was settled."""
+
+        GRID = "grid", _("Grid / village")
+        TOWNSHIP = "township", _("Township")
+        COUNTY = "county", _("County")
+
+    township = models.ForeignKey(
+        "org.Township",
+        verbose_name=_("township"),
+        on_delete=models.PROTECT,
+        related_name="incidents",
+    )
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    category = models.ForeignKey(
+        "org.Category", verbose_name=_("category"), on_delete=models.PROTECT
+    )
+    severity = models.CharField(_("severity"), max_length=10, choices=Severity.choices)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.OPEN
+    )
+    grid = models.ForeignKey(
+        "org.Grid", verbose_name=_("grid"), on_delete=models.SET_NULL, null=True, blank=True
+    )
+    latitude = models.FloatField(_("latitude"), null=True, blank=True)
+    longitude = models.FloatField(_("longitude"), null=True, blank=True)
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("opened by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    opened_at = models.DateTimeField(_("opened at"), default=timezone.now)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    feedback = models.TextField(_("feedback"), blank=True)
+    settled_level = models.CharField(
+        _("settled at"), max_length=10, choices=SettledLevel.choices, blank=True
+    )
+
+    class Meta:
+        verbose_name = _("incident")
+        verbose_name_plural = _("incidents")
+        ordering = ["-opened_at"]
+        indexes = [models.Index(fields=["township", "status", "-opened_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Whistle(models.Model):
+    """吹哨: the township summons departments for an incident, with a report deadline."""
+
+    class Kind(models.TextChoices):
+        GENERAL = "general", _("General whistle")
+        TOUGH = "tough", _("Tough-problem whistle")
+        EMERGENCY = "emergency", _("Emergency whistle")
+
+    class Purpose(models.TextChoices):
+        JOINT_ENFORCEMENT = "joint_enforcement", _("Joint enforcement")
+        KEY_TASK = "key_task", _("Key task")
+        EMERGENCY_RESPONSE = "emergency_response", _("Emergency response")
+
+    incident = models.ForeignKey(
+        Incident, verbose_name=_("incident"), on_delete=models.CASCADE, related_name="whistles"
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    purpose = models.CharField(_("purpose"), max_length=20, choices=Purpose.choices)
+    # 联合哨: a neighbouring township blowing together, for a problem on the border.
+    joint_township = models.ForeignKey(
+        "org.Township",
+        verbose_name=_("joint with township"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    blown_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("blown by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+    )
+    blown_at = models.DateTimeField(_("blown at"), default=timezone.now)
+    report_within = models.DurationField(_("report on site within"))
+    # Escalation runs from this copy, so editing the policy later does not change a running
+    # escalation (Grafana OnCall's escalation snapshot).
+    escalation_policy = models.JSONField(_("escalation policy (snapshot)"), default=list)
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        verbose_name = _("whistle")
+        verbose_name_plural = _("whistles")
+        ordering = ["-blown_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.incident}"
+
+
+class Summons(models.Model):
+    """One summoned department: notified → acknowledged → checked in on site → done."""
+
+    class Status(models.TextChoices):
+        NOTIFIED = "notified", _("Notified")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+        CHECKED_IN = "checked_in", _("On site")
+        DONE = "done", _("Done")
+        RELEASED = "released", _("Released")
+
+    OPEN_STATUSES = (Status.NOTIFIED, Status.ACKNOWLEDGED, Status.CHECKED_IN)
+
+    whistle = models.ForeignKey(
+        Whistle, verbose_name=_("whistle"), on_delete=models.CASCADE, related_name="summonses"
+    )
+    department = models.ForeignKey(
+        "org.Department",
+        verbose_name=_("department"),
+        on_delete=models.PROTECT,
+        related_name="summonses",
+    )
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.NOTIFIED
+    )
+    check_in_deadline = models.DateTimeField(_("check-in deadline"))
+    # Set when a department is summoned for a category not on its responsibility list.
+    off_list_reason = models.CharField(_("reason (not on the list)"), max_length=300, blank=True)
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    checked_in_at = models.DateTimeField(_("checked in at"), null=True, blank=True)
+    checked_in_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("checked in by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    check_in_latitude = models.FloatField(_("check-in latitude"), null=True, blank=True)
+    check_in_longitude = models.FloatField(_("check-in longitude"), null=True, blank=True)
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+    done_note = models.TextField(_("done note"), blank=True)
+    released_at = models.DateTimeField(_("released at"), null=True, blank=True)
+    release_reason = models.CharField(_("release reason"), max_length=300, blank=True)
+    overdue = models.BooleanField(_("overdue"), default=False)
+    escalation_level = models.PositiveSmallIntegerField(_("escalation level"), default=0)
+
+    class Meta:
+        verbose_name = _("summons")
+        verbose_name_plural = _("summonses")
+        ordering = ["check_in_deadline"]
+        constraints = [
+            models.UniqueConstraint(fields=["whistle", "department"], name="uniq_summons")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.department} · {self.whistle}"

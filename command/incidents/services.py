@@ -1,13 +1,56 @@
-"""Services that write the timeline. Every other service calls these inside its transaction."""
+"""Services that change incidents, whistles and summons, and the timeline they all write.
+
+Every state change here runs in one transaction that writes the row, a timeline entry and the
+broadcast (sent on commit). An action the current state does not allow raises
+:class:`TransitionNotAllowed`; an actor without the right raises :class:`ActionForbidden`. The
+API turns those into precise 409 and 403 answers.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from command.incidents.models import TimelineEntry
+from alerts.models import Alert
+from command import realtime
+from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
+from command.org.models import Category, Department, Grid, Responsibility, Township, User
+
+# Report-on-site deadlines per whistle kind. Emergency: the reform's 30 minutes. General: two
+# hours, a working half-day's response for an ordinary matter. Tough (攻坚): a long-running hard
+# problem needs the departments to arrange a joint action, so a day.
+REPORT_WITHIN = {
+    Whistle.Kind.EMERGENCY: timedelta(minutes=30),
+    Whistle.Kind.GENERAL: timedelta(hours=2),
+    Whistle.Kind.TOUGH: timedelta(hours=24),
+}
+
+# Who hears of an overdue summons, and when (督办): copied onto each whistle when it is blown.
+DEFAULT_ESCALATION_POLICY: list[dict[str, Any]] = [
+    {"level": 1, "after_deadline_minutes": 0, "notify": "township_supervisors"},
+    {"level": 2, "after_deadline_minutes": 30, "notify": "district_supervisors"},
+]
+
+
+class TransitionNotAllowed(Exception):
+    """The action does not fit the current state (HTTP 409)."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ActionForbidden(Exception):
+    """The actor may not take this action (HTTP 403)."""
+
+
+# --- timeline ---------------------------------------------------------------------------------
 
 
 def timeline_record(
@@ -33,3 +76,529 @@ def timeline_record(
         before=before,
         after=after,
     )
+
+
+def _record(
+    subject: Incident | Whistle | Summons,
+    township_id: int,
+    action: str,
+    *,
+    actor: User | None,
+    source: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    time: datetime | None = None,
+) -> None:
+    timeline_record(
+        township_id=township_id,
+        subject_type=subject._meta.model_name,
+        subject_id=subject.pk,
+        action=action,
+        source=source,
+        actor_id=actor.pk if actor else None,
+        before=before,
+        after=after,
+        time=time,
+    )
+
+
+def _broadcast(incident: Incident, event_type: str, **fields: Any) -> None:
+    # The board's incident panel subscribes to these when it arrives; until then the incident's
+    # own group carries them (alerts escalated into an incident still update the board).
+    event = {"type": event_type, "incident_id": incident.pk, **fields}
+    realtime.broadcast_on_commit(realtime.incident_group(incident.pk), event)
+
+
+# --- permissions ------------------------------------------------------------------------------
+
+
+def _require_officer(actor: User, township: Township) -> None:
+    """Duty officers of the township (and administrators) run incidents."""
+    if actor.is_superuser or actor.role == User.Role.ADMINISTRATOR:
+        return
+    if actor.role == User.Role.DUTY_OFFICER and actor.township_id == township.pk:
+        return
+    raise ActionForbidden(_("Only the township's duty officers may do this."))
+
+
+def _require_member(actor: User, department_id: int) -> None:
+    if actor.is_superuser or (
+        actor.role == User.Role.DEPARTMENT_MEMBER and actor.department_id == department_id
+    ):
+        return
+    raise ActionForbidden(_("Only members of the summoned department may do this."))
+
+
+# --- incidents --------------------------------------------------------------------------------
+
+
+def incident_open(
+    *,
+    actor: User,
+    township: Township,
+    category: Category,
+    severity: str,
+    title: str,
+    description: str = "",
+    grid: Grid | None = None,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    alerts: Sequence[Alert] = (),
+    source: str = TimelineEntry.Source.WEB,
+) -> Incident:
+    """Open an incident by hand or from open alerts, which are escalated into it."""
+    _require_officer(actor, township)
+    with transaction.atomic():
+        locked = list(
+            Alert.objects.select_for_update().filter(pk__in=[a.pk for a in alerts]).order_by("pk")
+        )
+        for alert in locked:
+            if alert.township_id != township.pk:
+                raise ActionForbidden(_("An alert of another township cannot join this incident."))
+            if not alert.is_open:
+                raise TransitionNotAllowed(
+                    _("Alert %(id)s is %(status)s and cannot open an incident.")
+                    % {"id": alert.pk, "status": alert.get_status_display()},
+                    code="alert_not_open",
+                )
+        if grid is None and locked:
+            grid = next((a.grid for a in locked if a.grid_id), None)
+        incident = Incident.objects.create(
+            township=township,
+            category=category,
+            severity=severity,
+            title=title,
+            description=description,
+            grid=grid,
+            latitude=latitude,
+            longitude=longitude,
+            opened_by=actor,
+        )
+        _record(
+            incident,
+            township.pk,
+            "incident.opened",
+            actor=actor,
+            source=source,
+            after={"status": incident.status, "alerts": [a.pk for a in locked]},
+        )
+        for alert in locked:
+            before = alert.status
+            alert.status = Alert.Status.ESCALATED
+            alert.incident = incident
+            alert.save(update_fields=["status", "incident"])
+            timeline_record(
+                township_id=township.pk,
+                subject_type="alert",
+                subject_id=alert.pk,
+                action="alert.escalated",
+                source=source,
+                actor_id=actor.pk,
+                before={"status": before},
+                after={"status": alert.status, "incident": incident.pk},
+            )
+            realtime.broadcast_on_commit(
+                realtime.board_group(township.code), {"type": "alert.updated", "alert_id": alert.pk}
+            )
+        _broadcast(incident, "incident.opened")
+    return incident
+
+
+def _set_incident_status(
+    incident: Incident,
+    status: str,
+    *,
+    actor: User | None,
+    source: str,
+    action: str,
+    **fields: Any,
+) -> None:
+    before = incident.status
+    incident.status = status
+    for name, value in fields.items():
+        setattr(incident, name, value)
+    incident.save(update_fields=["status", *fields])
+    _record(
+        incident,
+        incident.township_id,
+        action,
+        actor=actor,
+        source=source,
+        before={"status": before},
+        after={"status": status},
+    )
+    _broadcast(incident, "incident.updated")
+
+
+def incident_resolve(
+    *, actor: User, incident: Incident, source: str = TimelineEntry.Source.WEB
+) -> Incident:
+    """事不完，人不走: not while a summoned department has not reported done or been released."""
+    _require_officer(actor, incident.township)
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if incident.status not in (
+            Incident.Status.OPEN,
+            Incident.Status.DISPATCHED,
+            Incident.Status.ON_SITE,
+        ):
+            raise TransitionNotAllowed(
+                _("An incident that is %(status)s cannot be resolved.")
+                % {"status": incident.get_status_display()},
+                code="incident_not_active",
+            )
+        waiting = list(
+            Summons.objects.filter(
+                whistle__incident=incident, status__in=Summons.OPEN_STATUSES
+            ).select_related("department")
+        )
+        if waiting:
+            names = "、".join(s.department.display_name for s in waiting)
+            raise TransitionNotAllowed(
+                _("Departments still at work: %(names)s. Wait for their report or release them.")
+                % {"names": names},
+                code="summons_open",
+            )
+        _set_incident_status(
+            incident,
+            Incident.Status.RESOLVED,
+            actor=actor,
+            source=source,
+            action="incident.resolved",
+            resolved_at=timezone.now(),
+        )
+    return incident
+
+
+def incident_close(
+    *,
+    actor: User,
+    incident: Incident,
+    feedback: str,
+    settled_level: str,
+    source: str = TimelineEntry.Source.WEB,
+) -> Incident:
+    """闭环: closing needs feedback and the 631 level the matter was settled at."""
+    _require_officer(actor, incident.township)
+    if not feedback.strip():
+        raise TransitionNotAllowed(_("Closing needs feedback."), code="feedback_missing")
+    if settled_level not in Incident.SettledLevel.values:
+        raise TransitionNotAllowed(
+            _("Say where it was settled: grid/village, township or county."),
+            code="settled_level_missing",
+        )
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if incident.status != Incident.Status.RESOLVED:
+            raise TransitionNotAllowed(
+                _("Only a resolved incident can be closed."), code="incident_not_resolved"
+            )
+        _set_incident_status(
+            incident,
+            Incident.Status.CLOSED,
+            actor=actor,
+            source=source,
+            action="incident.closed",
+            closed_at=timezone.now(),
+            feedback=feedback.strip(),
+            settled_level=settled_level,
+        )
+    return incident
+
+
+# --- whistles ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SummonedDepartment:
+    department: Department
+    # Required when the incident's category is not on the department's responsibility list.
+    reason: str = ""
+
+
+def suggested_departments(*, category: Category) -> list[Department]:
+    """From the responsibility list (清单): lead departments first."""
+    return [
+        r.department
+        for r in Responsibility.objects.filter(category=category)
+        .select_related("department")
+        .order_by("-lead", "department__code")
+    ]
+
+
+def whistle_blow(
+    *,
+    actor: User,
+    incident: Incident,
+    kind: str,
+    purpose: str,
+    departments: Sequence[SummonedDepartment],
+    joint_township: Township | None = None,
+    note: str = "",
+    source: str = TimelineEntry.Source.WEB,
+    now: datetime | None = None,
+) -> Whistle:
+    """吹哨: summon departments to the incident, each with a check-in deadline."""
+    _require_officer(actor, incident.township)
+    if kind not in Whistle.Kind.values:
+        raise TransitionNotAllowed(_("Unknown whistle kind."), code="kind_invalid")
+    if purpose not in Whistle.Purpose.values:
+        raise TransitionNotAllowed(_("Unknown whistle purpose."), code="purpose_invalid")
+    if not departments:
+        raise TransitionNotAllowed(_("Summon at least one department."), code="no_departments")
+    codes = [d.department.pk for d in departments]
+    if len(set(codes)) != len(codes):
+        raise TransitionNotAllowed(_("A department is summoned twice."), code="duplicate")
+    on_list = set(
+        Responsibility.objects.filter(
+            category_id=incident.category_id, department_id__in=codes
+        ).values_list("department_id", flat=True)
+    )
+    for summoned in departments:
+        if summoned.department.pk not in on_list and not summoned.reason.strip():
+            raise TransitionNotAllowed(
+                _("%(dept)s is not responsible for %(category)s; give a reason to summon it.")
+                % {
+                    "dept": summoned.department.display_name,
+                    "category": incident.category.display_name,
+                },
+                code="not_on_list",
+            )
+    now = now or timezone.now()
+    with transaction.atomic():
+        incident = (
+            Incident.objects.select_for_update().select_related("township").get(pk=incident.pk)
+        )
+        if incident.status not in (
+            Incident.Status.OPEN,
+            Incident.Status.DISPATCHED,
+            Incident.Status.ON_SITE,
+        ):
+            raise TransitionNotAllowed(
+                _("A whistle cannot be blown for an incident that is %(status)s.")
+                % {"status": incident.get_status_display()},
+                code="incident_not_active",
+            )
+        whistle = Whistle.objects.create(
+            incident=incident,
+            kind=kind,
+            purpose=purpose,
+            joint_township=joint_township,
+            blown_by=actor,
+            blown_at=now,
+            report_within=REPORT_WITHIN[kind],
+            escalation_policy=DEFAULT_ESCALATION_POLICY,
+            note=note,
+        )
+        _record(
+            whistle,
+            incident.township_id,
+            "whistle.blown",
+            actor=actor,
+            source=source,
+            time=now,
+            after={"kind": kind, "purpose": purpose, "departments": codes},
+        )
+        deadline = now + whistle.report_within
+        for summoned in departments:
+            summons = Summons.objects.create(
+                whistle=whistle,
+                department=summoned.department,
+                check_in_deadline=deadline,
+                off_list_reason=summoned.reason.strip()
+                if summoned.department.pk not in on_list
+                else "",
+            )
+            _record(
+                summons,
+                incident.township_id,
+                "summons.notified",
+                actor=actor,
+                source=source,
+                time=now,
+                after={"status": summons.status, "deadline": deadline.isoformat()},
+            )
+            realtime.broadcast_on_commit(
+                realtime.department_group(summoned.department.code),
+                {"type": "summons.notified", "summons_id": summons.pk},
+            )
+        if incident.status == Incident.Status.OPEN:
+            _set_incident_status(
+                incident,
+                Incident.Status.DISPATCHED,
+                actor=actor,
+                source=source,
+                action="incident.dispatched",
+            )
+        _broadcast(incident, "whistle.blown", whistle_id=whistle.pk)
+    return whistle
+
+
+# --- summons ----------------------------------------------------------------------------------
+
+
+def _summons_for_update(summons: Summons) -> Summons:
+    return (
+        Summons.objects.select_for_update(of=("self",))
+        .select_related("whistle__incident__township", "department")
+        .get(pk=summons.pk)
+    )
+
+
+def _summons_changed(
+    summons: Summons,
+    before: str,
+    action: str,
+    *,
+    actor: User | None,
+    source: str,
+    fields: Sequence[str],
+    after: dict[str, Any] | None = None,
+) -> None:
+    summons.save(update_fields=["status", *fields])
+    incident = summons.whistle.incident
+    _record(
+        summons,
+        incident.township_id,
+        action,
+        actor=actor,
+        source=source,
+        before={"status": before},
+        after={"status": summons.status, **(after or {})},
+    )
+    realtime.broadcast_on_commit(
+        realtime.department_group(summons.department.code),
+        {"type": "summons.updated", "summons_id": summons.pk},
+    )
+    _broadcast(incident, "summons.updated", summons_id=summons.pk)
+
+
+def summons_acknowledge(
+    *, actor: User, summons: Summons, source: str = TimelineEntry.Source.WEB
+) -> Summons:
+    _require_member(actor, summons.department_id)
+    with transaction.atomic():
+        summons = _summons_for_update(summons)
+        if summons.status != Summons.Status.NOTIFIED:
+            raise TransitionNotAllowed(
+                _("This summons is already %(status)s.") % {"status": summons.get_status_display()},
+                code="summons_not_notified",
+            )
+        summons.status = Summons.Status.ACKNOWLEDGED
+        summons.acknowledged_at = timezone.now()
+        _summons_changed(
+            summons,
+            Summons.Status.NOTIFIED,
+            "summons.acknowledged",
+            actor=actor,
+            source=source,
+            fields=["acknowledged_at"],
+        )
+    return summons
+
+
+def summons_check_in(
+    *,
+    actor: User,
+    summons: Summons,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    source: str = TimelineEntry.Source.WEB,
+) -> Summons:
+    """报到: the department is on site. Checking in acknowledges too, if it had not."""
+    _require_member(actor, summons.department_id)
+    with transaction.atomic():
+        summons = _summons_for_update(summons)
+        if summons.status not in (Summons.Status.NOTIFIED, Summons.Status.ACKNOWLEDGED):
+            raise TransitionNotAllowed(
+                _("This summons is already %(status)s.") % {"status": summons.get_status_display()},
+                code="summons_not_waiting",
+            )
+        before = summons.status
+        now = timezone.now()
+        summons.status = Summons.Status.CHECKED_IN
+        summons.acknowledged_at = summons.acknowledged_at or now
+        summons.checked_in_at = now
+        summons.checked_in_by = actor
+        summons.check_in_latitude = latitude
+        summons.check_in_longitude = longitude
+        on_time = now <= summons.check_in_deadline
+        _summons_changed(
+            summons,
+            before,
+            "summons.checked_in",
+            actor=actor,
+            source=source,
+            fields=[
+                "acknowledged_at",
+                "checked_in_at",
+                "checked_in_by",
+                "check_in_latitude",
+                "check_in_longitude",
+            ],
+            after={"on_time": on_time, "position": [latitude, longitude]},
+        )
+        incident = Incident.objects.select_for_update().get(pk=summons.whistle.incident_id)
+        if incident.status == Incident.Status.DISPATCHED:
+            _set_incident_status(
+                incident,
+                Incident.Status.ON_SITE,
+                actor=actor,
+                source=source,
+                action="incident.on_site",
+            )
+    return summons
+
+
+def summons_done(
+    *, actor: User, summons: Summons, note: str = "", source: str = TimelineEntry.Source.WEB
+) -> Summons:
+    _require_member(actor, summons.department_id)
+    with transaction.atomic():
+        summons = _summons_for_update(summons)
+        if summons.status != Summons.Status.CHECKED_IN:
+            raise TransitionNotAllowed(
+                _("Report done only after checking in on site."), code="summons_not_on_site"
+            )
+        summons.status = Summons.Status.DONE
+        summons.done_at = timezone.now()
+        summons.done_note = note
+        _summons_changed(
+            summons,
+            Summons.Status.CHECKED_IN,
+            "summons.done",
+            actor=actor,
+            source=source,
+            fields=["done_at", "done_note"],
+        )
+    return summons
+
+
+def summons_release(
+    *, actor: User, summons: Summons, reason: str, source: str = TimelineEntry.Source.WEB
+) -> Summons:
+    """The officer lets a department go before it has reported done; the reason is kept."""
+    if not reason.strip():
+        raise TransitionNotAllowed(_("Releasing needs a reason."), code="reason_missing")
+    with transaction.atomic():
+        summons = _summons_for_update(summons)
+        _require_officer(actor, summons.whistle.incident.township)
+        if summons.status not in Summons.OPEN_STATUSES:
+            raise TransitionNotAllowed(
+                _("This summons is already %(status)s.") % {"status": summons.get_status_display()},
+                code="summons_closed",
+            )
+        before = summons.status
+        summons.status = Summons.Status.RELEASED
+        summons.released_at = timezone.now()
+        summons.release_reason = reason.strip()
+        _summons_changed(
+            summons,
+            before,
+            "summons.released",
+            actor=actor,
+            source=source,
+            fields=["released_at", "release_reason"],
+            after={"reason": summons.release_reason},
+        )
+    return summons

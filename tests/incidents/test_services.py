@@ -1,0 +1,235 @@
+"""Every allowed and forbidden transition of incidents, whistles and summons."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from alerts.models import Alert
+from command.incidents import services
+from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
+from command.incidents.services import (
+    ActionForbidden,
+    SummonedDepartment,
+    TransitionNotAllowed,
+)
+from command.org.models import Category, Department, Township, User
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def people(demo):
+    return {u.username: u for u in User.objects.all()}
+
+
+@pytest.fixture
+def township(demo):
+    return Township.objects.get(code="qingshui")
+
+
+def open_incident(people, township, code="parking", alerts=()):
+    return services.incident_open(
+        actor=people["duty"],
+        township=township,
+        category=Category.objects.get(code=code),
+        severity="major",
+        title="滨河路违停堵塞 / cars blocking Binhe Road",
+        alerts=alerts,
+    )
+
+
+def blow(people, incident, *codes, kind=Whistle.Kind.EMERGENCY, reasons=None):
+    reasons = reasons or {}
+    return services.whistle_blow(
+        actor=people["duty"],
+        incident=incident,
+        kind=kind,
+        purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
+        departments=[
+            SummonedDepartment(Department.objects.get(code=c), reasons.get(c, "")) for c in codes
+        ],
+    )
+
+
+def actions(subject_type, subject_id):
+    return list(
+        TimelineEntry.objects.filter(subject_type=subject_type, subject_id=subject_id)
+        .order_by("time")
+        .values_list("action", flat=True)
+    )
+
+
+def test_opening_from_alerts_escalates_them_and_writes_the_timeline(people, township):
+    alert = Alert.objects.create(
+        township=township,
+        severity="minor",
+        source="camera",
+        title="illegal_parking @ cam-01",
+        dedupe_key="k",
+        category=Category.objects.get(code="parking"),
+    )
+    incident = open_incident(people, township, alerts=[alert])
+    alert.refresh_from_db()
+    assert (alert.status, alert.incident_id) == (Alert.Status.ESCALATED, incident.pk)
+    assert actions("incident", incident.pk) == ["incident.opened"]
+    assert actions("alert", alert.pk) == ["alert.escalated"]
+    with pytest.raises(TransitionNotAllowed) as refused:
+        open_incident(people, township, alerts=[alert])
+    assert refused.value.code == "alert_not_open"
+
+
+def test_only_duty_officers_of_the_township_open_incidents(people, township):
+    elsewhere = Township.objects.create(code="elsewhere", name="别处镇")
+    for username in ("chengguan", "grid01", "supervisor"):
+        with pytest.raises(ActionForbidden):
+            services.incident_open(
+                actor=people[username],
+                township=township,
+                category=Category.objects.get(code="parking"),
+                severity="minor",
+                title="x",
+            )
+    with pytest.raises(ActionForbidden):
+        open_incident(people, elsewhere)
+
+
+def test_emergency_whistle_summons_with_a_thirty_minute_deadline(people, township):
+    incident = open_incident(people, township)
+    before = timezone.now()
+    whistle = blow(people, incident, "traffic", "chengguan")
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.DISPATCHED
+    assert whistle.report_within == timedelta(minutes=30)
+    summonses = list(whistle.summonses.order_by("department__code"))
+    assert [s.department.code for s in summonses] == ["chengguan", "traffic"]
+    for summons in summonses:
+        assert summons.status == Summons.Status.NOTIFIED
+        assert timedelta(minutes=29) < summons.check_in_deadline - before <= timedelta(minutes=31)
+    assert whistle.escalation_policy == services.DEFAULT_ESCALATION_POLICY
+    assert actions("incident", incident.pk) == ["incident.opened", "incident.dispatched"]
+
+
+def test_departments_off_the_list_need_a_reason(people, township):
+    incident = open_incident(people, township)
+    with pytest.raises(TransitionNotAllowed) as refused:
+        blow(people, incident, "traffic", "fire-rescue")
+    assert refused.value.code == "not_on_list"
+    assert not Whistle.objects.exists()
+    whistle = blow(people, incident, "fire-rescue", reasons={"fire-rescue": "车辆起火风险"})
+    assert whistle.summonses.get().off_list_reason == "车辆起火风险"
+
+
+def test_suggested_departments_follow_the_list_lead_first(demo):
+    codes = [
+        d.code
+        for d in services.suggested_departments(category=Category.objects.get(code="parking"))
+    ]
+    assert codes[0] == "traffic" and set(codes) == {"traffic", "chengguan", "qs-pingan"}
+
+
+def test_summons_lifecycle_and_incident_states(people, township):
+    incident = open_incident(people, township)
+    whistle = blow(people, incident, "chengguan")
+    summons = whistle.summonses.get()
+    services.summons_acknowledge(actor=people["chengguan"], summons=summons)
+    with pytest.raises(TransitionNotAllowed):
+        services.summons_acknowledge(actor=people["chengguan"], summons=summons)
+    with pytest.raises(TransitionNotAllowed) as early:
+        services.summons_done(actor=people["chengguan"], summons=summons)
+    assert early.value.code == "summons_not_on_site"
+    services.summons_check_in(
+        actor=people["chengguan"], summons=summons, latitude=40.23, longitude=116.65
+    )
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.ON_SITE
+    with pytest.raises(TransitionNotAllowed) as busy:
+        services.incident_resolve(actor=people["duty"], incident=incident)
+    assert busy.value.code == "summons_open"
+    services.summons_done(actor=people["chengguan"], summons=summons, note="已清理")
+    services.incident_resolve(actor=people["duty"], incident=incident)
+    with pytest.raises(TransitionNotAllowed) as no_feedback:
+        services.incident_close(
+            actor=people["duty"], incident=incident, feedback=" ", settled_level="township"
+        )
+    assert no_feedback.value.code == "feedback_missing"
+    with pytest.raises(TransitionNotAllowed):
+        services.incident_close(
+            actor=people["duty"], incident=incident, feedback="ok", settled_level="city"
+        )
+    services.incident_close(
+        actor=people["duty"], incident=incident, feedback="车辆已挪走", settled_level="township"
+    )
+    incident.refresh_from_db()
+    assert (incident.status, incident.settled_level) == (Incident.Status.CLOSED, "township")
+    assert actions("summons", summons.pk) == [
+        "summons.notified",
+        "summons.acknowledged",
+        "summons.checked_in",
+        "summons.done",
+    ]
+    assert actions("incident", incident.pk) == [
+        "incident.opened",
+        "incident.dispatched",
+        "incident.on_site",
+        "incident.resolved",
+        "incident.closed",
+    ]
+    with pytest.raises(TransitionNotAllowed):
+        blow(people, incident, "chengguan")
+
+
+def test_check_in_straight_from_notified_acknowledges_too(people, township):
+    summons = blow(people, open_incident(people, township), "chengguan").summonses.get()
+    services.summons_check_in(actor=people["chengguan"], summons=summons)
+    summons.refresh_from_db()
+    assert summons.acknowledged_at == summons.checked_in_at
+    assert summons.checked_in_by == people["chengguan"]
+
+
+def test_only_the_summoned_department_acts_on_its_summons(people, township):
+    summons = blow(people, open_incident(people, township), "chengguan").summonses.get()
+    for username in ("police", "duty", "grid01"):
+        with pytest.raises(ActionForbidden):
+            services.summons_acknowledge(actor=people[username], summons=summons)
+        with pytest.raises(ActionForbidden):
+            services.summons_check_in(actor=people[username], summons=summons)
+    assert Summons.objects.get(pk=summons.pk).status == Summons.Status.NOTIFIED
+
+
+def test_release_needs_an_officer_and_a_reason_and_unblocks_resolve(people, township):
+    incident = open_incident(people, township)
+    summons = blow(people, incident, "chengguan").summonses.get()
+    with pytest.raises(TransitionNotAllowed):
+        services.summons_release(actor=people["duty"], summons=summons, reason="")
+    with pytest.raises(ActionForbidden):
+        services.summons_release(actor=people["chengguan"], summons=summons, reason="想走")
+    services.summons_release(actor=people["duty"], summons=summons, reason="交由交警处理")
+    with pytest.raises(TransitionNotAllowed):
+        services.summons_check_in(actor=people["chengguan"], summons=summons)
+    services.incident_resolve(actor=people["duty"], incident=incident)
+
+
+def test_close_only_after_resolve(people, township):
+    incident = open_incident(people, township)
+    with pytest.raises(TransitionNotAllowed) as refused:
+        services.incident_close(
+            actor=people["duty"], incident=incident, feedback="x", settled_level="grid"
+        )
+    assert refused.value.code == "incident_not_resolved"
+
+
+def test_state_changes_broadcast_only_on_commit(
+    people, township, capture_broadcasts, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        incident = open_incident(people, township)
+        blow(people, incident, "chengguan")
+    groups = [group for group, _ in capture_broadcasts]
+    assert f"incident.{incident.pk}" in groups and "dept.chengguan" in groups
+    assert {e["type"] for _, e in capture_broadcasts} >= {
+        "incident.opened",
+        "whistle.blown",
+        "summons.notified",
+        "incident.updated",
+    }
