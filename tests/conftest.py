@@ -164,6 +164,46 @@ def fast_password_hasher() -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+class JobWorker:
+    """`whistle worker` in a thread; start() and stop() as often as a test likes."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.errors: list[BaseException] = []
+
+    def start(self) -> None:
+        from command.worker import run_worker
+
+        self._stop = threading.Event()
+        stop = self._stop
+
+        def work() -> None:
+            try:
+                run_worker(stop)
+            except BaseException as exc:  # reported by stop(), in the test's thread
+                self.errors.append(exc)
+
+        self._thread = threading.Thread(target=work, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(20)
+        assert not self._thread.is_alive(), "worker did not stop"
+        self._thread = None
+        assert not self.errors, self.errors
+
+
+@pytest.fixture
+def job_worker(transactional_db: None) -> Iterator[JobWorker]:
+    worker = JobWorker()
+    yield worker
+    worker.stop()
+
+
 # --- data ---------------------------------------------------------------------------------------
 
 

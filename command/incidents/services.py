@@ -36,6 +36,8 @@ DEFAULT_ESCALATION_POLICY: list[dict[str, Any]] = [
     {"level": 1, "after_deadline_minutes": 0, "notify": "township_supervisors"},
     {"level": 2, "after_deadline_minutes": 30, "notify": "district_supervisors"},
 ]
+# A reminder goes out this long before the deadline (a third of the window when that is shorter).
+REMIND_BEFORE = timedelta(minutes=10)
 
 
 class TransitionNotAllowed(Exception):
@@ -422,6 +424,7 @@ def whistle_blow(
                 realtime.department_group(summoned.department.code),
                 {"type": "summons.notified", "summons_id": summons.pk},
             )
+            _schedule_deadlines(summons, whistle)
         if incident.status == Incident.Status.OPEN:
             _set_incident_status(
                 incident,
@@ -602,3 +605,114 @@ def summons_release(
             after={"reason": summons.release_reason},
         )
     return summons
+
+
+# --- deadlines and escalation (督办) ----------------------------------------------------------
+
+
+def _schedule_deadlines(summons: Summons, whistle: Whistle) -> None:
+    """Defer the reminder and every escalation step of the policy snapshot, in this
+    transaction (procrastinate writes its jobs through Django's connection)."""
+    from command.incidents import tasks
+
+    deadline = summons.check_in_deadline
+    remind_at = deadline - min(REMIND_BEFORE, whistle.report_within / 3)
+    tasks.summons_remind.configure(
+        schedule_at=remind_at, queueing_lock=f"summons-{summons.pk}-remind"
+    ).defer(summons_id=summons.pk)
+    for step in whistle.escalation_policy:
+        level = int(step["level"])
+        tasks.summons_escalate.configure(
+            schedule_at=deadline + timedelta(minutes=int(step["after_deadline_minutes"])),
+            queueing_lock=f"summons-{summons.pk}-escalate-{level}",
+        ).defer(summons_id=summons.pk, level=level)
+
+
+def summons_remind(*, summons_id: int) -> str:
+    """Remind a department that has not checked in yet."""
+    with transaction.atomic():
+        summons = (
+            Summons.objects.select_for_update(of=("self",))
+            .select_related("whistle__incident", "department")
+            .filter(pk=summons_id)
+            .first()
+        )
+        if summons is None or summons.status not in (
+            Summons.Status.NOTIFIED,
+            Summons.Status.ACKNOWLEDGED,
+        ):
+            return "nothing to remind"
+        already = TimelineEntry.objects.filter(
+            subject_type="summons", subject_id=summons.pk, action="summons.reminded"
+        ).exists()
+        if already:
+            return "already reminded"
+        _record(
+            summons,
+            summons.whistle.incident.township_id,
+            "summons.reminded",
+            actor=None,
+            source=TimelineEntry.Source.SYSTEM,
+            after={"deadline": summons.check_in_deadline.isoformat()},
+        )
+        realtime.broadcast_on_commit(
+            realtime.department_group(summons.department.code),
+            {"type": "summons.updated", "summons_id": summons.pk},
+        )
+    return "reminded"
+
+
+def summons_escalate(*, summons_id: int, level: int) -> str:
+    """Past the deadline without checking in: overdue, and escalated to the policy's level.
+
+    Levels only go up, under a row lock: a job that runs twice or late changes nothing.
+    """
+    with transaction.atomic():
+        summons = (
+            Summons.objects.select_for_update(of=("self",))
+            .select_related("whistle__incident", "department")
+            .filter(pk=summons_id)
+            .first()
+        )
+        if summons is None:
+            return "gone"
+        if summons.status not in (Summons.Status.NOTIFIED, Summons.Status.ACKNOWLEDGED):
+            return "checked in or closed in time"
+        if summons.escalation_level >= level:
+            return "already escalated"
+        if timezone.now() < summons.check_in_deadline:
+            return "not due"  # the deadline moved; the job for the new one will come
+        step = next(
+            (s for s in summons.whistle.escalation_policy if int(s["level"]) == level), None
+        )
+        township_id = summons.whistle.incident.township_id
+        fields = ["escalation_level"]
+        if not summons.overdue:
+            summons.overdue = True
+            fields.append("overdue")
+            _record(
+                summons,
+                township_id,
+                "summons.overdue",
+                actor=None,
+                source=TimelineEntry.Source.SYSTEM,
+                after={"deadline": summons.check_in_deadline.isoformat()},
+            )
+        before = summons.escalation_level
+        summons.escalation_level = level
+        summons.save(update_fields=fields)
+        _record(
+            summons,
+            township_id,
+            "summons.escalated",
+            actor=None,
+            source=TimelineEntry.Source.SYSTEM,
+            before={"level": before},
+            after={"level": level, "notify": (step or {}).get("notify", "")},
+        )
+        realtime.broadcast_on_commit(
+            realtime.department_group(summons.department.code),
+            {"type": "summons.updated", "summons_id": summons.pk},
+        )
+        _broadcast(summons.whistle.incident, "summons.updated", summons_id=summons.pk)
+    return f"escalated to level {level}"
