@@ -7,6 +7,7 @@ from typing import Any
 from django.db import connection, transaction
 from psycopg.types.json import Jsonb
 
+from alerts.models import Alert
 from alerts.rules import AlertSpec
 from command import realtime
 from command.incidents.services import timeline_record
@@ -65,3 +66,93 @@ def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
             {"type": action, "alert_id": alert_id},
         )
     return alert_id, created
+
+
+class AlertTransitionNotAllowed(Exception):
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _alert_change(
+    alert_id: int,
+    township_ids: set[int] | None,
+    to: str,
+    action: str,
+    *,
+    actor_id: int | None,
+    source: str,
+    allowed_from: tuple[str, ...],
+    fields: dict[str, Any] | None = None,
+) -> Alert:
+    from django.utils.translation import gettext as _
+
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().select_related("township").get(pk=alert_id)
+        if township_ids is not None and alert.township_id not in township_ids:
+            raise Alert.DoesNotExist
+        if alert.status not in allowed_from:
+            raise AlertTransitionNotAllowed(
+                _("This alert is %(status)s.") % {"status": alert.get_status_display()},
+                code=f"alert_{alert.status}",
+            )
+        before = alert.status
+        alert.status = to
+        detail = dict(alert.detail or {})
+        detail.update(fields or {})
+        alert.detail = detail
+        alert.save(update_fields=["status", "detail"])
+        timeline_record(
+            township_id=alert.township_id,
+            subject_type="alert",
+            subject_id=alert.pk,
+            action=action,
+            source=source,
+            actor_id=actor_id,
+            before={"status": before},
+            after={"status": to, **(fields or {})},
+        )
+        realtime.broadcast_on_commit(
+            realtime.board_group(alert.township.code),
+            {"type": "alert.updated", "alert_id": alert.pk},
+        )
+    return alert
+
+
+def alert_acknowledge(
+    *, alert_id: int, actor_id: int, township_ids: set[int] | None, source: str = "web"
+) -> Alert:
+    return _alert_change(
+        alert_id,
+        township_ids,
+        Alert.Status.ACKNOWLEDGED,
+        "alert.acknowledged",
+        actor_id=actor_id,
+        source=source,
+        allowed_from=(Alert.Status.NEW,),
+    )
+
+
+def alert_dismiss(
+    *,
+    alert_id: int,
+    actor_id: int,
+    township_ids: set[int] | None,
+    reason: str,
+    source: str = "web",
+) -> Alert:
+    """A false alarm: closed with the reason, kept for the record."""
+    from django.utils.translation import gettext as _
+
+    if not reason.strip():
+        raise AlertTransitionNotAllowed(_("Dismissing needs a reason."), code="reason_missing")
+    return _alert_change(
+        alert_id,
+        township_ids,
+        Alert.Status.DISMISSED,
+        "alert.dismissed",
+        actor_id=actor_id,
+        source=source,
+        allowed_from=Alert.OPEN_STATUSES,
+        fields={"dismiss_reason": reason.strip()},
+    )

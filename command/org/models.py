@@ -236,3 +236,25 @@ class Device(BilingualName):
         constraints = [
             models.UniqueConstraint(fields=["township", "code"], name="uniq_device_code")
         ]
+
+
+class ApiToken(models.Model):
+    """A system's credential for the JSON API, acting as its user. Only a hash is stored; the
+    token is shown once, when it is created (`whistle create-api-token`)."""
+
+    user = models.ForeignKey(
+        User, verbose_name=_("user"), on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(_("name"), max_length=100)
+    prefix = models.CharField(_("prefix"), max_length=12, unique=True)
+    key_hash = models.CharField(_("key hash"), max_length=64)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    revoked = models.BooleanField(_("revoked"), default=False)
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -1,0 +1,573 @@
+"""The JSON API (`/api/v1/`, OpenAPI at `/api/v1/openapi.json`): every action a person can take,
+for systems (token: ``Authorization: Bearer <token>``) and for the browser (session + CSRF).
+
+Views stay thin: they scope, call a service, and map its refusals to precise answers — 404 for
+what the caller may not see, 403 for what it may see but not do, 409 for a transition the
+current state does not allow, 422 for a malformed body.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, URLResolver
+from ninja import NinjaAPI, Schema, Status
+from ninja.security import HttpBearer, django_auth
+
+from alerts import services as alert_services
+from alerts.models import Alert
+from command.incidents import services
+from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
+from command.org.models import Category, Department, Grid, Township, User
+from command.org.tokens import api_token_user
+
+
+class TokenAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> User | None:
+        user = api_token_user(token)
+        if user is not None:
+            request.user = user
+            request.whistle_source = TimelineEntry.Source.API  # type: ignore[attr-defined]
+        return user
+
+
+api = NinjaAPI(
+    title="Whistle API",
+    version="1",
+    description="Township command platform: alerts, incidents, whistles and summons.",
+    # Session auth is cookie auth: django-ninja checks CSRF for it; a bearer token needs none.
+    auth=[TokenAuth(), django_auth],
+    urls_namespace="api",
+)
+
+
+def _source(request: HttpRequest) -> str:
+    return getattr(request, "whistle_source", TimelineEntry.Source.WEB)
+
+
+def _actor(request: HttpRequest) -> User:
+    return request.auth if isinstance(request.auth, User) else request.user  # type: ignore[return-value]
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class Problem(Schema):
+    detail: str
+    code: str = ""
+
+
+@api.exception_handler(services.TransitionNotAllowed)
+def _conflict(request: HttpRequest, exc: services.TransitionNotAllowed):
+    return api.create_response(request, {"detail": str(exc), "code": exc.code}, status=409)
+
+
+@api.exception_handler(alert_services.AlertTransitionNotAllowed)
+def _alert_conflict(request: HttpRequest, exc: alert_services.AlertTransitionNotAllowed):
+    return api.create_response(request, {"detail": str(exc), "code": exc.code}, status=409)
+
+
+@api.exception_handler(services.ActionForbidden)
+def _forbidden(request: HttpRequest, exc: services.ActionForbidden):
+    return api.create_response(request, {"detail": str(exc), "code": "forbidden"}, status=403)
+
+
+@api.exception_handler(Alert.DoesNotExist)
+def _alert_missing(request: HttpRequest, exc: Exception):
+    return api.create_response(request, {"detail": "Not found.", "code": "not_found"}, status=404)
+
+
+# --- scoping ----------------------------------------------------------------------------------
+
+
+def visible_township_ids(user: User) -> set[int] | None:
+    """None means every township (administrators, district-wide supervisors)."""
+    if user.is_superuser or user.role == User.Role.ADMINISTRATOR:
+        return None
+    if user.role == User.Role.SUPERVISOR and user.township_id is None:
+        return None
+    if user.township_id:
+        return {user.township_id}
+    return set()
+
+
+def visible_incidents(user: User):
+    queryset = Incident.objects.select_related("township", "category", "grid")
+    if user.role == User.Role.DEPARTMENT_MEMBER and not user.is_superuser:
+        return queryset.filter(whistles__summonses__department_id=user.department_id).distinct()
+    townships = visible_township_ids(user)
+    return queryset if townships is None else queryset.filter(township_id__in=townships)
+
+
+def visible_summonses(user: User):
+    queryset = Summons.objects.select_related("whistle__incident__township", "department")
+    if user.is_superuser or user.role == User.Role.ADMINISTRATOR:
+        return queryset
+    if user.role == User.Role.DEPARTMENT_MEMBER:
+        return queryset.filter(department_id=user.department_id)
+    townships = visible_township_ids(user)
+    if townships is None:
+        return queryset
+    return queryset.filter(
+        Q(whistle__incident__township_id__in=townships)
+        | Q(whistle__joint_township_id__in=townships)
+    )
+
+
+# --- schemas ----------------------------------------------------------------------------------
+
+
+class AlertOut(Schema):
+    id: int
+    township: str
+    category: str | None
+    severity: str
+    status: str
+    title: str
+    device: str | None
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+    @staticmethod
+    def from_alert(alert: Alert) -> AlertOut:
+        return AlertOut(
+            id=alert.pk,
+            township=alert.township.code,
+            category=alert.category.code if alert.category else None,
+            severity=alert.severity,
+            status=alert.status,
+            title=alert.title,
+            device=alert.device.code if alert.device else None,
+            count=alert.count,
+            first_seen=alert.first_seen,
+            last_seen=alert.last_seen,
+        )
+
+
+class DismissIn(Schema):
+    reason: str
+
+
+class SummonsOut(Schema):
+    id: int
+    incident: int
+    department: str
+    status: str
+    check_in_deadline: datetime
+    checked_in_at: datetime | None
+    overdue: bool
+    escalation_level: int
+
+    @staticmethod
+    def from_summons(summons: Summons) -> SummonsOut:
+        return SummonsOut(
+            id=summons.pk,
+            incident=summons.whistle.incident_id,
+            department=summons.department.code,
+            status=summons.status,
+            check_in_deadline=summons.check_in_deadline,
+            checked_in_at=summons.checked_in_at,
+            overdue=summons.overdue,
+            escalation_level=summons.escalation_level,
+        )
+
+
+class IncidentOut(Schema):
+    id: int
+    township: str
+    title: str
+    category: str
+    severity: str
+    status: str
+    grid: str | None
+    opened_at: datetime
+    settled_level: str
+    summonses: list[SummonsOut]
+
+    @staticmethod
+    def from_incident(incident: Incident) -> IncidentOut:
+        summonses = Summons.objects.filter(whistle__incident=incident).select_related(
+            "whistle", "department"
+        )
+        return IncidentOut(
+            id=incident.pk,
+            township=incident.township.code,
+            title=incident.title,
+            category=incident.category.code,
+            severity=incident.severity,
+            status=incident.status,
+            grid=incident.grid.code if incident.grid else None,
+            opened_at=incident.opened_at,
+            settled_level=incident.settled_level,
+            summonses=[SummonsOut.from_summons(s) for s in summonses],
+        )
+
+
+class IncidentIn(Schema):
+    township: str
+    category: str
+    severity: str
+    title: str
+    description: str = ""
+    grid: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    alerts: list[int] = []
+
+
+class SummonedIn(Schema):
+    department: str
+    reason: str = ""
+
+
+class WhistleIn(Schema):
+    kind: str
+    purpose: str
+    departments: list[SummonedIn]
+    joint_township: str | None = None
+    note: str = ""
+
+
+class WhistleOut(Schema):
+    id: int
+    incident: int
+    kind: str
+    purpose: str
+    blown_at: datetime
+    summonses: list[SummonsOut]
+
+
+class CheckInIn(Schema):
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+class DoneIn(Schema):
+    note: str = ""
+
+
+class ReleaseIn(Schema):
+    reason: str
+
+
+class CloseIn(Schema):
+    feedback: str
+    settled_level: str
+
+
+class DepartmentOut(Schema):
+    code: str
+    name: str
+
+
+class TimelineOut(Schema):
+    time: datetime
+    subject_type: str
+    subject_id: int
+    action: str
+    source: str
+    actor: str | None
+    before: dict | None
+    after: dict | None
+
+
+# --- alerts -----------------------------------------------------------------------------------
+
+
+@api.get("/alerts", response=list[AlertOut], tags=["alerts"])
+def list_alerts(request: HttpRequest, status: str = "open", limit: int = 100):
+    user = _actor(request)
+    townships = visible_township_ids(user)
+    queryset = Alert.objects.select_related("township", "category", "device")
+    if townships is not None:
+        queryset = queryset.filter(township_id__in=townships)
+    if status == "open":
+        queryset = queryset.filter(status__in=Alert.OPEN_STATUSES)
+    elif status != "all":
+        queryset = queryset.filter(status=status)
+    return [AlertOut.from_alert(a) for a in queryset.order_by("-last_seen")[: min(limit, 500)]]
+
+
+def _officer_townships(user: User) -> set[int] | None:
+    if user.role not in (User.Role.DUTY_OFFICER, User.Role.ADMINISTRATOR) and not user.is_superuser:
+        raise services.ActionForbidden("Only duty officers act on alerts.")
+    return visible_township_ids(user)
+
+
+@api.post("/alerts/{alert_id}/acknowledge", response={200: AlertOut, 409: Problem}, tags=["alerts"])
+def acknowledge_alert(request: HttpRequest, alert_id: int):
+    user = _actor(request)
+    alert = alert_services.alert_acknowledge(
+        alert_id=alert_id,
+        actor_id=user.pk,
+        township_ids=_officer_townships(user),
+        source=_source(request),
+    )
+    return AlertOut.from_alert(alert)
+
+
+@api.post("/alerts/{alert_id}/dismiss", response={200: AlertOut, 409: Problem}, tags=["alerts"])
+def dismiss_alert(request: HttpRequest, alert_id: int, body: DismissIn):
+    user = _actor(request)
+    alert = alert_services.alert_dismiss(
+        alert_id=alert_id,
+        actor_id=user.pk,
+        township_ids=_officer_townships(user),
+        reason=body.reason,
+        source=_source(request),
+    )
+    return AlertOut.from_alert(alert)
+
+
+# --- incidents --------------------------------------------------------------------------------
+
+
+@api.post(
+    "/incidents",
+    response={201: IncidentOut, 403: Problem, 404: Problem, 409: Problem},
+    tags=["incidents"],
+)
+def open_incident(request: HttpRequest, body: IncidentIn):
+    user = _actor(request)
+    township = get_object_or_404(Township, code=body.township)
+    category = get_object_or_404(Category, code=body.category)
+    grid = get_object_or_404(Grid, code=body.grid, township=township) if body.grid else None
+    alerts = list(Alert.objects.filter(pk__in=body.alerts, township=township))
+    if len(alerts) != len(set(body.alerts)):
+        return Status(
+            404, {"detail": "An alert does not exist in this township.", "code": "not_found"}
+        )
+    incident = services.incident_open(
+        actor=user,
+        township=township,
+        category=category,
+        severity=body.severity,
+        title=body.title,
+        description=body.description,
+        grid=grid,
+        latitude=body.latitude,
+        longitude=body.longitude,
+        alerts=alerts,
+        source=_source(request),
+    )
+    return Status(201, IncidentOut.from_incident(incident))
+
+
+@api.get("/incidents/{incident_id}", response=IncidentOut, tags=["incidents"])
+def get_incident(request: HttpRequest, incident_id: int):
+    return IncidentOut.from_incident(
+        get_object_or_404(visible_incidents(_actor(request)), pk=incident_id)
+    )
+
+
+@api.get(
+    "/incidents/{incident_id}/suggested-departments",
+    response=list[DepartmentOut],
+    tags=["incidents"],
+)
+def suggested(request: HttpRequest, incident_id: int):
+    incident = get_object_or_404(visible_incidents(_actor(request)), pk=incident_id)
+    return [
+        DepartmentOut(code=d.code, name=d.display_name)
+        for d in services.suggested_departments(category=incident.category)
+    ]
+
+
+@api.post(
+    "/incidents/{incident_id}/whistles",
+    response={201: WhistleOut, 403: Problem, 404: Problem, 409: Problem},
+    tags=["incidents"],
+)
+def blow_whistle(request: HttpRequest, incident_id: int, body: WhistleIn):
+    user = _actor(request)
+    incident = get_object_or_404(visible_incidents(user), pk=incident_id)
+    departments = {
+        d.code: d
+        for d in Department.objects.filter(code__in=[s.department for s in body.departments])
+    }
+    missing = [s.department for s in body.departments if s.department not in departments]
+    if missing:
+        detail = f"Unknown departments: {', '.join(missing)}"
+        return Status(404, {"detail": detail, "code": "not_found"})
+    joint = get_object_or_404(Township, code=body.joint_township) if body.joint_township else None
+    whistle = services.whistle_blow(
+        actor=user,
+        incident=incident,
+        kind=body.kind,
+        purpose=body.purpose,
+        departments=[
+            services.SummonedDepartment(departments[s.department], s.reason)
+            for s in body.departments
+        ],
+        joint_township=joint,
+        note=body.note,
+        source=_source(request),
+    )
+    return Status(201, _whistle_out(whistle))
+
+
+def _whistle_out(whistle: Whistle) -> WhistleOut:
+    return WhistleOut(
+        id=whistle.pk,
+        incident=whistle.incident_id,
+        kind=whistle.kind,
+        purpose=whistle.purpose,
+        blown_at=whistle.blown_at,
+        summonses=[
+            SummonsOut.from_summons(s)
+            for s in whistle.summonses.select_related("whistle", "department")
+        ],
+    )
+
+
+@api.post(
+    "/incidents/{incident_id}/resolve",
+    response={200: IncidentOut, 409: Problem},
+    tags=["incidents"],
+)
+def resolve_incident(request: HttpRequest, incident_id: int):
+    user = _actor(request)
+    incident = get_object_or_404(visible_incidents(user), pk=incident_id)
+    incident = services.incident_resolve(actor=user, incident=incident, source=_source(request))
+    return IncidentOut.from_incident(incident)
+
+
+@api.post(
+    "/incidents/{incident_id}/close",
+    response={200: IncidentOut, 409: Problem},
+    tags=["incidents"],
+)
+def close_incident(request: HttpRequest, incident_id: int, body: CloseIn):
+    user = _actor(request)
+    incident = get_object_or_404(visible_incidents(user), pk=incident_id)
+    incident = services.incident_close(
+        actor=user,
+        incident=incident,
+        feedback=body.feedback,
+        settled_level=body.settled_level,
+        source=_source(request),
+    )
+    return IncidentOut.from_incident(incident)
+
+
+@api.get("/incidents/{incident_id}/timeline", response=list[TimelineOut], tags=["incidents"])
+def incident_timeline(request: HttpRequest, incident_id: int):
+    incident = get_object_or_404(visible_incidents(_actor(request)), pk=incident_id)
+    whistles = list(incident.whistles.values_list("pk", flat=True))
+    summonses = list(
+        Summons.objects.filter(whistle__incident=incident).values_list("pk", flat=True)
+    )
+    alerts = list(incident.alerts.values_list("pk", flat=True))
+    entries = (
+        TimelineEntry.objects.filter(
+            Q(subject_type="incident", subject_id=incident.pk)
+            | Q(subject_type="whistle", subject_id__in=whistles)
+            | Q(subject_type="summons", subject_id__in=summonses)
+            | Q(subject_type="alert", subject_id__in=alerts)
+        )
+        .select_related("actor")
+        .order_by("time")
+    )
+    return [
+        TimelineOut(
+            time=e.time,
+            subject_type=e.subject_type,
+            subject_id=e.subject_id,
+            action=e.action,
+            source=e.source,
+            actor=e.actor.username if e.actor else None,
+            before=e.before,
+            after=e.after,
+        )
+        for e in entries
+    ]
+
+
+# --- summons ----------------------------------------------------------------------------------
+
+
+@api.get("/summonses", response=list[SummonsOut], tags=["summons"])
+def list_summonses(request: HttpRequest, open_only: bool = True):
+    queryset = visible_summonses(_actor(request))
+    if open_only:
+        queryset = queryset.filter(status__in=Summons.OPEN_STATUSES)
+    return [SummonsOut.from_summons(s) for s in queryset.order_by("check_in_deadline")[:500]]
+
+
+def _summons(request: HttpRequest, summons_id: int) -> Summons:
+    return get_object_or_404(visible_summonses(_actor(request)), pk=summons_id)
+
+
+@api.post(
+    "/summonses/{summons_id}/acknowledge",
+    response={200: SummonsOut, 409: Problem},
+    tags=["summons"],
+)
+def acknowledge_summons(request: HttpRequest, summons_id: int):
+    summons = services.summons_acknowledge(
+        actor=_actor(request), summons=_summons(request, summons_id), source=_source(request)
+    )
+    return SummonsOut.from_summons(summons)
+
+
+@api.post(
+    "/summonses/{summons_id}/check-in",
+    response={200: SummonsOut, 409: Problem},
+    tags=["summons"],
+)
+def check_in(request: HttpRequest, summons_id: int, body: CheckInIn):
+    summons = services.summons_check_in(
+        actor=_actor(request),
+        summons=_summons(request, summons_id),
+        latitude=body.latitude,
+        longitude=body.longitude,
+        source=_source(request),
+    )
+    return SummonsOut.from_summons(summons)
+
+
+@api.post(
+    "/summonses/{summons_id}/done", response={200: SummonsOut, 409: Problem}, tags=["summons"]
+)
+def report_done(request: HttpRequest, summons_id: int, body: DoneIn):
+    summons = services.summons_done(
+        actor=_actor(request),
+        summons=_summons(request, summons_id),
+        note=body.note,
+        source=_source(request),
+    )
+    return SummonsOut.from_summons(summons)
+
+
+@api.post(
+    "/summonses/{summons_id}/release",
+    response={200: SummonsOut, 409: Problem},
+    tags=["summons"],
+)
+def release(request: HttpRequest, summons_id: int, body: ReleaseIn):
+    summons = services.summons_release(
+        actor=_actor(request),
+        summons=_summons(request, summons_id),
+        reason=body.reason,
+        source=_source(request),
+    )
+    return SummonsOut.from_summons(summons)
+
+
+def api_urls() -> tuple[list[URLPattern | URLResolver], str, str]:
+    """The API's URL patterns, exempt from the site's login redirect: the API answers 401."""
+    patterns, app_name, namespace = api.urls
+
+    def exempt(items: list) -> None:
+        for item in items:
+            if isinstance(item, URLResolver):
+                exempt(item.url_patterns)
+            else:
+                item.callback.login_required = False
+
+    exempt(patterns)
+    return patterns, app_name, namespace

@@ -1,0 +1,208 @@
+"""The JSON API: every action, token and session auth, precise 4xx, scoping."""
+
+import json
+
+import pytest
+from django.test import Client
+
+from alerts.models import Alert
+from command.org.models import Category, Township, User
+from command.org.tokens import api_token_create
+from tests.conftest import DEMO_PASSWORDS
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def token(demo):
+    def make(username):
+        _, raw = api_token_create(user=User.objects.get(username=username), name="test")
+        return raw
+
+    return make
+
+
+def call(method, path, raw_token=None, body=None, client=None):
+    client = client or Client()
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {raw_token}"} if raw_token else {}
+    return getattr(client, method)(
+        f"/api/v1{path}",
+        data=json.dumps(body) if body is not None else None,
+        content_type="application/json",
+        **headers,
+    )
+
+
+def test_api_needs_credentials_and_answers_401_not_a_login_redirect(demo):
+    assert call("get", "/alerts").status_code == 401
+    assert call("get", "/alerts", "nope.nope").status_code == 401
+
+
+def test_openapi_document_lists_every_action(demo):
+    schema = Client().get("/api/v1/openapi.json").json()
+    paths = set(schema["paths"])
+    for path in (
+        "/api/v1/alerts/{alert_id}/acknowledge",
+        "/api/v1/alerts/{alert_id}/dismiss",
+        "/api/v1/incidents",
+        "/api/v1/incidents/{incident_id}/whistles",
+        "/api/v1/summonses/{summons_id}/acknowledge",
+        "/api/v1/summonses/{summons_id}/check-in",
+        "/api/v1/summonses/{summons_id}/done",
+        "/api/v1/summonses/{summons_id}/release",
+        "/api/v1/incidents/{incident_id}/resolve",
+        "/api/v1/incidents/{incident_id}/close",
+    ):
+        assert path in paths, path
+
+
+def test_the_loop_through_the_api_with_tokens(token):
+    duty, chengguan, police = token("duty"), token("chengguan"), token("police")
+    opened = call(
+        "post",
+        "/incidents",
+        duty,
+        {
+            "township": "qingshui",
+            "category": "parking",
+            "severity": "major",
+            "title": "滨河路违停",
+            "grid": "110112-QS-001",
+        },
+    )
+    assert opened.status_code == 201, opened.content
+    incident = opened.json()["id"]
+    assert (
+        call("get", f"/incidents/{incident}/suggested-departments", duty).json()[0]["code"]
+        == "traffic"
+    )
+
+    refused = call(
+        "post",
+        f"/incidents/{incident}/whistles",
+        duty,
+        {
+            "kind": "emergency",
+            "purpose": "joint_enforcement",
+            "departments": [{"department": "fire-rescue"}],
+        },
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "not_on_list"
+    assert call(
+        "post",
+        f"/incidents/{incident}/whistles",
+        chengguan,
+        {
+            "kind": "emergency",
+            "purpose": "joint_enforcement",
+            "departments": [{"department": "chengguan"}],
+        },
+    ).status_code in (403, 404)
+    blown = call(
+        "post",
+        f"/incidents/{incident}/whistles",
+        duty,
+        {
+            "kind": "emergency",
+            "purpose": "joint_enforcement",
+            "departments": [{"department": "chengguan"}],
+        },
+    )
+    assert blown.status_code == 201, blown.content
+    summons = blown.json()["summonses"][0]["id"]
+
+    # Another department neither sees nor touches it.
+    assert call("post", f"/summonses/{summons}/acknowledge", police).status_code == 404
+    assert call("get", "/summonses", police).json() == []
+    assert [s["id"] for s in call("get", "/summonses", chengguan).json()] == [summons]
+
+    assert (
+        call("post", f"/summonses/{summons}/acknowledge", chengguan).json()["status"]
+        == "acknowledged"
+    )
+    again = call("post", f"/summonses/{summons}/acknowledge", chengguan)
+    assert again.status_code == 409 and again.json()["code"] == "summons_not_notified"
+    early = call("post", f"/incidents/{incident}/resolve", duty)
+    assert early.status_code == 409 and early.json()["code"] == "summons_open"
+    assert (
+        call(
+            "post",
+            f"/summonses/{summons}/check-in",
+            chengguan,
+            {"latitude": 40.24, "longitude": 116.66},
+        ).json()["status"]
+        == "checked_in"
+    )
+    assert (
+        call("post", f"/summonses/{summons}/done", chengguan, {"note": "已疏导"}).json()["status"]
+        == "done"
+    )
+    assert call("post", f"/incidents/{incident}/resolve", duty).json()["status"] == "resolved"
+    bad_close = call("post", f"/incidents/{incident}/close", duty, {"feedback": "ok"})
+    assert bad_close.status_code == 422  # settled_level missing: a malformed body
+    closed = call(
+        "post",
+        f"/incidents/{incident}/close",
+        duty,
+        {"feedback": "道路恢复通行", "settled_level": "township"},
+    )
+    assert closed.json()["status"] == "closed"
+
+    actions = [e["action"] for e in call("get", f"/incidents/{incident}/timeline", duty).json()]
+    assert actions == [
+        "incident.opened",
+        "whistle.blown",
+        "summons.notified",
+        "incident.dispatched",
+        "summons.acknowledged",
+        "summons.checked_in",
+        "incident.on_site",
+        "summons.done",
+        "incident.resolved",
+        "incident.closed",
+    ]
+    sources = {e["source"] for e in call("get", f"/incidents/{incident}/timeline", duty).json()}
+    assert sources == {"api"}
+
+
+def test_alert_acknowledge_and_dismiss(token):
+    duty = token("duty")
+    alert = Alert.objects.create(
+        township=Township.objects.get(code="qingshui"),
+        severity="minor",
+        source="camera",
+        title="garbage @ cam-03",
+        dedupe_key="g",
+        category=Category.objects.get(code="garbage"),
+    )
+    assert call("post", f"/alerts/{alert.pk}/acknowledge", duty).json()["status"] == "acknowledged"
+    no_reason = call("post", f"/alerts/{alert.pk}/dismiss", duty, {"reason": " "})
+    assert no_reason.status_code == 409 and no_reason.json()["code"] == "reason_missing"
+    assert (
+        call("post", f"/alerts/{alert.pk}/dismiss", duty, {"reason": "误报：影子"}).json()["status"]
+        == "dismissed"
+    )
+    assert call("post", f"/alerts/{alert.pk}/acknowledge", duty).status_code == 409
+    assert call("post", f"/alerts/{alert.pk}/acknowledge", token("chengguan")).status_code == 403
+    other = Township.objects.create(code="elsewhere", name="别处镇")
+    foreign = Alert.objects.create(
+        township=other, severity="minor", source="camera", title="x", dedupe_key="x"
+    )
+    assert call("post", f"/alerts/{foreign.pk}/acknowledge", duty).status_code == 404
+    assert [a["id"] for a in call("get", "/alerts?status=all", duty).json()] == [alert.pk]
+
+
+def test_session_auth_needs_the_csrf_token(demo):
+    client = Client(enforce_csrf_checks=True)
+    assert client.login(username="duty", password=DEMO_PASSWORDS["duty"])
+    assert client.get("/api/v1/alerts").status_code == 200
+    body = {"township": "qingshui", "category": "parking", "severity": "minor", "title": "x"}
+    assert call("post", "/incidents", body=body, client=client).status_code == 403
+    client.get("/login/")  # sets the csrftoken cookie
+    created = client.post(
+        "/api/v1/incidents",
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value,
+    )
+    assert created.status_code == 201, created.content
