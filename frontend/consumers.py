@@ -16,6 +16,7 @@ from django.utils.translation import get_supported_language_variant
 from django.utils.translation.trans_real import parse_accept_lang_header
 
 from command import realtime
+from command.incidents import selectors as incident_selectors
 from command.org import selectors as org_selectors
 from frontend import rendering
 
@@ -75,3 +76,43 @@ class BoardConsumer(AsyncWebsocketConsumer):
 
     alert_raised = _push_alert
     alert_updated = _push_alert
+
+
+class DepartmentConsumer(AsyncWebsocketConsumer):
+    """A department's console: its summons, the moment a whistle summons it."""
+
+    group: str | None = None
+
+    async def connect(self) -> None:
+        code = self.scope["url_route"]["kwargs"]["department"]
+        self.department = await database_sync_to_async(incident_selectors.department_for_console)(
+            user=self.scope["user"], code=code
+        )
+        if self.department is None:
+            await self.close(code=FORBIDDEN)
+            return
+        self.language = scope_language(self.scope)
+        self.group = realtime.department_group(self.department.code)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        html = await database_sync_to_async(rendering.summons_inbox_html)(
+            department=self.department, oob=True, language=self.language
+        )
+        await self.send(text_data=html)
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        return
+
+    async def _push_summons(self, event: dict[str, Any]) -> None:
+        html = await database_sync_to_async(rendering.summons_push_html)(
+            department=self.department, summons_id=event["summons_id"], language=self.language
+        )
+        if html:
+            await self.send(text_data=html)
+
+    summons_notified = _push_summons
+    summons_updated = _push_summons

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from alerts import selectors
-from command.org.models import Township
+from command.incidents import selectors as incident_selectors
+from command.org.models import Department, Township
 
 
 def alert_queue_html(*, township: Township, oob: bool, language: str) -> str:
@@ -20,6 +22,28 @@ def alert_queue_html(*, township: Township, oob: bool, language: str) -> str:
                 "oob": oob,
             },
         )
+
+
+def summons_inbox_html(*, department: Department, oob: bool, language: str) -> str:
+    with translation.override(language), timezone.override(settings.TIME_ZONE):
+        return render_to_string(
+            "frontend/partials/summons_inbox.html",
+            {
+                "summonses": incident_selectors.console_summonses(department_id=department.pk),
+                "oob": oob,
+            },
+        )
+
+
+def summons_push_html(*, department: Department, summons_id: int, language: str) -> str:
+    """A new or changed summons: its row is replaced (or removed once it is closed)."""
+    summons = incident_selectors.summons_for_console(
+        summons_id=summons_id, department_id=department.pk
+    )
+    if summons is None:
+        return ""
+    with translation.override(language), timezone.override(settings.TIME_ZONE):
+        return render_to_string("frontend/partials/summons_push.html", {"summons": summons})
 
 
 def alert_push_html(*, township: Township, alert_id: int, language: str) -> str:

@@ -8,9 +8,10 @@ from django.shortcuts import redirect, render
 from django.utils import translation
 from django.utils.crypto import constant_time_compare
 
+from command.incidents import selectors as incident_selectors
 from command.org import selectors as org_selectors
 from command.org.models import User
-from frontend.rendering import alert_queue_html
+from frontend.rendering import alert_queue_html, summons_inbox_html
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -24,7 +25,21 @@ def home(request: HttpRequest) -> HttpResponse:
         township = org_selectors.home_township(user=user)
         if township is not None and user.can_watch_board(township):
             return redirect("board", township=township.code)
+    if user.role == User.Role.DEPARTMENT_MEMBER and user.department_id:
+        return redirect("console", department=user.department.code)
     return render(request, "frontend/home.html", {"user": user})
+
+
+def console(request: HttpRequest, department: str) -> HttpResponse:
+    """A department's console: its summons, pushed live; acknowledge, check in, report done."""
+    found = incident_selectors.department_for_console(user=request.user, code=department)  # type: ignore[arg-type]
+    if found is None:
+        raise PermissionDenied
+    inbox_html = summons_inbox_html(
+        department=found, oob=False, language=translation.get_language() or "zh-hans"
+    )
+    context = {"department": found, "inbox_html": inbox_html}
+    return render(request, "frontend/console.html", context)
 
 
 def board(request: HttpRequest, township: str) -> HttpResponse:

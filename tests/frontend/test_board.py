@@ -57,7 +57,8 @@ def test_duty_officer_lands_on_the_board(client, demo):
 def test_other_roles_cannot_open_the_duty_board(client, demo, username):
     client.login(username=username, password=DEMO_PASSWORDS[username])
     assert client.get("/board/qingshui/").status_code == 403
-    assert client.get("/", follow=True).redirect_chain == []
+    landed = client.get("/", follow=True).redirect_chain
+    assert all("/board/" not in url for url, _ in landed)
 
 
 @pytest.mark.django_db
@@ -83,3 +84,23 @@ def test_board_socket_refuses_department_member_anonymous_and_foreign_origin(dem
     assert connect("/ws/board/qingshui/", None)[0] is False
     evil = (b"origin", b"http://evil.example")
     assert connect("/ws/board/qingshui/", session_cookie("duty"), origin=evil)[0] is False
+
+
+@pytest.mark.django_db
+def test_department_member_lands_on_its_console_and_only_its_own(client, demo):
+    client.login(username="chengguan", password=DEMO_PASSWORDS["chengguan"])
+    response = client.get("/", follow=True)
+    assert response.redirect_chain[-1][0] == "/console/chengguan/"
+    assert 'ws-connect="/ws/dept/chengguan/"' in response.content.decode()
+    assert client.get("/console/police/").status_code == 403
+    client.login(username="duty", password=DEMO_PASSWORDS["duty"])
+    assert client.get("/console/chengguan/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_department_socket_only_for_its_members(demo_committed):
+    connected, _, first = connect("/ws/dept/chengguan/", session_cookie("chengguan"))
+    assert connected and 'id="summons-inbox"' in first
+    assert connect("/ws/dept/chengguan/", session_cookie("police"))[0] is False
+    assert connect("/ws/dept/chengguan/", session_cookie("duty"))[0] is False
+    assert connect("/ws/dept/chengguan/", None)[0] is False

@@ -14,3 +14,48 @@
   document.addEventListener("htmx:wsClose", function () { setStatus(false); });
   document.addEventListener("htmx:wsError", function () { setStatus(false); });
 })();
+
+// Action buttons post JSON to the API with the session's CSRF token; the result arrives over
+// the websocket like every other change, so the page shows only what the database holds.
+(function () {
+  function csrfToken() {
+    var match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+  function position() {
+    return new Promise(function (resolve) {
+      if (!navigator.geolocation) return resolve({});
+      navigator.geolocation.getCurrentPosition(
+        function (p) { resolve({ latitude: p.coords.latitude, longitude: p.coords.longitude }); },
+        function () { resolve({}); },
+        { timeout: 5000, maximumAge: 60000 }
+      );
+    });
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-api-post]");
+    if (!button) return;
+    button.disabled = true;
+    var row = button.closest("li");
+    var problem = row && row.querySelector(".problem");
+    var body = button.hasAttribute("data-with-position") ? position()
+      : Promise.resolve(button.dataset.body ? JSON.parse(button.dataset.body) : {});
+    body.then(function (payload) {
+      return fetch(button.dataset.apiPost, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify(payload),
+      });
+    }).then(function (response) {
+      if (response.ok) return;
+      return response.json().then(function (data) {
+        if (problem) problem.textContent = data.detail || response.statusText;
+        button.disabled = false;
+      });
+    }).catch(function () {
+      if (problem) problem.textContent = "⚠";
+      button.disabled = false;
+    });
+  });
+})();
