@@ -41,6 +41,8 @@ api = NinjaAPI(
     # Session auth is cookie auth: django-ninja checks CSRF for it; a bearer token needs none.
     auth=[TokenAuth(), django_auth],
     urls_namespace="api",
+    # The interactive page loads Swagger UI from a CDN, which a closed network cannot reach.
+    docs_url=None,
 )
 
 
