@@ -38,26 +38,32 @@ def scope_language(scope: dict[str, Any]) -> str:
     return settings.LANGUAGE_CODE
 
 
-class BoardConsumer(AsyncWebsocketConsumer):
+class FragmentConsumer(AsyncWebsocketConsumer):
+    """A push-only socket: authorize on connect, send the full current state, then a fragment
+    for each event of the group. Subclasses say who may connect and what they are shown."""
+
+    url_kwarg = ""
     group: str | None = None
 
+    def authorize(self, user: Any, key: str) -> tuple[Any, str] | None:
+        """(the scoped object, its group), or None to refuse. Runs in a thread (ORM)."""
+        raise NotImplementedError
+
+    def full_state(self) -> str:
+        raise NotImplementedError
+
     async def connect(self) -> None:
-        code = self.scope["url_route"]["kwargs"]["township"]
-        self.township = await database_sync_to_async(org_selectors.township_for_board)(
-            user=self.scope["user"], code=code
-        )
-        if self.township is None:
+        key = self.scope["url_route"]["kwargs"][self.url_kwarg]
+        allowed = await database_sync_to_async(self.authorize)(self.scope["user"], key)
+        if allowed is None:
             # Closing before accept refuses the handshake (HTTP 403).
             await self.close(code=FORBIDDEN)
             return
+        self.scoped, self.group = allowed
         self.language = scope_language(self.scope)
-        self.group = realtime.board_group(self.township.code)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        html = await database_sync_to_async(rendering.alert_queue_html)(
-            township=self.township, oob=True, language=self.language
-        )
-        await self.send(text_data=html)
+        await self.send(text_data=await database_sync_to_async(self.full_state)())
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -67,52 +73,49 @@ class BoardConsumer(AsyncWebsocketConsumer):
         # Actions go through HTTP (CSRF, one code path); the socket only pushes.
         return
 
-    async def _push_alert(self, event: dict[str, Any]) -> None:
-        html = await database_sync_to_async(rendering.alert_push_html)(
-            township=self.township, alert_id=event["alert_id"], language=self.language
-        )
+    async def push(self, render: Any, **kwargs: Any) -> None:
+        html = await database_sync_to_async(render)(language=self.language, **kwargs)
         if html:
             await self.send(text_data=html)
+
+
+class BoardConsumer(FragmentConsumer):
+    """The duty board of a township: its alert queue."""
+
+    url_kwarg = "township"
+
+    def authorize(self, user: Any, key: str) -> tuple[Any, str] | None:
+        township = org_selectors.township_for_board(user=user, code=key)
+        return (township, realtime.board_group(township.code)) if township else None
+
+    def full_state(self) -> str:
+        return rendering.alert_queue_html(township=self.scoped, oob=True, language=self.language)
+
+    async def _push_alert(self, event: dict[str, Any]) -> None:
+        await self.push(rendering.alert_push_html, township=self.scoped, alert_id=event["alert_id"])
 
     alert_raised = _push_alert
     alert_updated = _push_alert
 
 
-class DepartmentConsumer(AsyncWebsocketConsumer):
+class DepartmentConsumer(FragmentConsumer):
     """A department's console: its summons, the moment a whistle summons it."""
 
-    group: str | None = None
+    url_kwarg = "department"
 
-    async def connect(self) -> None:
-        code = self.scope["url_route"]["kwargs"]["department"]
-        self.department = await database_sync_to_async(incident_selectors.department_for_console)(
-            user=self.scope["user"], code=code
+    def authorize(self, user: Any, key: str) -> tuple[Any, str] | None:
+        department = incident_selectors.department_for_console(user=user, code=key)
+        return (department, realtime.department_group(department.code)) if department else None
+
+    def full_state(self) -> str:
+        return rendering.summons_inbox_html(
+            department=self.scoped, oob=True, language=self.language
         )
-        if self.department is None:
-            await self.close(code=FORBIDDEN)
-            return
-        self.language = scope_language(self.scope)
-        self.group = realtime.department_group(self.department.code)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-        html = await database_sync_to_async(rendering.summons_inbox_html)(
-            department=self.department, oob=True, language=self.language
-        )
-        await self.send(text_data=html)
-
-    async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        return
 
     async def _push_summons(self, event: dict[str, Any]) -> None:
-        html = await database_sync_to_async(rendering.summons_push_html)(
-            department=self.department, summons_id=event["summons_id"], language=self.language
+        await self.push(
+            rendering.summons_push_html, department=self.scoped, summons_id=event["summons_id"]
         )
-        if html:
-            await self.send(text_data=html)
 
     summons_notified = _push_summons
     summons_updated = _push_summons

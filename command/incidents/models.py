@@ -60,6 +60,9 @@ class Incident(models.Model):
         RESOLVED = "resolved", _("Resolved")
         CLOSED = "closed", _("Closed")
 
+    # Still being handled: whistles may be blown, it may be resolved.
+    ACTIVE_STATUSES = (Status.OPEN, Status.DISPATCHED, Status.ON_SITE)
+
     class SettledLevel(models.TextChoices):
         """The 631 rule: where a matter was settled."""
 

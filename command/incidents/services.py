@@ -206,6 +206,13 @@ def incident_open(
     return incident
 
 
+def _require_active(incident: Incident, message: str) -> None:
+    if incident.status not in Incident.ACTIVE_STATUSES:
+        raise TransitionNotAllowed(
+            message % {"status": incident.get_status_display()}, code="incident_not_active"
+        )
+
+
 def _set_incident_status(
     incident: Incident,
     status: str,
@@ -239,16 +246,7 @@ def incident_resolve(
     _require_officer(actor, incident.township)
     with transaction.atomic():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
-        if incident.status not in (
-            Incident.Status.OPEN,
-            Incident.Status.DISPATCHED,
-            Incident.Status.ON_SITE,
-        ):
-            raise TransitionNotAllowed(
-                _("An incident that is %(status)s cannot be resolved.")
-                % {"status": incident.get_status_display()},
-                code="incident_not_active",
-            )
+        _require_active(incident, _("An incident that is %(status)s cannot be resolved."))
         waiting = list(
             Summons.objects.filter(
                 whistle__incident=incident, status__in=Summons.OPEN_STATUSES
@@ -371,16 +369,9 @@ def whistle_blow(
         incident = (
             Incident.objects.select_for_update().select_related("township").get(pk=incident.pk)
         )
-        if incident.status not in (
-            Incident.Status.OPEN,
-            Incident.Status.DISPATCHED,
-            Incident.Status.ON_SITE,
-        ):
-            raise TransitionNotAllowed(
-                _("A whistle cannot be blown for an incident that is %(status)s.")
-                % {"status": incident.get_status_display()},
-                code="incident_not_active",
-            )
+        _require_active(
+            incident, _("A whistle cannot be blown for an incident that is %(status)s.")
+        )
         whistle = Whistle.objects.create(
             incident=incident,
             kind=kind,
