@@ -93,3 +93,44 @@ class Alert(models.Model):
 
         label = self.detail.get("label") if isinstance(self.detail, dict) else None
         return label_name(label) if label else ""
+
+
+class Delivery(models.Model):
+    """One push to a department's own system (webhook or MQTT downlink), keyed by the state
+    change that caused it so a retried transaction or job never sends it twice."""
+
+    class Channel(models.TextChoices):
+        WEBHOOK = "webhook", _("Webhook")
+        MQTT = "mqtt", _("MQTT downlink")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
+
+    key = models.CharField(_("key"), max_length=120, unique=True)
+    department = models.ForeignKey(
+        "org.Department",
+        verbose_name=_("department"),
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+    )
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    event = models.CharField(_("event"), max_length=48)
+    payload = models.JSONField(_("payload"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    response_status = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.department} ({self.get_channel_display()})"

@@ -14,6 +14,8 @@ ADMIN_PAGES = [
     "/admin/org/category/",
     "/admin/streams/deadletter/",
     "/admin/alerts/alert/",
+    "/admin/alerts/delivery/",
+    "/admin/org/apitoken/",
 ]
 
 

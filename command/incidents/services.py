@@ -416,6 +416,8 @@ def whistle_blow(
                 {"type": "summons.notified", "summons_id": summons.pk},
             )
             _schedule_deadlines(summons, whistle)
+            summons.whistle = whistle
+            _push_to_department(summons, "summons.notified")
         if incident.status == Incident.Status.OPEN:
             _set_incident_status(
                 incident,
@@ -426,6 +428,47 @@ def whistle_blow(
             )
         _broadcast(incident, "whistle.blown", whistle_id=whistle.pk)
     return whistle
+
+
+# --- pushes to departments' own systems -------------------------------------------------------
+
+
+def _summons_payload(summons: Summons, event: str) -> dict[str, Any]:
+    whistle = summons.whistle
+    incident = whistle.incident
+    return {
+        "event": event,
+        "summons": {
+            "id": summons.pk,
+            "status": summons.status,
+            "department": summons.department.code,
+            "check_in_deadline": summons.check_in_deadline,
+            "overdue": summons.overdue,
+            "escalation_level": summons.escalation_level,
+        },
+        "whistle": {"id": whistle.pk, "kind": whistle.kind, "purpose": whistle.purpose},
+        "incident": {
+            "id": incident.pk,
+            "township": incident.township.code,
+            "title": incident.title,
+            "category": incident.category.code,
+            "severity": incident.severity,
+            "grid": incident.grid.code if incident.grid else None,
+            "latitude": incident.latitude,
+            "longitude": incident.longitude,
+        },
+    }
+
+
+def _push_to_department(summons: Summons, event: str, key_suffix: str = "") -> None:
+    from alerts.delivery.departments import deliveries_enqueue
+
+    deliveries_enqueue(
+        department=summons.department,
+        event=event,
+        key=f"{event}:{summons.pk}{key_suffix}",
+        payload=_summons_payload(summons, event),
+    )
 
 
 # --- summons ----------------------------------------------------------------------------------
@@ -465,6 +508,7 @@ def _summons_changed(
         {"type": "summons.updated", "summons_id": summons.pk},
     )
     _broadcast(incident, "summons.updated", summons_id=summons.pk)
+    _push_to_department(summons, action)
 
 
 def summons_acknowledge(
@@ -706,4 +750,5 @@ def summons_escalate(*, summons_id: int, level: int) -> str:
             {"type": "summons.updated", "summons_id": summons.pk},
         )
         _broadcast(summons.whistle.incident, "summons.updated", summons_id=summons.pk)
+        _push_to_department(summons, "summons.escalated", key_suffix=f":{level}")
     return f"escalated to level {level}"

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from command.org.models import (
@@ -38,6 +39,8 @@ class DepartmentAdmin(admin.ModelAdmin):
     list_filter = ["kind", "township"]
     search_fields = ["code", "name", "name_en"]
     inlines = [ResponsibilityInline]
+    readonly_fields = ["webhook_secret"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(Responsibility)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+from typing import Any
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import get_language
@@ -69,6 +72,21 @@ class Department(BilingualName):
     )
     contact_name = models.CharField(_("contact"), max_length=60, blank=True)
     contact_phone = models.CharField(_("contact phone"), max_length=40, blank=True)
+    # The department's own system: summons are POSTed there, signed with the secret.
+    webhook_url = models.URLField(_("webhook URL"), blank=True)
+    webhook_secret = models.CharField(
+        _("webhook secret"),
+        max_length=64,
+        blank=True,
+        help_text=_(
+            "Generated when a webhook URL is saved; the receiver checks signatures with it."
+        ),
+    )
+    mqtt_downlink = models.BooleanField(
+        _("MQTT downlink"),
+        default=False,
+        help_text=_("Also publish summons to whistle/{township}/dispatch/{department}."),
+    )
     categories = models.ManyToManyField(
         Category,
         verbose_name=_("responsible for"),
@@ -81,6 +99,13 @@ class Department(BilingualName):
         verbose_name = _("department")
         verbose_name_plural = _("departments")
         ordering = ["kind", "code"]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.webhook_url and not self.webhook_secret:
+            self.webhook_secret = secrets.token_urlsafe(32)
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "webhook_secret"}
+        super().save(*args, **kwargs)
 
 
 class Responsibility(models.Model):

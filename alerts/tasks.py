@@ -1,0 +1,22 @@
+"""Jobs that push to departments' own systems (procrastinate, in PostgreSQL)."""
+
+from __future__ import annotations
+
+from procrastinate import JobContext, RetryStrategy
+from procrastinate.contrib.django import app
+
+from alerts.delivery import departments
+
+# 2, 4, 8 … 256 s between attempts: a department's server that is down for a few minutes still
+# gets every summons, in order of the retries.
+RETRY = RetryStrategy(max_attempts=departments.MAX_ATTEMPTS, exponential_wait=2)
+
+
+@app.task(queue="deliveries", retry=RETRY, pass_context=True)
+def deliver_webhook(context: JobContext, delivery_id: int) -> str:
+    return departments.webhook_attempt(delivery_id=delivery_id, attempt=context.job.attempts)
+
+
+@app.task(queue="deliveries", retry=RETRY, pass_context=True)
+def deliver_mqtt(context: JobContext, delivery_id: int) -> str:
+    return departments.mqtt_attempt(delivery_id=delivery_id, attempt=context.job.attempts)
