@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
-from alerts.models import Alert, Delivery
+from alerts.models import Alert, AlertRule, Delivery
 
 
 @admin.register(Alert)
@@ -36,3 +37,28 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    """Rules are validated on save (AlertRule.clean); ingest picks edits up within 30 s."""
+
+    list_display = ["name", "township", "kind", "category", "severity", "enabled"]
+    list_filter = ["township", "kind", "enabled", "severity", "category"]
+    search_fields = ["name", "metric"]
+    autocomplete_fields = ["device"]
+    fieldsets = (
+        (
+            None,
+            {"fields": ("township", "name", "kind", "enabled", "category", "severity", "device")},
+        ),
+        (
+            _("Camera detection"),
+            {"fields": ("labels", "min_score", "zones", "active_from", "active_until")},
+        ),
+        (
+            _("Sensor threshold"),
+            {"fields": ("metric", "operator", "threshold", "clear_at", "hold_seconds")},
+        ),
+        (_("Device offline"), {"fields": ("device_kinds",)}),
+    )

@@ -134,3 +134,136 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.department} ({self.get_channel_display()})"
+
+
+class AlertRule(models.Model):
+    """A township's rule that turns events or readings into alerts (editable in the admin)."""
+
+    class Kind(models.TextChoices):
+        CAMERA_LABEL = "camera_label", _("Camera detection")
+        THRESHOLD = "threshold", _("Sensor threshold held for a duration")
+        DEVICE_OFFLINE = "device_offline", _("Device offline")
+
+    class Operator(models.TextChoices):
+        ABOVE = "above", _("above")
+        BELOW = "below", _("below")
+
+    township = models.ForeignKey(
+        "org.Township",
+        verbose_name=_("township"),
+        on_delete=models.CASCADE,
+        related_name="alert_rules",
+    )
+    name = models.CharField(_("name"), max_length=120)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    category = models.ForeignKey(
+        "org.Category", verbose_name=_("category"), on_delete=models.PROTECT
+    )
+    severity = models.CharField(_("severity"), max_length=10, choices=Severity.choices)
+    device = models.ForeignKey(
+        "org.Device",
+        verbose_name=_("only this device"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+    )
+    # camera detection
+    labels = models.JSONField(
+        _("labels"), default=list, blank=True, help_text=_('e.g. ["excavator", "dump_truck"]')
+    )
+    min_score = models.FloatField(_("minimum score"), null=True, blank=True)
+    zones = models.JSONField(
+        _("zones"), default=list, blank=True, help_text=_("Any of these zones; empty: anywhere.")
+    )
+    active_from = models.TimeField(
+        _("active from"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Local time; with 'active until' earlier than this, the window spans midnight."
+        ),
+    )
+    active_until = models.TimeField(_("active until"), null=True, blank=True)
+    # sensor threshold
+    metric = models.CharField(_("metric"), max_length=48, blank=True)
+    operator = models.CharField(
+        _("operator"), max_length=5, choices=Operator.choices, default=Operator.ABOVE
+    )
+    threshold = models.FloatField(_("threshold"), null=True, blank=True)
+    clear_at = models.FloatField(
+        _("clear at"),
+        null=True,
+        blank=True,
+        help_text=_("Hysteresis: the alert clears only once the value is back past this."),
+    )
+    hold_seconds = models.PositiveIntegerField(
+        _("held for (seconds)"),
+        default=0,
+        help_text=_("The threshold must be crossed for this long before the alert is raised."),
+    )
+    # device offline
+    device_kinds = models.JSONField(
+        _("device kinds"), default=list, blank=True, help_text=_('e.g. ["camera", "gateway"]')
+    )
+
+    class Meta:
+        verbose_name = _("alert rule")
+        verbose_name_plural = _("alert rules")
+        ordering = ["township", "kind", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        errors: dict[str, str] = {}
+        if self.kind == self.Kind.CAMERA_LABEL:
+            if not self.labels or not all(isinstance(x, str) and x for x in self.labels):
+                errors["labels"] = _("List at least one label, as strings.")
+            if self.min_score is not None and not 0 <= self.min_score <= 1:
+                errors["min_score"] = _("A score is between 0 and 1.")
+            if not isinstance(self.zones, list) or not all(isinstance(z, str) for z in self.zones):
+                errors["zones"] = _("Zones are a list of strings.")
+            if (self.active_from is None) != (self.active_until is None):
+                errors["active_until"] = _("Give both ends of the time window, or neither.")
+        elif self.kind == self.Kind.THRESHOLD:
+            if not self.metric:
+                errors["metric"] = _("Name the metric, e.g. water_level.")
+            if self.threshold is None:
+                errors["threshold"] = _("Give the threshold.")
+            elif self.clear_at is not None:
+                wrong_side = (
+                    self.clear_at > self.threshold
+                    if self.operator == self.Operator.ABOVE
+                    else self.clear_at < self.threshold
+                )
+                if wrong_side:
+                    errors["clear_at"] = _(
+                        "The clearing value must lie on the safe side of the threshold."
+                    )
+        elif self.kind == self.Kind.DEVICE_OFFLINE:
+            kinds = {"camera", "sensor", "gateway"}
+            if not self.device_kinds or not set(self.device_kinds) <= kinds:
+                errors["device_kinds"] = _("Choose among camera, sensor and gateway.")
+        if errors:
+            raise ValidationError(errors)
+
+
+class RuleState(models.Model):
+    """Where a threshold rule stands for one device: kept in the database so a duration being
+    timed, or an alert being held, survives a restart of the ingest worker."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="states")
+    device = models.ForeignKey("org.Device", on_delete=models.CASCADE)
+    breached_since = models.DateTimeField(null=True, blank=True)
+    active = models.BooleanField(default=False)
+    last_value = models.FloatField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rule", "device"], name="uniq_rule_state")]
+
+    def __str__(self) -> str:
+        return f"{self.rule} · device {self.device_id}: {'active' if self.active else 'quiet'}"

@@ -1,15 +1,26 @@
-"""From stored events to alert specifications. The per-township rule editor arrives with the
-alert-rules work; until then camera labels map to categories through this table."""
+"""From stored events and readings to alerts, by each township's rules (admin: alert rules).
+
+Camera detections match label, score, zone and a local time window; sensor readings must stay
+past a threshold for a while, and clear only once back past a second value (hysteresis), with
+the timing kept in the database so it survives a restart; a device going offline raises an
+alert and coming back clears it. A township without camera rules falls back to the built-in
+label table below, so a new installation is not silent.
+"""
 
 from __future__ import annotations
 
+import threading
+import time as monotonic_time
+import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as clock_time
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
-from alerts.models import Severity
+from alerts.models import SEVERITY_RANK, AlertRule, RuleState, Severity
 
 # label → (category code, severity). Labels are Frigate's / the gateways' own words.
 CAMERA_LABELS: dict[str, tuple[str, str]] = {
@@ -93,3 +104,243 @@ def camera_event_alert(
         grid_id=grid_id,
         detail={"label": label, "score": score, "zones": list(zones), "event_id": event_id},
     )
+
+
+# --- the township's rules, cached briefly ---------------------------------------------------
+
+
+class RuleBook:
+    """Enabled rules per township, re-read every ``TTL`` seconds so admin edits take effect."""
+
+    TTL = 30.0
+
+    def __init__(self) -> None:
+        self._rules: dict[int, tuple[float, list[AlertRule], str]] = {}
+        self._lock = threading.Lock()
+
+    def for_township(self, township_id: int) -> tuple[list[AlertRule], str]:
+        now = monotonic_time.monotonic()
+        with self._lock:
+            cached = self._rules.get(township_id)
+        if cached and now - cached[0] < self.TTL:
+            return cached[1], cached[2]
+        rules = list(
+            AlertRule.objects.filter(township_id=township_id, enabled=True)
+            .select_related("category", "township")
+            .order_by("pk")
+        )
+        # Most severe first: when two camera rules match, the graver one speaks.
+        rules.sort(key=lambda r: SEVERITY_RANK.get(r.severity, 9))
+        zone = rules[0].township.time_zone if rules else "Asia/Shanghai"
+        with self._lock:
+            self._rules[township_id] = (now, rules, zone)
+        return rules, zone
+
+    def forget(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+
+rulebook = RuleBook()
+
+
+def in_window(
+    moment: datetime, start: clock_time | None, end: clock_time | None, zone: str
+) -> bool:
+    """Whether ``moment`` falls in the local daily window [start, end); the window spans
+    midnight when end <= start (22:00-06:00: a closed mine at night)."""
+    if start is None or end is None:
+        return True
+    local = moment.astimezone(zoneinfo.ZoneInfo(zone)).time()
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def camera_rule_alert(
+    *,
+    township_id: int,
+    device_id: int,
+    device_code: str,
+    grid_id: int | None,
+    event_id: str,
+    label: str,
+    score: float | None,
+    zones: tuple[str, ...],
+    time: datetime,
+) -> AlertSpec | None:
+    rules, zone = rulebook.for_township(township_id)
+    camera_rules = [r for r in rules if r.kind == AlertRule.Kind.CAMERA_LABEL]
+    if not camera_rules:
+        return camera_event_alert(
+            township_id=township_id,
+            device_id=device_id,
+            device_code=device_code,
+            grid_id=grid_id,
+            event_id=event_id,
+            label=label,
+            score=score,
+            zones=zones,
+            time=time,
+        )
+    for rule in camera_rules:
+        if rule.device_id and rule.device_id != device_id:
+            continue
+        if label not in rule.labels:
+            continue
+        if rule.min_score is not None and (score is None or score < rule.min_score):
+            continue
+        if rule.zones and not set(rule.zones) & set(zones):
+            continue
+        if not in_window(time, rule.active_from, rule.active_until, zone):
+            continue
+        return AlertSpec(
+            township_id=township_id,
+            category_code=rule.category.code,
+            severity=rule.severity,
+            source="camera",
+            title=f"{rule.name}: {label} @ {device_code}",
+            dedupe_key=f"rule:{rule.pk}:{device_id}",
+            time=time,
+            device_id=device_id,
+            grid_id=grid_id,
+            detail={
+                "label": label,
+                "score": score,
+                "zones": list(zones),
+                "event_id": event_id,
+                "rule": rule.pk,
+            },
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Clear:
+    """An open alert whose condition has ended: it is auto-cleared."""
+
+    township_id: int
+    dedupe_key: str
+    time: datetime
+    reason: str
+
+
+def offline_rule_alerts(
+    *,
+    township_id: int,
+    device_id: int,
+    device_code: str,
+    device_kind: str,
+    grid_id: int | None,
+    online: bool,
+    time: datetime,
+) -> list[AlertSpec | Clear]:
+    rules, _zone = rulebook.for_township(township_id)
+    outcomes: list[AlertSpec | Clear] = []
+    for rule in rules:
+        if rule.kind != AlertRule.Kind.DEVICE_OFFLINE or device_kind not in rule.device_kinds:
+            continue
+        if rule.device_id and rule.device_id != device_id:
+            continue
+        key = f"rule:{rule.pk}:{device_id}"
+        if online:
+            outcomes.append(Clear(township_id, key, time, "device back online"))
+        else:
+            outcomes.append(
+                AlertSpec(
+                    township_id=township_id,
+                    category_code=rule.category.code,
+                    severity=rule.severity,
+                    source="device",
+                    title=f"{rule.name}: {device_code}",
+                    dedupe_key=key,
+                    time=time,
+                    device_id=device_id,
+                    grid_id=grid_id,
+                    detail={"label": "offline", "rule": rule.pk},
+                )
+            )
+    return outcomes
+
+
+ThresholdReading = tuple[int, str, int | None, str, datetime, float]
+
+
+def threshold_outcomes(
+    township_id: int, readings: Iterable[ThresholdReading]
+) -> list[AlertSpec | Clear]:
+    """Step each threshold rule's per-device state through the batch's readings, in time order.
+
+    ``readings``: (device id, device code, grid id, metric, time, value). Runs inside the
+    batch's transaction: the state rows are locked, updated and committed with the readings.
+    """
+    rules, _zone = rulebook.for_township(township_id)
+    by_metric: dict[str, list[AlertRule]] = {}
+    for rule in rules:
+        if rule.kind == AlertRule.Kind.THRESHOLD:
+            by_metric.setdefault(rule.metric, []).append(rule)
+    if not by_metric:
+        return []
+    relevant = sorted((r for r in readings if r[3] in by_metric), key=lambda r: r[4])
+    if not relevant:
+        return []
+    rule_ids = {rule.pk for rules_ in by_metric.values() for rule in rules_}
+    device_ids = {r[0] for r in relevant}
+    states = {
+        (s.rule_id, s.device_id): s
+        for s in RuleState.objects.select_for_update().filter(
+            rule_id__in=rule_ids, device_id__in=device_ids
+        )
+    }
+    outcomes: list[AlertSpec | Clear] = []
+    touched: dict[tuple[int, int], RuleState] = {}
+    for device_id, device_code, grid_id, metric, moment, value in relevant:
+        for rule in by_metric[metric]:
+            if rule.device_id and rule.device_id != device_id:
+                continue
+            state = states.get((rule.pk, device_id))
+            if state is None:
+                state = RuleState(rule=rule, device_id=device_id)
+                states[(rule.pk, device_id)] = state
+            above = rule.operator == AlertRule.Operator.ABOVE
+            clear_at = rule.clear_at if rule.clear_at is not None else rule.threshold
+            breached = value > rule.threshold if above else value < rule.threshold
+            cleared = value <= clear_at if above else value >= clear_at
+            key = f"rule:{rule.pk}:{device_id}"
+            if breached:
+                state.breached_since = state.breached_since or moment
+                held = moment - state.breached_since >= timedelta(seconds=rule.hold_seconds)
+                if held and not state.active:
+                    state.active = True
+                    outcomes.append(
+                        AlertSpec(
+                            township_id=township_id,
+                            category_code=rule.category.code,
+                            severity=rule.severity,
+                            source="sensor",
+                            title=f"{rule.name}: {metric} {value:g} @ {device_code}",
+                            dedupe_key=key,
+                            time=moment,
+                            device_id=device_id,
+                            grid_id=grid_id,
+                            detail={
+                                "metric": metric,
+                                "value": value,
+                                "rule": rule.pk,
+                                "threshold": rule.threshold,
+                            },
+                        )
+                    )
+            else:
+                # Back inside the threshold: the duration starts over; the alert stays until
+                # the value is past the clearing point too.
+                state.breached_since = None
+                if cleared and state.active:
+                    state.active = False
+                    outcomes.append(Clear(township_id, key, moment, f"{metric} back to {value:g}"))
+            state.last_value = value
+            state.updated_at = moment
+            touched[(rule.pk, device_id)] = state
+    for state in touched.values():
+        state.save()
+    return outcomes

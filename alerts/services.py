@@ -156,3 +156,60 @@ def alert_dismiss(
         allowed_from=Alert.OPEN_STATUSES,
         fields={"dismiss_reason": reason.strip()},
     )
+
+
+def alert_clear(
+    *, township_id: int, dedupe_key: str, reason: str, source: str = "mqtt"
+) -> int | None:
+    """The condition behind an open alert has ended (value back to normal, device back online):
+    the alert is cleared. Returns its id, or None when none was open."""
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update()
+            .select_related("township")
+            .filter(township_id=township_id, dedupe_key=dedupe_key, status__in=Alert.OPEN_STATUSES)
+            .first()
+        )
+        if alert is None:
+            return None
+        before = alert.status
+        alert.status = Alert.Status.CLEARED
+        alert.detail = {**(alert.detail or {}), "cleared": reason}
+        alert.save(update_fields=["status", "detail"])
+        timeline_record(
+            township_id=township_id,
+            subject_type="alert",
+            subject_id=alert.pk,
+            action="alert.cleared",
+            source=source,
+            before={"status": before},
+            after={"status": alert.status, "reason": reason},
+        )
+        realtime.broadcast_on_commit(
+            realtime.board_group(alert.township.code),
+            {"type": "alert.updated", "alert_id": alert.pk},
+        )
+    return alert.pk
+
+
+def alert_outcomes_apply(outcomes: list, *, source: str = "mqtt") -> tuple[list[int], int]:
+    """Raise the specs and clear the clears that rules produced; returns (alert ids, raised)."""
+    from alerts.rules import AlertSpec, Clear
+
+    ids: list[int] = []
+    raised = 0
+    for outcome in outcomes:
+        if isinstance(outcome, AlertSpec):
+            alert_id, created = alert_raise(spec=outcome, source=source)
+            ids.append(alert_id)
+            raised += int(created)
+        elif isinstance(outcome, Clear):
+            cleared = alert_clear(
+                township_id=outcome.township_id,
+                dedupe_key=outcome.dedupe_key,
+                reason=outcome.reason,
+                source=source,
+            )
+            if cleared:
+                ids.append(cleared)
+    return ids, raised

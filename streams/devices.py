@@ -12,6 +12,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from alerts.rules import offline_rule_alerts
+from alerts.services import alert_outcomes_apply
 from command.org.models import Device
 from streams.models import DeviceEvent
 
@@ -49,11 +51,11 @@ def devices_mark_stale(*, now: datetime | None = None) -> int:
         rows = list(
             Device.objects.select_for_update(skip_locked=True)
             .filter(stale, online=True)
-            .values_list("id", "township_id")
+            .values_list("id", "township_id", "code", "kind", "grid_id")
         )
         if not rows:
             return 0
-        Device.objects.filter(pk__in=[pk for pk, _ in rows]).update(online=False)
+        Device.objects.filter(pk__in=[pk for pk, *_ in rows]).update(online=False)
         DeviceEvent.objects.bulk_create(
             [
                 presence_event(
@@ -63,8 +65,20 @@ def devices_mark_stale(*, now: datetime | None = None) -> int:
                     time=now,
                     reason="heartbeat timeout",
                 )
-                for pk, township in rows
+                for pk, township, *_ in rows
             ],
             ignore_conflicts=True,
         )
+        outcomes: list = []
+        for pk, township, code, kind, grid in rows:
+            outcomes += offline_rule_alerts(
+                township_id=township,
+                device_id=pk,
+                device_code=code,
+                device_kind=kind,
+                grid_id=grid,
+                online=False,
+                time=now,
+            )
+        alert_outcomes_apply(outcomes, source="system")
     return len(rows)

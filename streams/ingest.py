@@ -21,8 +21,9 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from alerts.rules import camera_event_alert
-from alerts.services import alert_raise
+from alerts.models import AlertRule
+from alerts.rules import camera_rule_alert, offline_rule_alerts, rulebook, threshold_outcomes
+from alerts.services import alert_outcomes_apply
 from command.org.models import Device
 from streams.adapters import frigate as frigate_adapter
 from streams.adapters import native
@@ -367,10 +368,24 @@ def write_batch(prepared: PreparedBatch, *, keep_dead: bool = True) -> BatchResu
                 )
         result.events = len(new_keys)
         result.duplicates = len(events) - len(new_keys)
+        outcomes: list = []
         for ref, event, may_alert in events:
-            if not may_alert or (ref.id, event.time, event.event_id) not in new_keys:
+            if (ref.id, event.time, event.event_id) not in new_keys:
                 continue  # a redelivery: its alert was raised the first time
-            spec = camera_event_alert(
+            if event.label in ("online", "offline") and not may_alert:
+                outcomes += offline_rule_alerts(
+                    township_id=ref.township_id,
+                    device_id=ref.id,
+                    device_code=ref.code,
+                    device_kind=ref.kind,
+                    grid_id=ref.grid_id,
+                    online=event.label == "online",
+                    time=event.time,
+                )
+                continue
+            if not may_alert:
+                continue
+            spec = camera_rule_alert(
                 township_id=ref.township_id,
                 device_id=ref.id,
                 device_code=ref.code,
@@ -382,10 +397,35 @@ def write_batch(prepared: PreparedBatch, *, keep_dead: bool = True) -> BatchResu
                 time=event.time,
             )
             if spec is not None:
-                alert_id, created = alert_raise(spec=spec, source="mqtt")
-                result.alert_ids.append(alert_id)
-                result.alerts_raised += int(created)
+                outcomes.append(spec)
+        if readings:
+            outcomes += _threshold_outcomes(readings)
+        if outcomes:
+            alert_ids, raised = alert_outcomes_apply(outcomes, source="mqtt")
+            result.alert_ids += alert_ids
+            result.alerts_raised += raised
     return result
+
+
+def _threshold_outcomes(readings: list[tuple[DeviceRef, Reading]]) -> list:
+    """Only readings of metrics some township rule watches are stepped through the rules."""
+    watched: dict[int, set[str]] = {}
+    for township_id in {ref.township_id for ref, _ in readings}:
+        rules, _zone = rulebook.for_township(township_id)
+        metrics = {r.metric for r in rules if r.kind == AlertRule.Kind.THRESHOLD}
+        if metrics:
+            watched[township_id] = metrics
+    outcomes: list = []
+    for township_id, metrics in watched.items():
+        outcomes += threshold_outcomes(
+            township_id,
+            [
+                (ref.id, ref.code, ref.grid_id, reading.metric, reading.time, reading.value)
+                for ref, reading in readings
+                if ref.township_id == township_id and reading.metric in metrics
+            ],
+        )
+    return outcomes
 
 
 def _copy_readings(cursor: psycopg.Cursor, readings: list[tuple[DeviceRef, Reading]]) -> int:

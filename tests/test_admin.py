@@ -15,6 +15,8 @@ ADMIN_PAGES = [
     "/admin/streams/deadletter/",
     "/admin/alerts/alert/",
     "/admin/alerts/delivery/",
+    "/admin/alerts/alertrule/",
+    "/admin/alerts/alertrule/add/",
     "/admin/org/apitoken/",
 ]
 

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import time
 from typing import Any
 
 from django.contrib.auth.hashers import check_password, make_password
@@ -156,6 +157,7 @@ CATEGORIES: tuple[tuple[str, str, str], ...] = (
     ("public-order", "治安", "Public order"),
     ("air-quality", "大气污染", "Air pollution"),
     ("gas-leak", "燃气泄漏", "Gas leak"),
+    ("device-fault", "设备故障", "Device fault"),
 )
 
 _OFFICE = Department.Kind.OFFICE
@@ -312,6 +314,9 @@ RESPONSIBILITIES: dict[str, tuple[tuple[str, bool], ...]] = {
     "public-order": (("police", True), ("qs-pingan", False)),
     "air-quality": (("ecology", True), ("qs-guihua", False), ("chengguan", False)),
     "gas-leak": (("fire-rescue", True), ("emergency", False), ("qs-yingji", False)),
+    # The township's security office runs the video network (雪亮工程); the town's emergency
+    # office answers for sensors that watch floods and gas.
+    "device-fault": (("qs-pingan", True), ("qs-yingji", False)),
 }
 
 # (code, host slug, Chinese, English). A host is a village/community slug or a dedicated grid
@@ -878,6 +883,125 @@ def _seed_users(
     return users, accounts
 
 
+# The demo township's alert rules: the built-in label table as editable rules, the closed
+# quarry watched at night, water and gas thresholds, and devices going offline.
+# (name, kind, category, severity, fields)
+ALERT_RULES: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
+    (
+        "关停矿区夜间作业 Closed quarry at night",
+        "camera_label",
+        "illegal-mining",
+        "critical",
+        {
+            "labels": ["excavator", "dump_truck"],
+            "zones": ["quarry-pit"],
+            "min_score": 0.6,
+            "active_from": time(22, 0),
+            "active_until": time(6, 0),
+        },
+    ),
+    (
+        "盗采机械 Mining machinery",
+        "camera_label",
+        "illegal-mining",
+        "major",
+        {"labels": ["excavator", "dump_truck"], "min_score": 0.6},
+    ),
+    ("火情 Fire or smoke", "camera_label", "fire", "critical", {"labels": ["fire", "smoke"]}),
+    (
+        "秸秆焚烧 Straw burning",
+        "camera_label",
+        "straw-burning",
+        "major",
+        {"labels": ["straw_burning"]},
+    ),
+    ("打架斗殴 Fight", "camera_label", "public-order", "critical", {"labels": ["fight"]}),
+    ("人员聚集 Crowd", "camera_label", "public-order", "major", {"labels": ["crowd"]}),
+    ("积水内涝 Flooding", "camera_label", "flood", "critical", {"labels": ["flood"]}),
+    (
+        "违规停车 Illegal parking",
+        "camera_label",
+        "parking",
+        "minor",
+        {"labels": ["illegal_parking"]},
+    ),
+    ("垃圾 Garbage", "camera_label", "garbage", "minor", {"labels": ["garbage"]}),
+    ("堆物堆料 Piled debris", "camera_label", "garbage", "warning", {"labels": ["debris"]}),
+    (
+        "占道经营 Street vendor",
+        "camera_label",
+        "unlicensed-business",
+        "warning",
+        {"labels": ["street_vendor"]},
+    ),
+    (
+        "河道水位超警 River above warning level",
+        "threshold",
+        "flood",
+        "major",
+        {
+            "metric": "water_level",
+            "operator": "above",
+            "threshold": 3.0,
+            "clear_at": 2.6,
+            "hold_seconds": 120,
+        },
+    ),
+    (
+        "燃气浓度超标 Gas concentration",
+        "threshold",
+        "gas-leak",
+        "critical",
+        {
+            "metric": "methane_ppm",
+            "operator": "above",
+            "threshold": 50.0,
+            "clear_at": 20.0,
+            "hold_seconds": 30,
+        },
+    ),
+    (
+        "网关离线 Gateway offline",
+        "device_offline",
+        "device-fault",
+        "major",
+        {"device_kinds": ["gateway"]},
+    ),
+    (
+        "摄像头离线 Camera offline",
+        "device_offline",
+        "device-fault",
+        "minor",
+        {"device_kinds": ["camera"]},
+    ),
+)
+
+
+def _seed_rules(township: Township, tally: _Tally) -> None:
+    """Create the demo rules that are missing; rules an administrator edited stay as they are."""
+    from alerts.models import AlertRule
+
+    categories = {c.code: c for c in Category.objects.all()}
+    existing = set(AlertRule.objects.filter(township=township).values_list("name", flat=True))
+    quarry = Device.objects.filter(township=township, code="cam-quarry").first()
+    for name, kind, category, severity, fields in ALERT_RULES:
+        if name in existing:
+            continue
+        rule = AlertRule(
+            township=township,
+            name=name,
+            kind=kind,
+            category=categories[category],
+            severity=severity,
+            **fields,
+        )
+        if "quarry" in name.lower() and quarry is not None:
+            rule.device = quarry
+        rule.full_clean()
+        rule.save()
+        tally.created += 1
+
+
 def seed_demo(*, passwords: dict[str, str] | None = None) -> DemoSummary:
     """Create or refresh the demo township 清水镇 with its departments, grids, devices and users.
 
@@ -1068,6 +1192,7 @@ def seed_demo(*, passwords: dict[str, str] | None = None) -> DemoSummary:
             )
             leaf_rows.append(row)
         _sync(device_queryset, ("township_id", "code"), device_rows(leaf_rows), tally)
+        _seed_rules(township, tally)
 
     return DemoSummary(
         township=township.code,
