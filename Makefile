@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null && echo "sudo -n"))
 
-.PHONY: install demo test lint format system-packages bench clean
+.PHONY: install demo test lint format system-packages bench clean bench-dispatch
 
 install: $(STAMP)
 
@@ -38,10 +38,12 @@ system-packages:
 demo: install
 	$(BIN)/whistle demo
 
+# Tests close database connections after use (CONN_MAX_AGE=0) so the test database can be
+# dropped at the end while worker threads of the tests have come and gone.
 test: install system-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	CONN_MAX_AGE=0 $(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
@@ -60,3 +62,8 @@ clean:
 .PHONY: bench-ingest
 bench-ingest: install
 	$(BIN)/python -m bench.ingest --suite
+
+# Officer's whistle request → summons frame on each department's console websocket (real
+# daphne, Redis channel layer, PostgreSQL): 200 whistles to 5 departments.
+bench-dispatch: install
+	$(BIN)/python -m bench.dispatch --whistles 200 --departments 5

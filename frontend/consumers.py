@@ -9,7 +9,7 @@ from __future__ import annotations
 from http.cookies import SimpleCookie
 from typing import Any
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils.translation import get_supported_language_variant
@@ -74,7 +74,11 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         return
 
     async def push(self, render: Any, **kwargs: Any) -> None:
-        html = await database_sync_to_async(render)(language=self.language, **kwargs)
+        # Not thread-sensitive: the renders of many consoles run side by side instead of
+        # queueing behind each other (and behind every HTTP request) on one thread.
+        html = await DatabaseSyncToAsync(render, thread_sensitive=False)(
+            language=self.language, **kwargs
+        )
         if html:
             await self.send(text_data=html)
 

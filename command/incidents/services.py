@@ -393,30 +393,42 @@ def whistle_blow(
             after={"kind": kind, "purpose": purpose, "departments": codes},
         )
         deadline = now + whistle.report_within
-        for summoned in departments:
-            summons = Summons.objects.create(
-                whistle=whistle,
-                department=summoned.department,
-                check_in_deadline=deadline,
-                off_list_reason=summoned.reason.strip()
-                if summoned.department.pk not in on_list
-                else "",
-            )
-            _record(
-                summons,
-                incident.township_id,
-                "summons.notified",
-                actor=actor,
-                source=source,
-                time=now,
-                after={"status": summons.status, "deadline": deadline.isoformat()},
-            )
+        # One INSERT for all summonses and one for their timeline rows: the officer is waiting.
+        summonses = Summons.objects.bulk_create(
+            [
+                Summons(
+                    whistle=whistle,
+                    department=summoned.department,
+                    check_in_deadline=deadline,
+                    off_list_reason=summoned.reason.strip()
+                    if summoned.department.pk not in on_list
+                    else "",
+                )
+                for summoned in departments
+            ]
+        )
+        TimelineEntry.objects.bulk_create(
+            [
+                TimelineEntry(
+                    time=now,
+                    township_id=incident.township_id,
+                    subject_type="summons",
+                    subject_id=summons.pk,
+                    action="summons.notified",
+                    source=source,
+                    actor_id=actor.pk,
+                    after={"status": summons.status, "deadline": deadline.isoformat()},
+                )
+                for summons in summonses
+            ]
+        )
+        for summons in summonses:
             realtime.broadcast_on_commit(
-                realtime.department_group(summoned.department.code),
+                realtime.department_group(summons.department.code),
                 {"type": "summons.notified", "summons_id": summons.pk},
             )
-            _schedule_deadlines(summons, whistle)
             summons.whistle = whistle
+            _schedule_deadline_step(summons.pk, 0, _step_times(summons, whistle)[0])
             _push_to_department(summons, "summons.notified")
         if incident.status == Incident.Status.OPEN:
             _set_incident_status(
@@ -463,8 +475,11 @@ def _summons_payload(summons: Summons, event: str) -> dict[str, Any]:
 def _push_to_department(summons: Summons, event: str, key_suffix: str = "") -> None:
     from alerts.delivery.departments import deliveries_enqueue
 
+    department = summons.department
+    if not (department.webhook_url or department.mqtt_downlink):
+        return  # nothing to push, and no payload to build
     deliveries_enqueue(
-        department=summons.department,
+        department=department,
         event=event,
         key=f"{event}:{summons.pk}{key_suffix}",
         payload=_summons_payload(summons, event),
@@ -645,22 +660,48 @@ def summons_release(
 # --- deadlines and escalation (督办) ----------------------------------------------------------
 
 
-def _schedule_deadlines(summons: Summons, whistle: Whistle) -> None:
-    """Defer the reminder and every escalation step of the policy snapshot, in this
-    transaction (procrastinate writes its jobs through Django's connection)."""
+def _step_times(summons: Summons, whistle: Whistle) -> list[datetime]:
+    """When each step runs: the reminder, then every escalation level of the policy snapshot."""
+    deadline = summons.check_in_deadline
+    times = [deadline - min(REMIND_BEFORE, whistle.report_within / 3)]
+    for step in whistle.escalation_policy:
+        times.append(deadline + timedelta(minutes=int(step["after_deadline_minutes"])))
+    return times
+
+
+def _schedule_deadline_step(summons_id: int, step: int, at: datetime) -> None:
+    """Defer one step of the summons' deadline chain, in the current transaction (procrastinate
+    writes its jobs through Django's connection). Each step defers the next when it runs, so a
+    whistle costs one job per summons, and a chain never outlives its summons."""
+    from procrastinate.exceptions import AlreadyEnqueued
+
     from command.incidents import tasks
 
-    deadline = summons.check_in_deadline
-    remind_at = deadline - min(REMIND_BEFORE, whistle.report_within / 3)
-    tasks.summons_remind.configure(
-        schedule_at=remind_at, queueing_lock=f"summons-{summons.pk}-remind"
-    ).defer(summons_id=summons.pk)
-    for step in whistle.escalation_policy:
-        level = int(step["level"])
-        tasks.summons_escalate.configure(
-            schedule_at=deadline + timedelta(minutes=int(step["after_deadline_minutes"])),
-            queueing_lock=f"summons-{summons.pk}-escalate-{level}",
-        ).defer(summons_id=summons.pk, level=level)
+    try:
+        tasks.summons_deadline.configure(
+            schedule_at=at, queueing_lock=f"summons-{summons_id}-step-{step}"
+        ).defer(summons_id=summons_id, step=step)
+    except AlreadyEnqueued:
+        pass  # a step that ran twice: its successor is already waiting
+
+
+def summons_deadline_step(*, summons_id: int, step: int) -> str:
+    """Run step ``step`` (0: reminder, n: escalation level n) and schedule the next one."""
+    with transaction.atomic():
+        summons = Summons.objects.select_related("whistle").filter(pk=summons_id).first()
+        if summons is None:
+            return "gone"
+        outcome = (
+            summons_remind(summons_id=summons_id)
+            if step == 0
+            else summons_escalate(summons_id=summons_id, level=step)
+        )
+        summons.refresh_from_db(fields=["status"])
+        times = _step_times(summons, summons.whistle)
+        waiting = summons.status in (Summons.Status.NOTIFIED, Summons.Status.ACKNOWLEDGED)
+        if waiting and step + 1 < len(times):
+            _schedule_deadline_step(summons_id, step + 1, times[step + 1])
+    return outcome
 
 
 def summons_remind(*, summons_id: int) -> str:

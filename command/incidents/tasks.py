@@ -14,10 +14,6 @@ from command.incidents import services
 
 
 @app.task(queue="deadlines", pass_context=False)
-def summons_remind(summons_id: int) -> str:
-    return services.summons_remind(summons_id=summons_id)
-
-
-@app.task(queue="deadlines", pass_context=False)
-def summons_escalate(summons_id: int, level: int) -> str:
-    return services.summons_escalate(summons_id=summons_id, level=level)
+def summons_deadline(summons_id: int, step: int) -> str:
+    """Step 0 reminds; step n escalates to level n; each step schedules the next."""
+    return services.summons_deadline_step(summons_id=summons_id, step=step)

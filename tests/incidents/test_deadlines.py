@@ -45,20 +45,15 @@ def actions(summons):
     )
 
 
-def test_blowing_defers_reminder_and_escalations_in_the_same_transaction(demo_committed):
+def test_blowing_defers_the_first_deadline_step_in_the_same_transaction(demo_committed):
     whistle = blow("police", "natural-resources", ago=timedelta(0))
     # The job table is procrastinate's, not flushed between tests: look at this whistle's jobs.
     jobs = ProcrastinateJob.objects.filter(queue_name="deadlines")
-    locks = set(jobs.values_list("queueing_lock", flat=True))
     for summons in whistle.summonses.all():
-        assert {
-            f"summons-{summons.pk}-remind",
-            f"summons-{summons.pk}-escalate-1",
-            f"summons-{summons.pk}-escalate-2",
-        } <= locks
-    summons = whistle.summonses.first()
-    level_two = jobs.get(queueing_lock=f"summons-{summons.pk}-escalate-2")
-    assert level_two.scheduled_at == summons.check_in_deadline + timedelta(minutes=30)
+        first = jobs.get(queueing_lock=f"summons-{summons.pk}-step-0")
+        # The reminder, ten minutes before the deadline; it schedules the escalation steps.
+        assert first.scheduled_at == summons.check_in_deadline - timedelta(minutes=10)
+        assert first.args == {"summons_id": summons.pk, "step": 0}
 
     before = jobs.count()
     with pytest.raises(RuntimeError), transaction.atomic():
