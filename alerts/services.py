@@ -213,3 +213,68 @@ def alert_outcomes_apply(outcomes: list, *, source: str = "mqtt") -> tuple[list[
             if cleared:
                 ids.append(cleared)
     return ids, raised
+
+
+def alert_merge(
+    *,
+    alert_id: int,
+    into_id: int,
+    actor_id: int,
+    township_ids: set[int] | None,
+    source: str = "web",
+) -> Alert:
+    """Fold a duplicate alert into another open one of the same township; its occurrences count
+    on the one kept. Returns the alert kept."""
+    from django.utils.translation import gettext as _
+
+    if alert_id == into_id:
+        raise AlertTransitionNotAllowed(_("An alert cannot be merged into itself."), code="same")
+    with transaction.atomic():
+        locked = {
+            a.pk: a
+            for a in Alert.objects.select_for_update()
+            .select_related("township")
+            .filter(pk__in=[alert_id, into_id])
+            .order_by("pk")
+        }
+        if len(locked) != 2 or (
+            township_ids is not None
+            and not {a.township_id for a in locked.values()} <= township_ids
+        ):
+            raise Alert.DoesNotExist
+        merged, kept = locked[alert_id], locked[into_id]
+        if merged.township_id != kept.township_id:
+            raise AlertTransitionNotAllowed(
+                _("Alerts of different townships cannot be merged."), code="other_township"
+            )
+        for alert in (merged, kept):
+            if not alert.is_open:
+                raise AlertTransitionNotAllowed(
+                    _("This alert is %(status)s.") % {"status": alert.get_status_display()},
+                    code=f"alert_{alert.status}",
+                )
+        merged.status = Alert.Status.MERGED
+        merged.detail = {**(merged.detail or {}), "merged_into": kept.pk}
+        merged.save(update_fields=["status", "detail"])
+        kept.count += merged.count
+        kept.first_seen = min(kept.first_seen, merged.first_seen)
+        kept.last_seen = max(kept.last_seen, merged.last_seen)
+        kept.save(update_fields=["count", "first_seen", "last_seen"])
+        for alert, action, after in (
+            (merged, "alert.merged", {"status": merged.status, "into": kept.pk}),
+            (kept, "alert.absorbed", {"count": kept.count, "from": merged.pk}),
+        ):
+            timeline_record(
+                township_id=alert.township_id,
+                subject_type="alert",
+                subject_id=alert.pk,
+                action=action,
+                source=source,
+                actor_id=actor_id,
+                after=after,
+            )
+            realtime.broadcast_on_commit(
+                realtime.board_group(alert.township.code),
+                {"type": "alert.updated", "alert_id": alert.pk},
+            )
+    return kept

@@ -325,6 +325,24 @@ def dismiss_alert(request: HttpRequest, alert_id: int, body: DismissIn):
     return AlertOut.from_alert(alert)
 
 
+class MergeIn(Schema):
+    into: int
+
+
+@api.post("/alerts/{alert_id}/merge", response={200: AlertOut, 409: Problem}, tags=["alerts"])
+def merge_alert(request: HttpRequest, alert_id: int, body: MergeIn):
+    """Fold this alert into another open one (``into``); the one kept is returned."""
+    user = _actor(request)
+    kept = alert_services.alert_merge(
+        alert_id=alert_id,
+        into_id=body.into,
+        actor_id=user.pk,
+        township_ids=_officer_townships(user),
+        source=_source(request),
+    )
+    return AlertOut.from_alert(kept)
+
+
 # --- incidents --------------------------------------------------------------------------------
 
 

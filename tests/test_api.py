@@ -206,3 +206,27 @@ def test_session_auth_needs_the_csrf_token(demo):
         HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value,
     )
     assert created.status_code == 201, created.content
+
+
+def test_merge_folds_a_duplicate_into_the_alert_kept(token):
+    duty = token("duty")
+    township = Township.objects.get(code="qingshui")
+    first, second = (
+        Alert.objects.create(
+            township=township,
+            severity="minor",
+            source="camera",
+            title=f"garbage {n}",
+            dedupe_key=f"g{n}",
+            count=n + 1,
+            category=Category.objects.get(code="garbage"),
+        )
+        for n in range(2)
+    )
+    kept = call("post", f"/alerts/{second.pk}/merge", duty, {"into": first.pk})
+    assert kept.status_code == 200 and kept.json()["count"] == 3
+    second.refresh_from_db()
+    assert second.status == "merged" and second.detail["merged_into"] == first.pk
+    again = call("post", f"/alerts/{second.pk}/merge", duty, {"into": first.pk})
+    assert again.status_code == 409
+    assert call("post", f"/alerts/{first.pk}/merge", duty, {"into": first.pk}).status_code == 409

@@ -1,0 +1,71 @@
+"""One open alert per key, even when ingest workers raise it at the same moment."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from alerts.models import Alert
+from alerts.rules import AlertSpec
+from alerts.services import alert_raise
+from command.org.models import Township
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_concurrent_raises_of_one_key_make_one_alert_counted_by_all(demo_committed):
+    township = Township.objects.get(code="qingshui")
+    workers, repeats = 8, 25
+    barrier = threading.Barrier(workers)
+    errors: list[BaseException] = []
+    now = timezone.now()
+
+    def raise_many(n: int) -> None:
+        try:
+            barrier.wait(10)
+            for i in range(repeats):
+                alert_raise(
+                    spec=AlertSpec(
+                        township_id=township.pk,
+                        category_code="fire",
+                        severity="critical",
+                        source="camera",
+                        title="smoke @ cam-05",
+                        dedupe_key="camera:5:fire",
+                        time=now + timedelta(milliseconds=n * repeats + i),
+                    )
+                )
+        except BaseException as exc:  # reported in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=raise_many, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    alert = Alert.objects.get()
+    assert alert.count == workers * repeats
+    assert alert.last_seen == now + timedelta(milliseconds=workers * repeats - 1)
+
+
+def test_a_closed_alert_does_not_swallow_the_next_occurrence(demo):
+    township = Township.objects.get(code="qingshui")
+    spec = AlertSpec(
+        township_id=township.pk,
+        category_code="fire",
+        severity="critical",
+        source="camera",
+        title="smoke",
+        dedupe_key="k",
+        time=timezone.now(),
+    )
+    first, created = alert_raise(spec=spec)
+    assert created
+    Alert.objects.filter(pk=first).update(status=Alert.Status.DISMISSED)
+    second, created = alert_raise(spec=spec)
+    assert created and second != first
