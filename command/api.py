@@ -578,6 +578,79 @@ def release(request: HttpRequest, summons_id: int, body: ReleaseIn):
     return SummonsOut.from_summons(summons)
 
 
+# --- grid reports -----------------------------------------------------------------------------
+
+
+class ReportIn(Schema):
+    category: str
+    description: str
+    grid: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+class ReportOut(Schema):
+    id: int
+    category: str
+    description: str
+    grid: str | None
+    created_at: datetime
+    alert: int | None
+    alert_status: str | None
+    incident: int | None
+
+
+def _report_out(report) -> ReportOut:
+    alert = report.alert
+    return ReportOut(
+        id=report.pk,
+        category=report.category.code,
+        description=report.description,
+        grid=report.grid.code if report.grid else None,
+        created_at=report.created_at,
+        alert=alert.pk if alert else None,
+        alert_status=alert.status if alert else None,
+        incident=alert.incident_id if alert else None,
+    )
+
+
+@api.post("/reports", response={201: ReportOut, 403: Problem, 409: Problem}, tags=["reports"])
+def file_report(request: HttpRequest, body: ReportIn):
+    """A grid officer's report; it is an alert on the duty board at once."""
+    from streams.reports import report_file
+
+    user = _actor(request)
+    category = get_object_or_404(Category, code=body.category)
+    grid = get_object_or_404(Grid, code=body.grid) if body.grid else None
+    report = report_file(
+        reporter=user,
+        category=category,
+        description=body.description,
+        grid=grid,
+        latitude=body.latitude,
+        longitude=body.longitude,
+    )
+    return Status(201, _report_out(report))
+
+
+@api.get("/reports", response=list[ReportOut], tags=["reports"])
+def list_reports(request: HttpRequest):
+    """A grid officer's own reports and what became of them; officers see their township's."""
+    from streams.models import GridReport
+
+    user = _actor(request)
+    queryset = GridReport.objects.select_related("category", "grid", "alert")
+    if user.role == User.Role.GRID_OFFICER:
+        queryset = queryset.filter(reporter=user)
+    else:
+        townships = visible_township_ids(user)
+        if user.role == User.Role.DEPARTMENT_MEMBER:
+            townships = set()
+        if townships is not None:
+            queryset = queryset.filter(township_id__in=townships)
+    return [_report_out(r) for r in queryset[:200]]
+
+
 def api_urls() -> tuple[list[URLPattern | URLResolver], str, str]:
     """The API's URL patterns, exempt from the site's login redirect: the API answers 401."""
     patterns, app_name, namespace = api.urls

@@ -3,7 +3,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from streams.ingest import dead_letters_replay
-from streams.models import DeadLetter
+from streams.models import DeadLetter, GridReport
 
 
 @admin.register(DeadLetter)
@@ -41,3 +41,11 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(GridReport)
+class GridReportAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "category", "grid", "reporter", "alert"]
+    list_filter = ["category", "township"]
+    search_fields = ["description"]
+    readonly_fields = ["alert"]

@@ -68,3 +68,46 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic}: {self.reason}"
+
+
+class GridReport(models.Model):
+    """A problem a grid officer (网格员) found on patrol and filed; it becomes an alert directly."""
+
+    township = models.ForeignKey(
+        "org.Township",
+        verbose_name=_("township"),
+        on_delete=models.PROTECT,
+        related_name="reports",
+    )
+    grid = models.ForeignKey(
+        "org.Grid", verbose_name=_("grid"), on_delete=models.SET_NULL, null=True, blank=True
+    )
+    reporter = models.ForeignKey(
+        "org.User",
+        verbose_name=_("reported by"),
+        on_delete=models.PROTECT,
+        related_name="reports",
+    )
+    category = models.ForeignKey(
+        "org.Category", verbose_name=_("category"), on_delete=models.PROTECT
+    )
+    description = models.TextField(_("description"))
+    latitude = models.FloatField(_("latitude"), null=True, blank=True)
+    longitude = models.FloatField(_("longitude"), null=True, blank=True)
+    created_at = models.DateTimeField(_("reported at"), default=timezone.now)
+    alert = models.OneToOneField(
+        "alerts.Alert",
+        verbose_name=_("alert"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="report",
+    )
+
+    class Meta:
+        verbose_name = _("grid report")
+        verbose_name_plural = _("grid reports")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.category} · {self.description[:30]}"

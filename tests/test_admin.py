@@ -13,6 +13,7 @@ ADMIN_PAGES = [
     "/admin/org/responsibility/",
     "/admin/org/category/",
     "/admin/streams/deadletter/",
+    "/admin/streams/gridreport/",
     "/admin/alerts/alert/",
     "/admin/alerts/delivery/",
     "/admin/alerts/alertrule/",

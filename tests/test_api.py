@@ -230,3 +230,33 @@ def test_merge_folds_a_duplicate_into_the_alert_kept(token):
     again = call("post", f"/alerts/{second.pk}/merge", duty, {"into": first.pk})
     assert again.status_code == 409
     assert call("post", f"/alerts/{first.pk}/merge", duty, {"into": first.pk}).status_code == 409
+
+
+def test_grid_officer_report_becomes_an_alert_and_is_followed(token):
+    grid01, duty = token("grid01"), token("duty")
+    filed = call(
+        "post",
+        "/reports",
+        grid01,
+        {
+            "category": "garbage",
+            "description": "东沟村口垃圾堆积 / rubbish piled at the village gate",
+            "latitude": 40.26,
+            "longitude": 116.61,
+        },
+    )
+    assert filed.status_code == 201, filed.content
+    report = filed.json()
+    alert = Alert.objects.get(pk=report["alert"])
+    assert (alert.source, alert.severity, alert.category.code) == ("report", "major", "garbage")
+    assert alert.grid is not None and alert.grid.code == "110112-QS-001"
+    # The duty officer sees it among the alerts; the officer follows what became of it.
+    assert report["alert"] in [a["id"] for a in call("get", "/alerts", duty).json()]
+    call("post", f"/alerts/{alert.pk}/acknowledge", duty)
+    mine = call("get", "/reports", grid01).json()
+    assert [(r["id"], r["alert_status"]) for r in mine] == [(report["id"], "acknowledged")]
+    assert call("get", "/reports", token("chengguan")).json() == []
+    refused = call("post", "/reports", duty, {"category": "garbage", "description": "x"})
+    assert refused.status_code == 403
+    empty = call("post", "/reports", grid01, {"category": "garbage", "description": " "})
+    assert empty.status_code == 409

@@ -1,0 +1,65 @@
+"""Grid officers' reports (网格上报): filed from a phone, each one an alert on the duty board at
+once. The report form and Open311 arrive with the boards and open-formats work."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from alerts.rules import AlertSpec
+from alerts.services import alert_raise
+from command.incidents.services import ActionForbidden, TransitionNotAllowed
+from command.org.models import Category, Grid, User
+from streams.models import GridReport
+
+# A report is a person's judgement, not a sensor's: it starts as a major alert unless the
+# category is one where minutes count.
+URGENT_CATEGORIES = {"fire", "flood", "gas-leak", "production-safety"}
+
+
+def report_file(
+    *,
+    reporter: User,
+    category: Category,
+    description: str,
+    grid: Grid | None = None,
+    latitude: float | None = None,
+    longitude: float | None = None,
+) -> GridReport:
+    if reporter.role != User.Role.GRID_OFFICER or reporter.township_id is None:
+        raise ActionForbidden(_("Only grid officers file reports."))
+    if not description.strip():
+        raise TransitionNotAllowed(_("Describe what you found."), code="description_missing")
+    if grid is not None and grid.township_id != reporter.township_id:
+        raise ActionForbidden(_("That grid is in another township."))
+    if grid is None:
+        grid = reporter.headed_grids.first() or reporter.grids.first()
+    with transaction.atomic():
+        report = GridReport.objects.create(
+            township_id=reporter.township_id,
+            grid=grid,
+            reporter=reporter,
+            category=category,
+            description=description.strip(),
+            latitude=latitude,
+            longitude=longitude,
+        )
+        alert_id, _created = alert_raise(
+            spec=AlertSpec(
+                township_id=reporter.township_id,
+                category_code=category.code,
+                severity="critical" if category.code in URGENT_CATEGORIES else "major",
+                source="report",
+                title=description.strip()[:200],
+                # Every report is its own alert: two officers seeing two problems are two.
+                dedupe_key=f"report:{report.pk}",
+                time=timezone.now(),
+                grid_id=grid.pk if grid else None,
+                detail={"report": report.pk, "reporter": reporter.username},
+            ),
+            source="web",
+        )
+        report.alert_id = alert_id
+        report.save(update_fields=["alert"])
+    return report
