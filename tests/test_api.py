@@ -260,3 +260,47 @@ def test_grid_officer_report_becomes_an_alert_and_is_followed(token):
     assert refused.status_code == 403
     empty = call("post", "/reports", grid01, {"category": "garbage", "description": " "})
     assert empty.status_code == 409
+
+
+def test_supervisors_read_everything_and_act_on_nothing(token):
+    duty, supervisor = token("duty"), token("supervisor")
+    incident = call(
+        "post",
+        "/incidents",
+        duty,
+        {
+            "township": "qingshui",
+            "category": "parking",
+            "severity": "minor",
+            "title": "违停",
+        },
+    ).json()["id"]
+    blown = call(
+        "post",
+        f"/incidents/{incident}/whistles",
+        duty,
+        {
+            "kind": "general",
+            "purpose": "key_task",
+            "departments": [{"department": "chengguan"}],
+        },
+    ).json()
+    summons = blown["summonses"][0]["id"]
+    assert call("get", f"/incidents/{incident}", supervisor).status_code == 200
+    assert call("get", f"/incidents/{incident}/timeline", supervisor).status_code == 200
+    assert [s["id"] for s in call("get", "/summonses", supervisor).json()] == [summons]
+    assert call("post", f"/incidents/{incident}/resolve", supervisor).status_code == 403
+    assert call("post", f"/summonses/{summons}/check-in", supervisor).status_code == 403
+    assert (
+        call(
+            "post",
+            f"/incidents/{incident}/whistles",
+            supervisor,
+            {
+                "kind": "general",
+                "purpose": "key_task",
+                "departments": [{"department": "police"}],
+            },
+        ).status_code
+        == 403
+    )

@@ -354,6 +354,15 @@ def whistle_blow(
             category_id=incident.category_id, department_id__in=codes
         ).values_list("department_id", flat=True)
     )
+    townships = {None, incident.township_id, joint_township.pk if joint_township else None}
+    for summoned in departments:
+        if summoned.department.township_id not in townships:
+            # Another township's own offices answer only a joint whistle (联合哨) of both.
+            raise TransitionNotAllowed(
+                _("%(dept)s belongs to another township; blow a joint whistle with it.")
+                % {"dept": summoned.department.display_name},
+                code="other_township",
+            )
     for summoned in departments:
         if summoned.department.pk not in on_list and not summoned.reason.strip():
             raise TransitionNotAllowed(

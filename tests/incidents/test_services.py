@@ -233,3 +233,37 @@ def test_state_changes_broadcast_only_on_commit(
         "summons.notified",
         "incident.updated",
     }
+
+
+def test_joint_whistle_summons_a_neighbouring_townships_office(people, township):
+    neighbour = Township.objects.create(code="dongshan", name="东山镇", name_en="Dongshan Town")
+    office = Department.objects.create(
+        code="ds-zhifa",
+        name="东山镇综合行政执法队",
+        kind=Department.Kind.STATION,
+        township=neighbour,
+    )
+    incident = open_incident(people, township)
+    with pytest.raises(TransitionNotAllowed) as refused:
+        blow(people, incident, "ds-zhifa", reasons={"ds-zhifa": "边界违停"})
+    assert refused.value.code == "other_township"
+    whistle = services.whistle_blow(
+        actor=people["duty"],
+        incident=incident,
+        kind=Whistle.Kind.GENERAL,
+        purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
+        joint_township=neighbour,
+        departments=[
+            SummonedDepartment(Department.objects.get(code="chengguan")),
+            SummonedDepartment(office, "两镇交界处违停"),
+        ],
+    )
+    assert whistle.joint_township == neighbour
+    assert {s.department.code for s in whistle.summonses.all()} == {"chengguan", "ds-zhifa"}
+    # The neighbour's duty officer sees the summons of the joint whistle.
+    from command.api import visible_summonses
+
+    neighbour_duty = User.objects.create(
+        username="ds-duty", role=User.Role.DUTY_OFFICER, township=neighbour
+    )
+    assert visible_summonses(neighbour_duty).filter(whistle=whistle).count() == 2
