@@ -168,6 +168,7 @@ def camera_rule_alert(
     score: float | None,
     zones: tuple[str, ...],
     time: datetime,
+    snapshot: str | None = None,
 ) -> AlertSpec | None:
     rules, zone = rulebook.for_township(township_id)
     camera_rules = [r for r in rules if r.kind == AlertRule.Kind.CAMERA_LABEL]
@@ -210,6 +211,7 @@ def camera_rule_alert(
                 "zones": list(zones),
                 "event_id": event_id,
                 "rule": rule.pk,
+                **({"snapshot": snapshot} if snapshot else {}),
             },
         )
     return None

@@ -178,6 +178,12 @@ class SummonsOut(Schema):
         )
 
 
+class EvidenceOut(Schema):
+    kind: str
+    url: str
+    caption: str = ""
+
+
 class IncidentOut(Schema):
     id: int
     township: str
@@ -188,6 +194,7 @@ class IncidentOut(Schema):
     grid: str | None
     opened_at: datetime
     settled_level: str
+    evidence: list[EvidenceOut]
     summonses: list[SummonsOut]
 
     @staticmethod
@@ -205,6 +212,10 @@ class IncidentOut(Schema):
             grid=incident.grid.code if incident.grid else None,
             opened_at=incident.opened_at,
             settled_level=incident.settled_level,
+            evidence=[
+                EvidenceOut(**{k: e.get(k, "") for k in ("kind", "url", "caption")})
+                for e in incident.evidence
+            ],
             summonses=[SummonsOut.from_summons(s) for s in summonses],
         )
 
@@ -469,6 +480,31 @@ def close_incident(request: HttpRequest, incident_id: int, body: CloseIn):
         incident=incident,
         feedback=body.feedback,
         settled_level=body.settled_level,
+        source=_source(request),
+    )
+    return IncidentOut.from_incident(incident)
+
+
+class EvidenceIn(Schema):
+    url: str
+    caption: str = ""
+    kind: str = "photo"
+
+
+@api.post(
+    "/incidents/{incident_id}/evidence",
+    response={200: IncidentOut, 409: Problem},
+    tags=["incidents"],
+)
+def add_evidence(request: HttpRequest, incident_id: int, body: EvidenceIn):
+    user = _actor(request)
+    incident = get_object_or_404(visible_incidents(user), pk=incident_id)
+    incident = services.incident_add_evidence(
+        actor=user,
+        incident=incident,
+        url=body.url,
+        caption=body.caption,
+        kind=body.kind,
         source=_source(request),
     )
     return IncidentOut.from_incident(incident)

@@ -395,6 +395,7 @@ def write_batch(prepared: PreparedBatch, *, keep_dead: bool = True) -> BatchResu
                 score=event.score,
                 zones=event.zones,
                 time=event.time,
+                snapshot=_snapshot_url(event.payload),
             )
             if spec is not None:
                 outcomes.append(spec)
@@ -405,6 +406,13 @@ def write_batch(prepared: PreparedBatch, *, keep_dead: bool = True) -> BatchResu
             result.alert_ids += alert_ids
             result.alerts_raised += raised
     return result
+
+
+def _snapshot_url(payload: object) -> str | None:
+    snapshot = payload.get("snapshot") if isinstance(payload, dict) else None
+    if isinstance(snapshot, str) and snapshot.startswith(("http://", "https://")):
+        return snapshot[:500]
+    return None
 
 
 def _threshold_outcomes(readings: list[tuple[DeviceRef, Reading]]) -> list:

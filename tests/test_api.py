@@ -304,3 +304,61 @@ def test_supervisors_read_everything_and_act_on_nothing(token):
         ).status_code
         == 403
     )
+
+
+def test_evidence_from_the_alert_snapshot_and_from_a_summoned_department(token):
+    from streams.ingest import InboundMessage, directory, store_batch
+
+    directory.forget()
+    duty, chengguan = token("duty"), token("chengguan")
+    payload = {
+        "id": "ev-1",
+        "label": "illegal_parking",
+        "score": 0.9,
+        "snapshot": "https://nvr.example/snap/ev-1.jpg",
+    }
+    store_batch(
+        [InboundMessage("whistle/qingshui/camera/cam-01/event", json.dumps(payload).encode())]
+    )
+    alert = Alert.objects.get()
+    opened = call(
+        "post",
+        "/incidents",
+        duty,
+        {
+            "township": "qingshui",
+            "category": "parking",
+            "severity": "minor",
+            "title": "违停",
+            "alerts": [alert.pk],
+        },
+    ).json()
+    assert [e["url"] for e in opened["evidence"]] == ["https://nvr.example/snap/ev-1.jpg"]
+    incident = opened["id"]
+    # Not summoned yet: a department may not add to it.
+    assert (
+        call(
+            "post", f"/incidents/{incident}/evidence", chengguan, {"url": "https://x.example/1.jpg"}
+        ).status_code
+        == 404
+    )
+    call(
+        "post",
+        f"/incidents/{incident}/whistles",
+        duty,
+        {
+            "kind": "general",
+            "purpose": "key_task",
+            "departments": [{"department": "chengguan"}],
+        },
+    )
+    added = call(
+        "post",
+        f"/incidents/{incident}/evidence",
+        chengguan,
+        {"url": "https://x.example/1.jpg", "caption": "现场照片"},
+    )
+    assert added.status_code == 200
+    assert [e["caption"] for e in added.json()["evidence"]][-1] == "现场照片"
+    bad = call("post", f"/incidents/{incident}/evidence", duty, {"url": "file:///etc/passwd"})
+    assert bad.status_code == 409

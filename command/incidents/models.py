@@ -102,6 +102,9 @@ class Incident(models.Model):
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     feedback = models.TextField(_("feedback"), blank=True)
+    # Snapshots from the alerts it was opened from, photos and links added since:
+    # [{"kind": "snapshot" | "photo" | "link", "url": …, "caption": …, "added_by": …}]
+    evidence = models.JSONField(_("evidence"), default=list, blank=True)
     settled_level = models.CharField(
         _("settled at"), max_length=10, choices=SettledLevel.choices, blank=True
     )

@@ -165,6 +165,16 @@ def incident_open(
                 )
         if grid is None and locked:
             grid = next((a.grid for a in locked if a.grid_id), None)
+        evidence = [
+            {
+                "kind": "snapshot",
+                "url": a.detail["snapshot"],
+                "caption": a.title,
+                "source": f"alert:{a.pk}",
+            }
+            for a in locked
+            if isinstance(a.detail, dict) and a.detail.get("snapshot")
+        ]
         incident = Incident.objects.create(
             township=township,
             category=category,
@@ -175,6 +185,7 @@ def incident_open(
             latitude=latitude,
             longitude=longitude,
             opened_by=actor,
+            evidence=evidence,
         )
         _record(
             incident,
@@ -303,6 +314,45 @@ def incident_close(
             feedback=feedback.strip(),
             settled_level=settled_level,
         )
+    return incident
+
+
+def incident_add_evidence(
+    *,
+    actor: User,
+    incident: Incident,
+    url: str,
+    caption: str = "",
+    kind: str = "photo",
+    source: str = TimelineEntry.Source.WEB,
+) -> Incident:
+    """A photo or link from the officer or from a department summoned to the incident."""
+    summoned = Summons.objects.filter(
+        whistle__incident=incident, department_id=actor.department_id
+    ).exists()
+    if not summoned:
+        _require_officer(actor, incident.township)
+    if kind not in ("photo", "snapshot", "link") or not url.startswith(("http://", "https://")):
+        raise TransitionNotAllowed(_("Evidence needs an http(s) address."), code="url_invalid")
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        item = {
+            "kind": kind,
+            "url": url[:500],
+            "caption": caption[:200],
+            "added_by": actor.username,
+        }
+        incident.evidence = [*incident.evidence, item]
+        incident.save(update_fields=["evidence"])
+        _record(
+            incident,
+            incident.township_id,
+            "incident.evidence_added",
+            actor=actor,
+            source=source,
+            after=item,
+        )
+        _broadcast(incident, "incident.updated")
     return incident
 
 
