@@ -57,8 +57,17 @@ class AlertRuleAdmin(admin.ModelAdmin):
             {"fields": ("labels", "min_score", "zones", "active_from", "active_until")},
         ),
         (
-            _("Sensor threshold"),
-            {"fields": ("metric", "operator", "threshold", "clear_at", "hold_seconds")},
+            _("Sensor threshold or rate of change"),
+            {
+                "fields": (
+                    "metric",
+                    "operator",
+                    "threshold",
+                    "clear_at",
+                    "hold_seconds",
+                    "per_seconds",
+                )
+            },
         ),
         (_("Device offline"), {"fields": ("device_kinds",)}),
     )

@@ -142,6 +142,7 @@ class AlertRule(models.Model):
     class Kind(models.TextChoices):
         CAMERA_LABEL = "camera_label", _("Camera detection")
         THRESHOLD = "threshold", _("Sensor threshold held for a duration")
+        RATE_OF_CHANGE = "rate_of_change", _("Sensor rising or falling fast")
         DEVICE_OFFLINE = "device_offline", _("Device offline")
 
     class Operator(models.TextChoices):
@@ -202,6 +203,11 @@ class AlertRule(models.Model):
         default=0,
         help_text=_("The threshold must be crossed for this long before the alert is raised."),
     )
+    per_seconds = models.PositiveIntegerField(
+        _("per (seconds)"),
+        default=60,
+        help_text=_("Rate of change: the threshold is the change allowed in this many seconds."),
+    )
     # device offline
     device_kinds = models.JSONField(
         _("device kinds"), default=list, blank=True, help_text=_('e.g. ["camera", "gateway"]')
@@ -243,6 +249,15 @@ class AlertRule(models.Model):
                     errors["clear_at"] = _(
                         "The clearing value must lie on the safe side of the threshold."
                     )
+        elif self.kind == self.Kind.RATE_OF_CHANGE:
+            if not self.metric:
+                errors["metric"] = _("Name the metric, e.g. water_level.")
+            if self.threshold is None or self.threshold <= 0:
+                errors["threshold"] = _("Give the change allowed, a positive number.")
+            elif self.clear_at is not None and not 0 <= self.clear_at < self.threshold:
+                errors["clear_at"] = _("The clearing rate must be below the threshold.")
+            if not self.per_seconds:
+                errors["per_seconds"] = _("Give the time the change is measured over.")
         elif self.kind == self.Kind.DEVICE_OFFLINE:
             kinds = {"camera", "sensor", "gateway"}
             if not self.device_kinds or not set(self.device_kinds) <= kinds:

@@ -266,6 +266,17 @@ def offline_rule_alerts(
 
 
 ThresholdReading = tuple[int, str, int | None, str, datetime, float]
+SENSOR_KINDS = (AlertRule.Kind.THRESHOLD, AlertRule.Kind.RATE_OF_CHANGE)
+
+
+def _rate(state: RuleState, moment: datetime, value: float, per_seconds: int) -> float | None:
+    """The change since the previous reading, scaled to ``per_seconds``."""
+    if state.last_value is None or state.updated_at is None:
+        return None
+    elapsed = (moment - state.updated_at).total_seconds()
+    if elapsed <= 0:
+        return None
+    return (value - state.last_value) * per_seconds / elapsed
 
 
 def threshold_outcomes(
@@ -279,7 +290,7 @@ def threshold_outcomes(
     rules, _zone = rulebook.for_township(township_id)
     by_metric: dict[str, list[AlertRule]] = {}
     for rule in rules:
-        if rule.kind == AlertRule.Kind.THRESHOLD:
+        if rule.kind in SENSOR_KINDS:
             by_metric.setdefault(rule.metric, []).append(rule)
     if not by_metric:
         return []
@@ -305,10 +316,45 @@ def threshold_outcomes(
                 state = RuleState(rule=rule, device_id=device_id)
                 states[(rule.pk, device_id)] = state
             above = rule.operator == AlertRule.Operator.ABOVE
+            key = f"rule:{rule.pk}:{device_id}"
+            if rule.kind == AlertRule.Kind.RATE_OF_CHANGE:
+                rate = _rate(state, moment, value, rule.per_seconds)
+                state.last_value = value
+                state.updated_at = moment
+                touched[(rule.pk, device_id)] = state
+                if rate is None:
+                    continue  # the first reading, or one out of order: nothing to compare
+                signed = rate if above else -rate
+                calm = rule.clear_at if rule.clear_at is not None else rule.threshold
+                if signed > rule.threshold and not state.active:
+                    state.active = True
+                    outcomes.append(
+                        AlertSpec(
+                            township_id=township_id,
+                            category_code=rule.category.code,
+                            severity=rule.severity,
+                            source="sensor",
+                            title=f"{rule.name}: {metric} {rate:+.3g}/{rule.per_seconds}s"
+                            f" @ {device_code}",
+                            dedupe_key=key,
+                            time=moment,
+                            device_id=device_id,
+                            grid_id=grid_id,
+                            detail={
+                                "metric": metric,
+                                "value": value,
+                                "rate": rate,
+                                "rule": rule.pk,
+                            },
+                        )
+                    )
+                elif signed <= calm and state.active:
+                    state.active = False
+                    outcomes.append(Clear(township_id, key, moment, f"{metric} steady again"))
+                continue
             clear_at = rule.clear_at if rule.clear_at is not None else rule.threshold
             breached = value > rule.threshold if above else value < rule.threshold
             cleared = value <= clear_at if above else value >= clear_at
-            key = f"rule:{rule.pk}:{device_id}"
             if breached:
                 state.breached_since = state.breached_since or moment
                 held = moment - state.breached_since >= timedelta(seconds=rule.hold_seconds)

@@ -21,8 +21,13 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from alerts.models import AlertRule
-from alerts.rules import camera_rule_alert, offline_rule_alerts, rulebook, threshold_outcomes
+from alerts.rules import (
+    SENSOR_KINDS,
+    camera_rule_alert,
+    offline_rule_alerts,
+    rulebook,
+    threshold_outcomes,
+)
 from alerts.services import alert_outcomes_apply
 from command.org.models import Device
 from streams.adapters import frigate as frigate_adapter
@@ -420,7 +425,7 @@ def _threshold_outcomes(readings: list[tuple[DeviceRef, Reading]]) -> list:
     watched: dict[int, set[str]] = {}
     for township_id in {ref.township_id for ref, _ in readings}:
         rules, _zone = rulebook.for_township(township_id)
-        metrics = {r.metric for r in rules if r.kind == AlertRule.Kind.THRESHOLD}
+        metrics = {r.metric for r in rules if r.kind in SENSOR_KINDS}
         if metrics:
             watched[township_id] = metrics
     outcomes: list = []

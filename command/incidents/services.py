@@ -40,6 +40,12 @@ DEFAULT_ESCALATION_POLICY: list[dict[str, Any]] = [
 REMIND_BEFORE = timedelta(minutes=10)
 
 
+def report_within(township: Township, kind: str) -> timedelta:
+    """The township's own deadline for this kind of whistle, else the default."""
+    minutes = (township.report_deadlines or {}).get(kind)
+    return timedelta(minutes=minutes) if minutes else REPORT_WITHIN[kind]
+
+
 class TransitionNotAllowed(Exception):
     """The action does not fit the current state (HTTP 409)."""
 
@@ -438,7 +444,7 @@ def whistle_blow(
             joint_township=joint_township,
             blown_by=actor,
             blown_at=now,
-            report_within=REPORT_WITHIN[kind],
+            report_within=report_within(incident.township, kind),
             escalation_policy=DEFAULT_ESCALATION_POLICY,
             note=note,
         )

@@ -35,11 +35,40 @@ class Township(BilingualName):
     code = models.SlugField(_("code"), max_length=40, unique=True)
     district = models.CharField(_("district"), max_length=120, blank=True)
     time_zone = models.CharField(_("time zone"), max_length=64, default="Asia/Shanghai")
+    # Minutes to report on site per whistle kind, where this township differs from the defaults
+    # (emergency 30, general 120, tough 1440), e.g. {"general": 60}.
+    report_deadlines = models.JSONField(
+        _("report deadlines (minutes)"),
+        default=dict,
+        blank=True,
+        help_text=_('Overrides per whistle kind, e.g. {"general": 60, "tough": 720}.'),
+    )
 
     class Meta:
         verbose_name = _("township")
         verbose_name_plural = _("townships")
         ordering = ["code"]
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        kinds = {"emergency", "general", "tough"}
+        deadlines = self.report_deadlines or {}
+        if (
+            not isinstance(deadlines, dict)
+            or not set(deadlines) <= kinds
+            or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 7 * 24 * 60
+                for v in deadlines.values()
+            )
+        ):
+            raise ValidationError(
+                {
+                    "report_deadlines": _(
+                        "Give whole minutes (1 to 10080) for emergency, general or tough."
+                    )
+                }
+            )
 
 
 class Category(BilingualName):

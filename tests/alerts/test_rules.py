@@ -204,3 +204,39 @@ def test_heartbeat_timeout_raises_the_offline_rule(bare):
     )
     assert devices_mark_stale() == 1
     assert Alert.objects.get().device_id == camera_device.pk
+
+
+def test_water_rising_fast_raises_and_clears_when_it_steadies(bare):
+    rule(
+        name="水位快速上涨",
+        kind=AlertRule.Kind.RATE_OF_CHANGE,
+        category=Category.objects.get(code="flood"),
+        metric="water_level",
+        operator="above",
+        threshold=0.3,
+        clear_at=0.05,
+        per_seconds=60,
+    )
+    t0 = timezone.now() - timedelta(minutes=10)
+    store_batch([water(2.0, t0), water(2.1, t0 + timedelta(seconds=60))])
+    assert not Alert.objects.exists(), "0.1 m a minute is within the rule"
+    directory.forget()
+    rulebook.forget()  # a restart between readings: the last value is in the database
+    store_batch([water(2.3, t0 + timedelta(seconds=90))])  # 0.4 m a minute
+    alert = Alert.objects.get()
+    assert alert.detail["rate"] == pytest.approx(0.4)
+    store_batch([water(2.33, t0 + timedelta(seconds=150))])  # 0.03 m a minute: steady
+    assert Alert.objects.get().status == "cleared"
+
+
+def test_rate_rules_are_validated(bare):
+    with pytest.raises(ValidationError):
+        AlertRule(kind=AlertRule.Kind.RATE_OF_CHANGE, metric="wl", threshold=-1, name="x").clean()
+    with pytest.raises(ValidationError):
+        AlertRule(
+            kind=AlertRule.Kind.RATE_OF_CHANGE,
+            metric="wl",
+            threshold=0.3,
+            clear_at=0.5,
+            name="x",
+        ).clean()

@@ -267,3 +267,18 @@ def test_joint_whistle_summons_a_neighbouring_townships_office(people, township)
         username="ds-duty", role=User.Role.DUTY_OFFICER, township=neighbour
     )
     assert visible_summonses(neighbour_duty).filter(whistle=whistle).count() == 2
+
+
+def test_a_township_sets_its_own_report_deadlines(people, township):
+    from django.core.exceptions import ValidationError
+
+    township.report_deadlines = {"emergency": 20}
+    township.full_clean()
+    township.save(update_fields=["report_deadlines"])
+    whistle = blow(people, open_incident(people, township), "chengguan")
+    assert whistle.report_within == timedelta(minutes=20)
+    general = blow(people, open_incident(people, township), "chengguan", kind=Whistle.Kind.GENERAL)
+    assert general.report_within == timedelta(hours=2)
+    township.report_deadlines = {"urgent": 5}
+    with pytest.raises(ValidationError):
+        township.full_clean()
