@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
@@ -261,6 +262,7 @@ class CheckInIn(Schema):
 
 class DoneIn(Schema):
     note: str = ""
+    photos: list[str] = []  # http(s) addresses of photos of the finished work
 
 
 class ReleaseIn(Schema):
@@ -547,10 +549,13 @@ def incident_timeline(request: HttpRequest, incident_id: int):
 
 
 @api.get("/summonses", response=list[SummonsOut], tags=["summons"])
-def list_summonses(request: HttpRequest, open_only: bool = True):
+def list_summonses(request: HttpRequest, open_only: bool = True, overdue_only: bool = False):
+    """Summons in scope, most urgent first; ``overdue_only`` is the supervisors' 督办 list."""
     queryset = visible_summonses(_actor(request))
     if open_only:
         queryset = queryset.filter(status__in=Summons.OPEN_STATUSES)
+    if overdue_only:
+        queryset = queryset.filter(overdue=True)
     return [SummonsOut.from_summons(s) for s in queryset.order_by("check_in_deadline")[:500]]
 
 
@@ -590,12 +595,21 @@ def check_in(request: HttpRequest, summons_id: int, body: CheckInIn):
     "/summonses/{summons_id}/done", response={200: SummonsOut, 409: Problem}, tags=["summons"]
 )
 def report_done(request: HttpRequest, summons_id: int, body: DoneIn):
-    summons = services.summons_done(
-        actor=_actor(request),
-        summons=_summons(request, summons_id),
-        note=body.note,
-        source=_source(request),
-    )
+    user = _actor(request)
+    summons = _summons(request, summons_id)
+    with transaction.atomic():
+        summons = services.summons_done(
+            actor=user, summons=summons, note=body.note, source=_source(request)
+        )
+        for url in body.photos:
+            services.incident_add_evidence(
+                actor=user,
+                incident=summons.whistle.incident,
+                url=url,
+                caption=body.note[:200],
+                kind="photo",
+                source=_source(request),
+            )
     return SummonsOut.from_summons(summons)
 
 

@@ -4,9 +4,10 @@ import json
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from alerts.models import Alert
-from command.org.models import Category, Township, User
+from command.org.models import Category, Department, Township, User
 from command.org.tokens import api_token_create
 from tests.conftest import DEMO_PASSWORDS
 
@@ -134,9 +135,16 @@ def test_the_loop_through_the_api_with_tokens(token):
         == "checked_in"
     )
     assert (
-        call("post", f"/summonses/{summons}/done", chengguan, {"note": "已疏导"}).json()["status"]
+        call(
+            "post",
+            f"/summonses/{summons}/done",
+            chengguan,
+            {"note": "已疏导", "photos": ["https://x.example/after.jpg"]},
+        ).json()["status"]
         == "done"
     )
+    evidence = call("get", f"/incidents/{incident}", duty).json()["evidence"]
+    assert evidence[-1]["url"] == "https://x.example/after.jpg"
     assert call("post", f"/incidents/{incident}/resolve", duty).json()["status"] == "resolved"
     bad_close = call("post", f"/incidents/{incident}/close", duty, {"feedback": "ok"})
     assert bad_close.status_code == 422  # settled_level missing: a malformed body
@@ -158,6 +166,7 @@ def test_the_loop_through_the_api_with_tokens(token):
         "summons.checked_in",
         "incident.on_site",
         "summons.done",
+        "incident.evidence_added",
         "incident.resolved",
         "incident.closed",
     ]
@@ -362,3 +371,34 @@ def test_evidence_from_the_alert_snapshot_and_from_a_summoned_department(token):
     assert [e["caption"] for e in added.json()["evidence"]][-1] == "现场照片"
     bad = call("post", f"/incidents/{incident}/evidence", duty, {"url": "file:///etc/passwd"})
     assert bad.status_code == 409
+
+
+def test_supervisors_list_of_overdue_summons(token):
+    from datetime import timedelta
+
+    from command.incidents import services
+    from command.incidents.models import Summons, Whistle
+
+    duty_user = User.objects.get(username="duty")
+    incident = services.incident_open(
+        actor=duty_user,
+        township=Township.objects.get(code="qingshui"),
+        category=Category.objects.get(code="parking"),
+        severity="minor",
+        title="违停",
+    )
+    whistle = services.whistle_blow(
+        actor=duty_user,
+        incident=incident,
+        kind=Whistle.Kind.GENERAL,
+        purpose=Whistle.Purpose.KEY_TASK,
+        departments=[services.SummonedDepartment(Department.objects.get(code="chengguan"))],
+        now=timezone.now() - timedelta(hours=3),
+    )
+    summons = whistle.summonses.get()
+    supervisor = token("supervisor")
+    assert call("get", "/summonses?overdue_only=true", supervisor).json() == []
+    assert services.summons_escalate(summons_id=summons.pk, level=1).startswith("escalated")
+    overdue = call("get", "/summonses?overdue_only=true", supervisor).json()
+    assert [(s["id"], s["escalation_level"]) for s in overdue] == [(summons.pk, 1)]
+    assert Summons.objects.get(pk=summons.pk).overdue
