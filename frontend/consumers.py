@@ -93,13 +93,24 @@ class BoardConsumer(FragmentConsumer):
         return (township, realtime.board_group(township.code)) if township else None
 
     def full_state(self) -> str:
-        return rendering.alert_queue_html(township=self.scoped, oob=True, language=self.language)
+        return rendering.board_state_html(township=self.scoped, language=self.language)
 
     async def _push_alert(self, event: dict[str, Any]) -> None:
         await self.push(rendering.alert_push_html, township=self.scoped, alert_id=event["alert_id"])
+        await self.push(rendering.map_overlay_html, township=self.scoped, oob=True)
+        await self.push(rendering.figures_html, township=self.scoped, oob=True)
 
     alert_raised = _push_alert
     alert_updated = _push_alert
+
+    async def _push_incidents(self, event: dict[str, Any]) -> None:
+        await self.push(rendering.incidents_html, township=self.scoped, oob=True)
+        await self.push(rendering.figures_html, township=self.scoped, oob=True)
+
+    incident_opened = _push_incidents
+    incident_updated = _push_incidents
+    whistle_blown = _push_incidents
+    summons_updated = _push_incidents
 
 
 class DepartmentConsumer(FragmentConsumer):

@@ -66,3 +66,40 @@ def alert_push_html(*, township: Township, alert_id: int, language: str) -> str:
                 "open_count": selectors.open_alert_count(township_id=township.pk),
             },
         )
+
+
+def map_overlay_html(*, township: Township, oob: bool, language: str) -> str:
+    from frontend import maps
+
+    with translation.override(language):
+        devices, markers = maps.overlay(
+            township, selectors.board_alerts(township_id=township.pk, limit=200)
+        )
+        return render_to_string(
+            "frontend/partials/map_overlay.html",
+            {"map": maps.base_map(township), "devices": devices, "markers": markers, "oob": oob},
+        )
+
+
+def incidents_html(*, township: Township, oob: bool, language: str) -> str:
+    with translation.override(language), timezone.override(township.time_zone):
+        return render_to_string(
+            "frontend/partials/incident_panel.html",
+            {"incidents": incident_selectors.board_incidents(township_id=township.pk), "oob": oob},
+        )
+
+
+def figures_html(*, township: Township, oob: bool, language: str) -> str:
+    with translation.override(language):
+        return render_to_string(
+            "frontend/partials/figures.html",
+            {"figures": incident_selectors.board_figures(township_id=township.pk), "oob": oob},
+        )
+
+
+def board_state_html(*, township: Township, language: str) -> str:
+    """Everything the board shows, for a socket that has just (re)connected."""
+    return "".join(
+        render(township=township, oob=True, language=language)
+        for render in (alert_queue_html, map_overlay_html, incidents_html, figures_html)
+    )

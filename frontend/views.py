@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.crypto import constant_time_compare
 
@@ -46,10 +47,25 @@ def board(request: HttpRequest, township: str) -> HttpResponse:
     found = org_selectors.township_for_board(user=request.user, code=township)  # type: ignore[arg-type]
     if found is None:
         raise PermissionDenied
-    queue_html = alert_queue_html(
-        township=found, oob=False, language=translation.get_language() or "zh-hans"
-    )
-    return render(request, "frontend/board.html", {"township": found, "queue_html": queue_html})
+    language = translation.get_language() or "zh-hans"
+    from frontend import maps, rendering
+
+    context = {
+        "township": found,
+        "queue_html": alert_queue_html(township=found, oob=False, language=language),
+        "incidents_html": rendering.incidents_html(township=found, oob=False, language=language),
+        "figures_html": rendering.figures_html(township=found, oob=False, language=language),
+        "map_html": render_to_string(
+            "frontend/partials/board_map.html",
+            {
+                "map": maps.base_map(found),
+                "overlay_html": rendering.map_overlay_html(
+                    township=found, oob=False, language=language
+                ),
+            },
+        ),
+    }
+    return render(request, "frontend/board.html", context)
 
 
 @login_not_required

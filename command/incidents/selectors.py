@@ -35,3 +35,61 @@ def summons_for_console(*, summons_id: int, department_id: int) -> Summons | Non
         .select_related("whistle__incident__category", "whistle__incident__grid")
         .first()
     )
+
+
+def board_incidents(*, township_id: int, limit: int = 20) -> list:
+    """Incidents still being handled, newest first, each with its summonses."""
+    from django.db.models import Prefetch
+
+    from command.incidents.models import Incident
+
+    return list(
+        Incident.objects.filter(township_id=township_id, status__in=Incident.ACTIVE_STATUSES)
+        .select_related("category", "grid")
+        .prefetch_related(
+            Prefetch(
+                "whistles__summonses",
+                queryset=Summons.objects.select_related("department").order_by("department__code"),
+            )
+        )
+        .order_by("-opened_at")[:limit]
+    )
+
+
+def board_figures(*, township_id: int) -> dict[str, object]:
+    """Today's figures for the board's strip: alerts, incidents, on-time check-in rate,
+    closure rate, devices online."""
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    from alerts.models import Alert
+    from command.incidents.models import Incident
+    from command.org.models import Device
+
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    assert isinstance(start, datetime)
+    summonses = Summons.objects.filter(
+        whistle__incident__township_id=township_id, whistle__blown_at__gte=start
+    )
+    checked = summonses.exclude(checked_in_at=None)
+    on_time = sum(
+        1
+        for s in checked.only("checked_in_at", "check_in_deadline")
+        if s.checked_in_at <= s.check_in_deadline
+    )
+    incidents = Incident.objects.filter(township_id=township_id, opened_at__gte=start)
+    devices = Device.objects.filter(township_id=township_id)
+    incident_count = incidents.count()
+    return {
+        "alerts": Alert.objects.filter(township_id=township_id, first_seen__gte=start).count(),
+        "incidents": incident_count,
+        "on_time": round(100 * on_time / checked.count()) if checked.exists() else None,
+        "closed": round(
+            100 * incidents.filter(status=Incident.Status.CLOSED).count() / incident_count
+        )
+        if incident_count
+        else None,
+        "online": devices.filter(online=True).count(),
+        "devices": devices.count(),
+    }

@@ -111,10 +111,9 @@ def _record(
 
 
 def _broadcast(incident: Incident, event_type: str, **fields: Any) -> None:
-    # The board's incident panel subscribes to these when it arrives; until then the incident's
-    # own group carries them (alerts escalated into an incident still update the board).
     event = {"type": event_type, "incident_id": incident.pk, **fields}
     realtime.broadcast_on_commit(realtime.incident_group(incident.pk), event)
+    realtime.broadcast_on_commit(realtime.board_group(incident.township.code), event)
 
 
 # --- permissions ------------------------------------------------------------------------------

@@ -59,3 +59,27 @@
     });
   });
 })();
+
+// Countdowns to each summoned department's check-in deadline: green, amber in the last five
+// minutes, red and flashing once overdue. Recomputed every second from the deadline the server
+// rendered, so a re-render or a reconnect never drifts.
+(function () {
+  var NEAR = 5 * 60 * 1000;
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll(".countdown[data-deadline]").forEach(function (item) {
+      var remaining = item.querySelector(".remaining");
+      if (!remaining) return;
+      var left = Date.parse(item.dataset.deadline) - now;
+      item.classList.toggle("ok", left > NEAR);
+      item.classList.toggle("near", left <= NEAR && left > 0);
+      item.classList.toggle("late", left <= 0);
+      var seconds = Math.floor(Math.abs(left) / 1000);
+      var text = Math.floor(seconds / 60) + ":" + String(seconds % 60).padStart(2, "0");
+      remaining.textContent = left > 0 ? text : remaining.dataset.overdue + " " + text;
+    });
+  }
+  setInterval(tick, 1000);
+  document.addEventListener("DOMContentLoaded", tick);
+  document.addEventListener("htmx:wsAfterMessage", tick);
+})();

@@ -1,0 +1,132 @@
+"""The township map, drawn on the server as SVG from the grids' GeoJSON: no tile server, no
+internet, and the same drawing for the page and for a websocket push."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+from alerts.models import Alert
+from command.org.models import Device, Grid, Township
+
+WIDTH = 1000.0
+_CACHE_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Longitude/latitude to SVG units: equirectangular, scaled by the cosine of the middle
+    latitude so a township's shape is not stretched."""
+
+    west: float
+    north: float
+    scale: float
+    height: float
+    squash: float
+
+    def point(self, lon: float, lat: float) -> tuple[float, float]:
+        return ((lon - self.west) * self.squash * self.scale, (self.north - lat) * self.scale)
+
+
+@dataclass(frozen=True)
+class GridShape:
+    code: str
+    name: str
+    kind: str
+    path: str
+    label_x: float
+    label_y: float
+
+
+@dataclass(frozen=True)
+class BaseMap:
+    projection: Projection
+    grids: list[GridShape]
+    centroids: dict[int, tuple[float, float]]  # grid id → SVG point
+
+    @property
+    def height(self) -> float:
+        return self.projection.height
+
+
+_cache: dict[int, tuple[float, BaseMap]] = {}
+_lock = threading.Lock()
+
+
+def _rings(polygon: dict) -> list[list[list[float]]]:
+    if not isinstance(polygon, dict) or polygon.get("type") != "Polygon":
+        return []
+    return [ring for ring in polygon.get("coordinates", []) if len(ring) >= 3]
+
+
+def base_map(township: Township) -> BaseMap:
+    """The grids, projected; cached for a few minutes (grids change rarely)."""
+    now = time.monotonic()
+    with _lock:
+        cached = _cache.get(township.pk)
+    if cached and now - cached[0] < _CACHE_SECONDS:
+        return cached[1]
+    grids = list(Grid.objects.filter(township=township).order_by("kind", "code"))
+    points = [pt for g in grids for ring in _rings(g.polygon) for pt in ring]
+    if not points:
+        projection = Projection(0, 0, 1, 600, 1)
+        shaped = BaseMap(projection, [], {})
+    else:
+        west = min(p[0] for p in points)
+        east = max(p[0] for p in points)
+        south = min(p[1] for p in points)
+        north = max(p[1] for p in points)
+        squash = math.cos(math.radians((north + south) / 2))
+        scale = WIDTH / max((east - west) * squash, 1e-9)
+        projection = Projection(west, north, scale, (north - south) * scale, squash)
+        shapes, centroids = [], {}
+        for grid in grids:
+            rings = _rings(grid.polygon)
+            if not rings:
+                continue
+            outer = [projection.point(lon, lat) for lon, lat, *_ in rings[0]]
+            path = "M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in outer) + " Z"
+            cx = sum(x for x, _ in outer[:-1]) / max(len(outer) - 1, 1)
+            cy = sum(y for _, y in outer[:-1]) / max(len(outer) - 1, 1)
+            centroids[grid.pk] = (cx, cy)
+            shapes.append(GridShape(grid.code, grid.display_name, grid.kind, path, cx, cy))
+        shaped = BaseMap(projection, shapes, centroids)
+    with _lock:
+        _cache[township.pk] = (now, shaped)
+    return shaped
+
+
+@dataclass(frozen=True)
+class Marker:
+    x: float
+    y: float
+    css: str
+    title: str
+    ref: int
+
+
+def overlay(township: Township, alerts: list[Alert]) -> tuple[list[Marker], list[Marker]]:
+    """Devices with their online state, and the open alerts where they happen."""
+    shaped = base_map(township)
+    projection = shaped.projection
+    devices = []
+    positions: dict[int, tuple[float, float]] = {}
+    for device in Device.objects.filter(township=township).exclude(latitude=None):
+        x, y = projection.point(device.longitude, device.latitude)
+        positions[device.pk] = (x, y)
+        state = "online" if device.online else "offline"
+        devices.append(
+            Marker(x, y, f"device {device.kind} {state}", device.display_name, device.pk)
+        )
+    markers = []
+    for alert in alerts:
+        where = positions.get(alert.device_id) if alert.device_id else None
+        if where is None and alert.grid_id:
+            where = shaped.centroids.get(alert.grid_id)
+        if where is None:
+            continue
+        title = alert.category.display_name if alert.category else alert.title
+        markers.append(Marker(where[0], where[1], f"marker sev-{alert.severity}", title, alert.pk))
+    return devices, markers

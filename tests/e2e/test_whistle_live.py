@@ -1,0 +1,54 @@
+"""The officer blows a whistle; the department, in a second browser, gets the summons live and
+checks in; the officer's countdown for that department turns to "on site"."""
+
+import pytest
+
+from command.incidents import services
+from command.incidents.models import Whistle
+from command.org.models import Category, Department, Township, User
+from tests.e2e.conftest import screenshot
+
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
+
+def test_countdown_turns_to_on_site_when_the_department_checks_in(
+    daphne_server, demo_committed, board_page
+):
+    officer = board_page("duty")
+    officer.wait_for_selector("#live-status.live", timeout=10_000)
+    department = board_page("chengguan", viewport=(1280, 800))
+    department.wait_for_selector("#live-status.live", timeout=10_000)
+
+    duty = User.objects.get(username="duty")
+    incident = services.incident_open(
+        actor=duty,
+        township=Township.objects.get(code="qingshui"),
+        category=Category.objects.get(code="parking"),
+        severity="major",
+        title="滨河路违停堵塞",
+    )
+    whistle = services.whistle_blow(
+        actor=duty,
+        incident=incident,
+        kind=Whistle.Kind.EMERGENCY,
+        purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
+        departments=[
+            services.SummonedDepartment(Department.objects.get(code=code))
+            for code in ("chengguan", "traffic")
+        ],
+    )
+    summons = whistle.summonses.get(department__code="chengguan")
+
+    countdown = officer.wait_for_selector(f"#countdown-{summons.pk}", timeout=10_000)
+    officer.wait_for_selector(f"#countdown-{summons.pk}.ok", timeout=5_000)  # 30 min: green
+    assert "滨河路违停堵塞" in officer.inner_text(f"#incident-{incident.pk}")
+
+    department.wait_for_selector(f"#summons-{summons.pk}", timeout=10_000)
+    department.click(f"#summons-{summons.pk} [data-api-post$='/check-in']")
+    officer.wait_for_selector(f"#countdown-{summons.pk}[data-status='checked_in']", timeout=10_000)
+    countdown = officer.query_selector(f"#countdown-{summons.pk}")
+    assert "已到场" in countdown.inner_text()
+    # The other department is still counting down.
+    other = whistle.summonses.get(department__code="traffic")
+    assert officer.query_selector(f"#countdown-{other.pk} .remaining") is not None
+    screenshot(officer, "board-incident-on-site")
