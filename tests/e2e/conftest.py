@@ -78,8 +78,13 @@ def board_page(browser: Any, daphne_server: str) -> Iterator[Callable[..., Any]]
     contexts = []
 
     def open_page(username: str, *, viewport=(1920, 1080), locale="zh-CN") -> Any:
+        # Location granted, as a department member's phone would: otherwise a check-in waits
+        # for the geolocation prompt to time out.
         context = browser.new_context(
-            viewport={"width": viewport[0], "height": viewport[1]}, locale=locale
+            viewport={"width": viewport[0], "height": viewport[1]},
+            locale=locale,
+            geolocation={"latitude": 40.245, "longitude": 116.655},
+            permissions=["geolocation"],
         )
         contexts.append(context)
         page = context.new_page()

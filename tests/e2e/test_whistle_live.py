@@ -4,8 +4,9 @@ checks in; the officer's countdown for that department turns to "on site"."""
 import pytest
 
 from command.incidents import services
-from command.incidents.models import Whistle
+from command.incidents.models import Summons, Whistle
 from command.org.models import Category, Department, Township, User
+from tests.conftest import wait_for
 from tests.e2e.conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -45,6 +46,11 @@ def test_countdown_turns_to_on_site_when_the_department_checks_in(
 
     department.wait_for_selector(f"#summons-{summons.pk}", timeout=10_000)
     department.click(f"#summons-{summons.pk} [data-api-post$='/check-in']")
+    wait_for(
+        lambda: Summons.objects.get(pk=summons.pk).status == Summons.Status.CHECKED_IN,
+        what="the check-in to be stored",
+    )
+    assert Summons.objects.get(pk=summons.pk).check_in_latitude == pytest.approx(40.245)
     officer.wait_for_selector(f"#countdown-{summons.pk}[data-status='checked_in']", timeout=10_000)
     countdown = officer.query_selector(f"#countdown-{summons.pk}")
     assert "已到场" in countdown.inner_text()
