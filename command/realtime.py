@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any, Literal, get_args
@@ -121,6 +122,16 @@ class _Outbox:
 
 
 _outbox = _Outbox()
+
+
+def _forget_loop_after_fork() -> None:
+    # A forked child (a pre-forking server, the test server) inherits the parent's outbox loop
+    # object but not the thread that runs it: it must start its own.
+    global _outbox
+    _outbox = _Outbox()
+
+
+os.register_at_fork(after_in_child=_forget_loop_after_fork)
 
 
 @contextlib.contextmanager
