@@ -88,6 +88,18 @@ class Alert(models.Model):
         return self.status in self.OPEN_STATUSES
 
     @property
+    def incident_body(self) -> dict:
+        """What the board posts to open an incident from this alert."""
+        return {
+            "township": self.township.code,
+            "category": self.category.code if self.category else "",
+            "severity": self.severity,
+            "title": self.title,
+            "grid": self.grid.code if self.grid else None,
+            "alerts": [self.pk],
+        }
+
+    @property
     def label_display(self) -> str:
         from alerts.rules import label_name
 

@@ -36,6 +36,22 @@ def test_camera_event_appears_live_on_the_duty_board(
     assert page.locator("#alert-queue li.alert").count() == 1
     screenshot(page, "board-live-alert")
 
+    # By keyboard, in place: choose the alert, acknowledge it, open an incident from it.
+    page.keyboard.press("j")
+    page.wait_for_selector(f"#alert-{alert.pk}.selected")
+    page.keyboard.press("a")
+    page.wait_for_selector(f"#alert-{alert.pk} .status", timeout=10_000)
+    alert.refresh_from_db()
+    assert alert.status == "acknowledged"
+    page.keyboard.press("j")
+    page.keyboard.press("i")
+    page.wait_for_selector("#incident-panel li.incident", timeout=10_000)
+    page.wait_for_selector(f"#alert-{alert.pk}", state="detached", timeout=10_000)
+    alert.refresh_from_db()
+    assert alert.status == "escalated" and alert.incident is not None
+    assert "盗采" in page.inner_text("#incident-panel")
+    assert page.evaluate("window.__notReloaded") is True
+
 
 def test_department_member_cannot_open_the_board_or_its_socket(
     daphne_server, demo_committed, board_page

@@ -38,8 +38,16 @@
     button.disabled = true;
     var row = button.closest("li");
     var problem = row && row.querySelector(".problem");
-    var body = button.hasAttribute("data-with-position") ? position()
-      : Promise.resolve(button.dataset.body ? JSON.parse(button.dataset.body) : {});
+    var body;
+    if (button.dataset.reasonPrompt) {
+      var reason = window.prompt(button.dataset.reasonPrompt);
+      if (!reason) { button.disabled = false; return; }
+      body = Promise.resolve({ reason: reason });
+    } else if (button.hasAttribute("data-with-position")) {
+      body = position();
+    } else {
+      body = Promise.resolve(button.dataset.body ? JSON.parse(button.dataset.body) : {});
+    }
     body.then(function (payload) {
       return fetch(button.dataset.apiPost, {
         method: "POST",
@@ -82,4 +90,65 @@
   setInterval(tick, 1000);
   document.addEventListener("DOMContentLoaded", tick);
   document.addEventListener("htmx:wsAfterMessage", tick);
+})();
+
+
+// The board at a glance and by keyboard: ↑/↓ (or J/K) choose an alert, A acknowledges, I opens
+// an incident, D dismisses. A new critical alert sounds (unless muted) and flashes the screen.
+(function () {
+  var queue = function () { return document.getElementById("alert-queue"); };
+  function rows() { var q = queue(); return q ? Array.from(q.querySelectorAll("li.alert")) : []; }
+  function selected() { return document.querySelector("#alert-queue li.alert.selected"); }
+  function select(row) {
+    rows().forEach(function (r) { r.classList.toggle("selected", r === row); });
+    if (row) row.scrollIntoView({ block: "nearest" });
+  }
+  document.addEventListener("keydown", function (event) {
+    if (!queue() || event.target.closest("input, textarea, select") || event.ctrlKey || event.metaKey) return;
+    var key = event.key.toLowerCase();
+    var all = rows(), current = selected(), index = all.indexOf(current);
+    if (key === "arrowdown" || key === "j") { select(all[Math.min(index + 1, all.length - 1)] || all[0]); event.preventDefault(); }
+    else if (key === "arrowup" || key === "k") { select(all[Math.max(index - 1, 0)]); event.preventDefault(); }
+    else if (current) {
+      var button = current.querySelector('[data-key="' + key + '"]');
+      if (button) { button.click(); event.preventDefault(); }
+    }
+  });
+
+  var seen = new Set(rows().map(function (r) { return r.id; }));
+  var muted = localStorage.getItem("whistle-muted") === "1";
+  function beep() {
+    if (muted) return;
+    try {
+      var context = new (window.AudioContext || window.webkitAudioContext)();
+      [0, 0.35].forEach(function (offset) {
+        var tone = context.createOscillator(), gain = context.createGain();
+        tone.frequency.value = 880; tone.connect(gain); gain.connect(context.destination);
+        gain.gain.setValueAtTime(0.2, context.currentTime + offset);
+        tone.start(context.currentTime + offset); tone.stop(context.currentTime + offset + 0.2);
+      });
+    } catch (e) { /* no audio device: the flash still shows */ }
+  }
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var fresh = rows().filter(function (r) { return !seen.has(r.id); });
+    fresh.forEach(function (r) { seen.add(r.id); });
+    if (fresh.some(function (r) { return r.dataset.severity === "critical"; })) {
+      document.body.classList.remove("critical-flash");
+      void document.body.offsetWidth;
+      document.body.classList.add("critical-flash");
+      document.body.dataset.lastCritical = String(Date.now());
+      beep();
+    }
+  });
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest("#mute-toggle");
+    if (!toggle) return;
+    muted = !muted;
+    localStorage.setItem("whistle-muted", muted ? "1" : "0");
+    toggle.setAttribute("aria-pressed", muted ? "true" : "false");
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    var toggle = document.getElementById("mute-toggle");
+    if (toggle) toggle.setAttribute("aria-pressed", muted ? "true" : "false");
+  });
 })();
