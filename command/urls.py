@@ -13,6 +13,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("board/<slug:township>/", views.board, name="board"),
     path("console/<slug:department>/", views.console, name="console"),
+    path("report/", views.report, name="report"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
     path("admin/", admin.site.urls),

@@ -28,6 +28,8 @@ def home(request: HttpRequest) -> HttpResponse:
             return redirect("board", township=township.code)
     if user.role == User.Role.DEPARTMENT_MEMBER and user.department_id:
         return redirect("console", department=user.department.code)
+    if user.role == User.Role.GRID_OFFICER and user.township_id:
+        return redirect("report")
     return render(request, "frontend/home.html", {"user": user})
 
 
@@ -66,6 +68,25 @@ def board(request: HttpRequest, township: str) -> HttpResponse:
         ),
     }
     return render(request, "frontend/board.html", context)
+
+
+def report(request: HttpRequest) -> HttpResponse:
+    """The grid officer's phone page: file a report, see what became of earlier ones."""
+    from command.org.models import Category, Grid
+    from streams.models import GridReport
+
+    user: User = request.user  # type: ignore[assignment]
+    if user.role != User.Role.GRID_OFFICER or not user.township_id:
+        raise PermissionDenied
+    context = {
+        "categories": Category.objects.order_by("code"),
+        "grids": Grid.objects.filter(township_id=user.township_id).order_by("code"),
+        "my_grid": (user.headed_grids.first() or user.grids.first()),
+        "reports": GridReport.objects.filter(reporter=user).select_related(
+            "category", "grid", "alert"
+        )[:30],
+    }
+    return render(request, "frontend/report.html", context)
 
 
 @login_not_required

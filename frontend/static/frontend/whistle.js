@@ -152,3 +152,57 @@
     if (toggle) toggle.setAttribute("aria-pressed", muted ? "true" : "false");
   });
 })();
+
+// The grid officer's report: sent as JSON; if sending fails (no signal in the village) the
+// draft stays on the phone and is filled in again next time.
+(function () {
+  var form = document.getElementById("report-form");
+  if (!form) return;
+  var key = form.dataset.draftKey;
+  var fields = ["category", "description", "grid", "latitude", "longitude"];
+  try {
+    var draft = JSON.parse(localStorage.getItem(key) || "null");
+    if (draft) fields.forEach(function (f) { if (draft[f]) form.elements[f].value = draft[f]; });
+  } catch (e) { localStorage.removeItem(key); }
+  function values() {
+    var data = {};
+    fields.forEach(function (f) { data[f] = form.elements[f].value; });
+    return data;
+  }
+  form.addEventListener("input", function () { localStorage.setItem(key, JSON.stringify(values())); });
+  document.getElementById("use-position").addEventListener("click", function () {
+    var state = document.getElementById("position-state");
+    if (!navigator.geolocation) return;
+    navigator.geolocation.getCurrentPosition(function (p) {
+      form.elements.latitude.value = p.coords.latitude.toFixed(6);
+      form.elements.longitude.value = p.coords.longitude.toFixed(6);
+      state.textContent = form.elements.latitude.value + ", " + form.elements.longitude.value;
+    }, function (error) { state.textContent = error.message; }, { timeout: 10000 });
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var data = values(), problem = document.getElementById("report-problem");
+    var body = { category: data.category, description: data.description, grid: data.grid || null,
+                 latitude: data.latitude ? Number(data.latitude) : null,
+                 longitude: data.longitude ? Number(data.longitude) : null };
+    localStorage.setItem(key, JSON.stringify(data));
+    problem.textContent = "";
+    var token = (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
+    fetch("/api/v1/reports", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": decodeURIComponent(token) },
+      body: JSON.stringify(body),
+    }).then(function (response) {
+      if (!response.ok) {
+        return response.json().then(function (d) { throw new Error(d.detail || response.statusText); });
+      }
+      localStorage.removeItem(key);
+      form.reset();
+      document.getElementById("report-sent").hidden = false;
+      setTimeout(function () { window.location.reload(); }, 1500);
+    }).catch(function (error) {
+      problem.textContent = (error && error.message && error.message !== "Failed to fetch")
+        ? error.message : problem.dataset.kept;
+    });
+  });
+})();
