@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils.translation import gettext as _
 from psycopg.types.json import Jsonb
 
 from alerts.models import Alert
 from alerts.rules import AlertSpec
 from command import realtime
+from command.errors import TransitionNotAllowed
 from command.incidents.services import timeline_record
 
 _UPSERT = """
@@ -51,27 +53,55 @@ def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
         )
         alert_id, created, count, township = cursor.fetchone()
         action = "alert.raised" if created else "alert.updated"
-        after: dict[str, Any] = {"status": "new", "count": count, "severity": spec.severity}
-        timeline_record(
-            township_id=spec.township_id,
-            subject_type="alert",
-            subject_id=alert_id,
-            action=action,
+        _changed(
+            spec.township_id,
+            township,
+            alert_id,
+            action,
             source=source,
-            after=after,
+            after={"status": "new", "count": count, "severity": spec.severity},
             time=spec.time,
-        )
-        realtime.broadcast_on_commit(
-            realtime.board_group(township),
-            {"type": action, "alert_id": alert_id},
+            event=action,
         )
     return alert_id, created
 
 
-class AlertTransitionNotAllowed(Exception):
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message)
-        self.code = code
+def _changed(
+    township_id: int,
+    township_code: str,
+    alert_id: int,
+    action: str,
+    *,
+    source: str,
+    actor_id: int | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    time: Any = None,
+    event: str = "alert.updated",
+) -> None:
+    """Every alert change: its timeline row, and the board's push on commit."""
+    timeline_record(
+        township_id=township_id,
+        subject_type="alert",
+        subject_id=alert_id,
+        action=action,
+        source=source,
+        actor_id=actor_id,
+        before=before,
+        after=after,
+        time=time,
+    )
+    realtime.broadcast_on_commit(
+        realtime.board_group(township_code), {"type": event, "alert_id": alert_id}
+    )
+
+
+def _require_status(alert: Alert, allowed: tuple[str, ...] = Alert.OPEN_STATUSES) -> None:
+    if alert.status not in allowed:
+        raise TransitionNotAllowed(
+            _("This alert is %(status)s.") % {"status": alert.get_status_display()},
+            code=f"alert_{alert.status}",
+        )
 
 
 def _alert_change(
@@ -85,36 +115,26 @@ def _alert_change(
     allowed_from: tuple[str, ...],
     fields: dict[str, Any] | None = None,
 ) -> Alert:
-    from django.utils.translation import gettext as _
-
     with transaction.atomic():
         alert = Alert.objects.select_for_update().select_related("township").get(pk=alert_id)
         if township_ids is not None and alert.township_id not in township_ids:
             raise Alert.DoesNotExist
-        if alert.status not in allowed_from:
-            raise AlertTransitionNotAllowed(
-                _("This alert is %(status)s.") % {"status": alert.get_status_display()},
-                code=f"alert_{alert.status}",
-            )
+        _require_status(alert, allowed_from)
         before = alert.status
         alert.status = to
         detail = dict(alert.detail or {})
         detail.update(fields or {})
         alert.detail = detail
         alert.save(update_fields=["status", "detail"])
-        timeline_record(
-            township_id=alert.township_id,
-            subject_type="alert",
-            subject_id=alert.pk,
-            action=action,
+        _changed(
+            alert.township_id,
+            alert.township.code,
+            alert.pk,
+            action,
             source=source,
             actor_id=actor_id,
             before={"status": before},
             after={"status": to, **(fields or {})},
-        )
-        realtime.broadcast_on_commit(
-            realtime.board_group(alert.township.code),
-            {"type": "alert.updated", "alert_id": alert.pk},
         )
     return alert
 
@@ -142,10 +162,8 @@ def alert_dismiss(
     source: str = "web",
 ) -> Alert:
     """A false alarm: closed with the reason, kept for the record."""
-    from django.utils.translation import gettext as _
-
     if not reason.strip():
-        raise AlertTransitionNotAllowed(_("Dismissing needs a reason."), code="reason_missing")
+        raise TransitionNotAllowed(_("Dismissing needs a reason."), code="reason_missing")
     return _alert_change(
         alert_id,
         township_ids,
@@ -176,18 +194,14 @@ def alert_clear(
         alert.status = Alert.Status.CLEARED
         alert.detail = {**(alert.detail or {}), "cleared": reason}
         alert.save(update_fields=["status", "detail"])
-        timeline_record(
-            township_id=township_id,
-            subject_type="alert",
-            subject_id=alert.pk,
-            action="alert.cleared",
+        _changed(
+            township_id,
+            alert.township.code,
+            alert.pk,
+            "alert.cleared",
             source=source,
             before={"status": before},
             after={"status": alert.status, "reason": reason},
-        )
-        realtime.broadcast_on_commit(
-            realtime.board_group(alert.township.code),
-            {"type": "alert.updated", "alert_id": alert.pk},
         )
     return alert.pk
 
@@ -225,10 +239,8 @@ def alert_merge(
 ) -> Alert:
     """Fold a duplicate alert into another open one of the same township; its occurrences count
     on the one kept. Returns the alert kept."""
-    from django.utils.translation import gettext as _
-
     if alert_id == into_id:
-        raise AlertTransitionNotAllowed(_("An alert cannot be merged into itself."), code="same")
+        raise TransitionNotAllowed(_("An alert cannot be merged into itself."), code="same")
     with transaction.atomic():
         locked = {
             a.pk: a
@@ -244,15 +256,11 @@ def alert_merge(
             raise Alert.DoesNotExist
         merged, kept = locked[alert_id], locked[into_id]
         if merged.township_id != kept.township_id:
-            raise AlertTransitionNotAllowed(
+            raise TransitionNotAllowed(
                 _("Alerts of different townships cannot be merged."), code="other_township"
             )
-        for alert in (merged, kept):
-            if not alert.is_open:
-                raise AlertTransitionNotAllowed(
-                    _("This alert is %(status)s.") % {"status": alert.get_status_display()},
-                    code=f"alert_{alert.status}",
-                )
+        _require_status(merged)
+        _require_status(kept)
         merged.status = Alert.Status.MERGED
         merged.detail = {**(merged.detail or {}), "merged_into": kept.pk}
         merged.save(update_fields=["status", "detail"])
@@ -264,17 +272,13 @@ def alert_merge(
             (merged, "alert.merged", {"status": merged.status, "into": kept.pk}),
             (kept, "alert.absorbed", {"count": kept.count, "from": merged.pk}),
         ):
-            timeline_record(
-                township_id=alert.township_id,
-                subject_type="alert",
-                subject_id=alert.pk,
-                action=action,
+            _changed(
+                alert.township_id,
+                alert.township.code,
+                alert.pk,
+                action,
                 source=source,
                 actor_id=actor_id,
                 after=after,
-            )
-            realtime.broadcast_on_commit(
-                realtime.board_group(alert.township.code),
-                {"type": "alert.updated", "alert_id": alert.pk},
             )
     return kept

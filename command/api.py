@@ -68,11 +68,6 @@ def _conflict(request: HttpRequest, exc: services.TransitionNotAllowed):
     return api.create_response(request, {"detail": str(exc), "code": exc.code}, status=409)
 
 
-@api.exception_handler(alert_services.AlertTransitionNotAllowed)
-def _alert_conflict(request: HttpRequest, exc: alert_services.AlertTransitionNotAllowed):
-    return api.create_response(request, {"detail": str(exc), "code": exc.code}, status=409)
-
-
 @api.exception_handler(services.ActionForbidden)
 def _forbidden(request: HttpRequest, exc: services.ActionForbidden):
     return api.create_response(request, {"detail": str(exc), "code": "forbidden"}, status=403)

@@ -97,14 +97,12 @@ def serve(host: str, port: int, on_ready: Callable[[], None] | None = None) -> N
 def demo_passwords() -> dict[str, str]:
     """Demo passwords are random per data dir, kept there so a restart prints the same ones."""
     from command import embedded
+    from command.org.demo import DEMO_USERNAMES
 
     path = embedded.data_dir() / "demo-accounts.json"
     if path.exists():
         return json.loads(path.read_text())
-    passwords = {
-        name: secrets.token_urlsafe(9)
-        for name in ("admin", "duty", "supervisor", "chengguan", "police", "grid01")
-    }
+    passwords = {name: secrets.token_urlsafe(9) for name in DEMO_USERNAMES}
     path.write_text(json.dumps(passwords, indent=2))
     path.chmod(0o600)
     return passwords

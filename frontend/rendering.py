@@ -81,6 +81,20 @@ def map_overlay_html(*, township: Township, oob: bool, language: str) -> str:
         )
 
 
+def board_map_html(*, township: Township, language: str) -> str:
+    """The grids (drawn once per page) with the overlay that pushes replace."""
+    from frontend import maps
+
+    with translation.override(language):
+        return render_to_string(
+            "frontend/partials/board_map.html",
+            {
+                "map": maps.base_map(township),
+                "overlay_html": map_overlay_html(township=township, oob=False, language=language),
+            },
+        )
+
+
 def incidents_html(*, township: Township, oob: bool, language: str) -> str:
     with translation.override(language), timezone.override(township.time_zone):
         return render_to_string(

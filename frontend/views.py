@@ -5,14 +5,14 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.crypto import constant_time_compare
 
 from command.incidents import selectors as incident_selectors
 from command.org import selectors as org_selectors
 from command.org.models import User
-from frontend.rendering import alert_queue_html, summons_inbox_html
+from frontend import rendering
+from frontend.rendering import summons_inbox_html
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -50,22 +50,12 @@ def board(request: HttpRequest, township: str) -> HttpResponse:
     if found is None:
         raise PermissionDenied
     language = translation.get_language() or "zh-hans"
-    from frontend import maps, rendering
-
     context = {
         "township": found,
-        "queue_html": alert_queue_html(township=found, oob=False, language=language),
+        "queue_html": rendering.alert_queue_html(township=found, oob=False, language=language),
         "incidents_html": rendering.incidents_html(township=found, oob=False, language=language),
         "figures_html": rendering.figures_html(township=found, oob=False, language=language),
-        "map_html": render_to_string(
-            "frontend/partials/board_map.html",
-            {
-                "map": maps.base_map(found),
-                "overlay_html": rendering.map_overlay_html(
-                    township=found, oob=False, language=language
-                ),
-            },
-        ),
+        "map_html": rendering.board_map_html(township=found, language=language),
     }
     return render(request, "frontend/board.html", context)
 

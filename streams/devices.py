@@ -26,6 +26,11 @@ HEARTBEAT_TIMEOUT = {
 }
 
 
+def presence_event_id(label: str, time: datetime) -> str:
+    """One presence change per device and millisecond: a redelivered status changes nothing."""
+    return f"{label}:{int(time.timestamp() * 1000)}"
+
+
 def presence_event(
     *, device_id: int, township_id: int, online: bool, time: datetime, reason: str
 ) -> DeviceEvent:
@@ -34,7 +39,7 @@ def presence_event(
         device_id=device_id,
         township_id=township_id,
         time=time,
-        event_id=f"{label}:{int(time.timestamp() * 1000)}",
+        event_id=presence_event_id(label, time),
         label=label,
         payload={"reason": reason},
     )

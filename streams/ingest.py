@@ -34,6 +34,7 @@ from streams.adapters import frigate as frigate_adapter
 from streams.adapters import native
 from streams.adapters.base import CameraEvent, Presence, Reading, Rejected
 from streams.adapters.frigate import FrigateDetection
+from streams.devices import presence_event_id
 from streams.models import DeadLetter
 from streams.mqtt import topics
 
@@ -80,11 +81,16 @@ class DeviceDirectory:
         self._lock = threading.Lock()
         self._loaded_at = time.monotonic()
 
+    def _expire(self) -> None:
+        """Under the lock: drop both maps once they are older than TTL."""
+        if time.monotonic() - self._loaded_at > self.TTL:
+            self._cache.clear()
+            self._frigate.clear()
+            self._loaded_at = time.monotonic()
+
     def resolve(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], DeviceRef | None]:
         with self._lock:
-            if time.monotonic() - self._loaded_at > self.TTL:
-                self._cache.clear()
-                self._loaded_at = time.monotonic()
+            self._expire()
             missing = [key for key in keys if key not in self._cache]
         if missing:
             found: dict[tuple[str, str], DeviceRef | None] = dict.fromkeys(missing)
@@ -104,10 +110,7 @@ class DeviceDirectory:
     def resolve_frigate(self, cameras: set[str]) -> dict[str, DeviceRef | str]:
         """Frigate camera name → device (``metadata.frigate_camera``), or why there is none."""
         with self._lock:
-            if time.monotonic() - self._loaded_at > self.TTL:
-                self._cache.clear()
-                self._frigate.clear()
-                self._loaded_at = time.monotonic()
+            self._expire()
             missing = [name for name in cameras if name not in self._frigate]
         if missing:
             found: dict[str, DeviceRef | str] = {
@@ -317,7 +320,7 @@ def prepare_batch(
                 (
                     ref,
                     CameraEvent(
-                        event_id=f"{label}:{int(parsed.time.timestamp() * 1000)}",
+                        event_id=presence_event_id(label, parsed.time),
                         time=parsed.time,
                         label=label,
                         score=None,

@@ -179,7 +179,9 @@ class Summons(models.Model):
         DONE = "done", _("Done")
         RELEASED = "released", _("Released")
 
-    OPEN_STATUSES = (Status.NOTIFIED, Status.ACKNOWLEDGED, Status.CHECKED_IN)
+    # Not on site yet: the deadline still applies.
+    WAITING_STATUSES = (Status.NOTIFIED, Status.ACKNOWLEDGED)
+    OPEN_STATUSES = (*WAITING_STATUSES, Status.CHECKED_IN)
 
     whistle = models.ForeignKey(
         Whistle, verbose_name=_("whistle"), on_delete=models.CASCADE, related_name="summonses"

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from alerts.models import Alert
 from command import realtime
+from command.errors import ActionForbidden, TransitionNotAllowed
 from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
 from command.org.models import Category, Department, Grid, Responsibility, Township, User
 
@@ -44,18 +45,6 @@ def report_within(township: Township, kind: str) -> timedelta:
     """The township's own deadline for this kind of whistle, else the default."""
     minutes = (township.report_deadlines or {}).get(kind)
     return timedelta(minutes=minutes) if minutes else REPORT_WITHIN[kind]
-
-
-class TransitionNotAllowed(Exception):
-    """The action does not fit the current state (HTTP 409)."""
-
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class ActionForbidden(Exception):
-    """The actor may not take this action (HTTP 403)."""
 
 
 # --- timeline ---------------------------------------------------------------------------------
@@ -553,12 +542,25 @@ def _push_to_department(summons: Summons, event: str, key_suffix: str = "") -> N
 # --- summons ----------------------------------------------------------------------------------
 
 
-def _summons_for_update(summons: Summons) -> Summons:
-    return (
-        Summons.objects.select_for_update(of=("self",))
-        .select_related("whistle__incident__township", "department")
-        .get(pk=summons.pk)
+def _locked_summonses() -> Any:
+    """Summons rows locked for a change, with what every change reads alongside."""
+    return Summons.objects.select_for_update(of=("self",)).select_related(
+        "whistle__incident__township", "department"
     )
+
+
+def _summons_for_update(summons: Summons) -> Summons:
+    return _locked_summonses().get(pk=summons.pk)
+
+
+def _announce(summons: Summons, action: str, key_suffix: str = "") -> None:
+    """A summons changed: its department's console, the board and incident, its own system."""
+    realtime.broadcast_on_commit(
+        realtime.department_group(summons.department.code),
+        {"type": "summons.updated", "summons_id": summons.pk},
+    )
+    _broadcast(summons.whistle.incident, "summons.updated", summons_id=summons.pk)
+    _push_to_department(summons, action, key_suffix)
 
 
 def _summons_changed(
@@ -582,12 +584,7 @@ def _summons_changed(
         before={"status": before},
         after={"status": summons.status, **(after or {})},
     )
-    realtime.broadcast_on_commit(
-        realtime.department_group(summons.department.code),
-        {"type": "summons.updated", "summons_id": summons.pk},
-    )
-    _broadcast(incident, "summons.updated", summons_id=summons.pk)
-    _push_to_department(summons, action)
+    _announce(summons, action)
 
 
 def summons_acknowledge(
@@ -626,7 +623,7 @@ def summons_check_in(
     _require_member(actor, summons.department_id)
     with transaction.atomic():
         summons = _summons_for_update(summons)
-        if summons.status not in (Summons.Status.NOTIFIED, Summons.Status.ACKNOWLEDGED):
+        if summons.status not in Summons.WAITING_STATUSES:
             raise TransitionNotAllowed(
                 _("This summons is already %(status)s.") % {"status": summons.get_status_display()},
                 code="summons_not_waiting",
@@ -762,7 +759,7 @@ def summons_deadline_step(*, summons_id: int, step: int) -> str:
         )
         summons.refresh_from_db(fields=["status"])
         times = _step_times(summons, summons.whistle)
-        waiting = summons.status in (Summons.Status.NOTIFIED, Summons.Status.ACKNOWLEDGED)
+        waiting = summons.status in Summons.WAITING_STATUSES
         if waiting and step + 1 < len(times):
             _schedule_deadline_step(summons_id, step + 1, times[step + 1])
     return outcome
@@ -771,16 +768,8 @@ def summons_deadline_step(*, summons_id: int, step: int) -> str:
 def summons_remind(*, summons_id: int) -> str:
     """Remind a department that has not checked in yet."""
     with transaction.atomic():
-        summons = (
-            Summons.objects.select_for_update(of=("self",))
-            .select_related("whistle__incident", "department")
-            .filter(pk=summons_id)
-            .first()
-        )
-        if summons is None or summons.status not in (
-            Summons.Status.NOTIFIED,
-            Summons.Status.ACKNOWLEDGED,
-        ):
+        summons = _locked_summonses().filter(pk=summons_id).first()
+        if summons is None or summons.status not in Summons.WAITING_STATUSES:
             return "nothing to remind"
         already = TimelineEntry.objects.filter(
             subject_type="summons", subject_id=summons.pk, action="summons.reminded"
@@ -808,15 +797,10 @@ def summons_escalate(*, summons_id: int, level: int) -> str:
     Levels only go up, under a row lock: a job that runs twice or late changes nothing.
     """
     with transaction.atomic():
-        summons = (
-            Summons.objects.select_for_update(of=("self",))
-            .select_related("whistle__incident", "department")
-            .filter(pk=summons_id)
-            .first()
-        )
+        summons = _locked_summonses().filter(pk=summons_id).first()
         if summons is None:
             return "gone"
-        if summons.status not in (Summons.Status.NOTIFIED, Summons.Status.ACKNOWLEDGED):
+        if summons.status not in Summons.WAITING_STATUSES:
             return "checked in or closed in time"
         if summons.escalation_level >= level:
             return "already escalated"
@@ -850,10 +834,5 @@ def summons_escalate(*, summons_id: int, level: int) -> str:
             before={"level": before},
             after={"level": level, "notify": (step or {}).get("notify", "")},
         )
-        realtime.broadcast_on_commit(
-            realtime.department_group(summons.department.code),
-            {"type": "summons.updated", "summons_id": summons.pk},
-        )
-        _broadcast(summons.whistle.incident, "summons.updated", summons_id=summons.pk)
-        _push_to_department(summons, "summons.escalated", key_suffix=f":{level}")
+        _announce(summons, "summons.escalated", key_suffix=f":{level}")
     return f"escalated to level {level}"
