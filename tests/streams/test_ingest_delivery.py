@@ -23,12 +23,17 @@ pytestmark = [pytest.mark.services, pytest.mark.timeout(180)]
 
 
 def database_url() -> str:
-    s = connection.settings_dict
-    host = s.get("HOST") or "127.0.0.1"
-    if host.startswith("/"):
-        return f"postgresql://{s['USER']}@/{s['NAME']}?host={host}"
-    password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-    return f"postgresql://{s['USER']}{password}@{host}:{s.get('PORT') or 5432}/{s['NAME']}"
+    """Where this test's database really is (TCP or the embedded server's socket), read off
+    the open connection rather than re-derived from settings."""
+    from urllib.parse import quote
+
+    connection.ensure_connection()
+    info = connection.connection.info
+    password = f":{quote(info.password, safe='')}" if info.password else ""
+    return (
+        f"postgresql://{quote(info.user, safe='')}{password}@/{info.dbname}"
+        f"?host={quote(info.host, safe='/')}&port={info.port}"
+    )
 
 
 class IngestProcess:
@@ -111,7 +116,11 @@ def test_two_workers_on_a_shared_subscription_store_each_message_exactly_once(
         total = 2000
         for i in range(total):
             publish_mqtt(*telemetry(i))
-        wait_for(lambda: Reading.objects.count() >= total, timeout=60, what="all readings")
+        wait_for(
+            lambda: Reading.objects.count() >= total,
+            timeout=60,
+            what="all readings; workers said:\n" + "\n".join(w.output()[-2000:] for w in workers),
+        )
     finally:
         handled = [worker.stop() for worker in workers]
     assert Reading.objects.count() == total
@@ -134,7 +143,11 @@ def test_worker_killed_mid_stream_and_restarted_leaves_exactly_the_published_rea
 
     publisher = threading.Thread(target=publish_all, daemon=True)
     publisher.start()
-    wait_for(lambda: Reading.objects.count() >= 500, timeout=60, what="ingest to be mid-stream")
+    wait_for(
+        lambda: Reading.objects.count() >= 500,
+        timeout=60,
+        what=f"ingest to be mid-stream; it said:\n{worker.output()[-2000:]}",
+    )
     worker.kill()  # SIGKILL: no chance to ack, flush or say goodbye
     stored_at_crash = Reading.objects.count()
     assert stored_at_crash < total, "the crash should land mid-stream"
