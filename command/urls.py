@@ -12,6 +12,11 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("board/<slug:township>/", views.board, name="board"),
+    path(
+        "board/<slug:township>/incidents/<int:incident>/whistle/",
+        views.board_whistle,
+        name="board_whistle",
+    ),
     path("console/<slug:department>/", views.console, name="console"),
     path("report/", views.report, name="report"),
     path("healthz", views.healthz, name="healthz"),

@@ -4,14 +4,18 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import translation
 from django.utils.crypto import constant_time_compare
 
+from command.errors import ActionForbidden, TransitionNotAllowed
 from command.incidents import selectors as incident_selectors
+from command.incidents import services as incident_services
+from command.incidents.models import Incident
 from command.org import selectors as org_selectors
 from command.org.models import User
 from frontend import rendering
+from frontend.forms import WhistleForm
 from frontend.rendering import summons_inbox_html
 
 
@@ -58,6 +62,35 @@ def board(request: HttpRequest, township: str) -> HttpResponse:
         "map_html": rendering.board_map_html(township=found, language=language),
     }
     return render(request, "frontend/board.html", context)
+
+
+def board_whistle(request: HttpRequest, township: str, incident: int) -> HttpResponse:
+    """The board's whistle dialog (htmx): GET shows it, POST blows the whistle. On success the
+    dialog goes away and the incident panel changes through the board's socket, like every
+    other change; a refusal is shown in the dialog."""
+    found = org_selectors.township_for_board(user=request.user, code=township)  # type: ignore[arg-type]
+    if found is None:
+        raise PermissionDenied
+    target = get_object_or_404(
+        Incident.objects.select_related("township", "category"), pk=incident, township=found
+    )
+    form = WhistleForm(request.POST or None, incident=target)
+    if request.method == "POST" and form.is_valid():
+        try:
+            incident_services.whistle_blow(
+                actor=request.user,  # type: ignore[arg-type]
+                incident=target,
+                kind=form.cleaned_data["kind"],
+                purpose=form.cleaned_data["purpose"],
+                departments=form.summoned(),
+                note=form.cleaned_data["note"],
+            )
+        except (TransitionNotAllowed, ActionForbidden) as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            return HttpResponse("")
+    context = {"township": found, "incident": target, "form": form}
+    return render(request, "frontend/partials/whistle_dialog.html", context)
 
 
 def report(request: HttpRequest) -> HttpResponse:

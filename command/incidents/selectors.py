@@ -45,7 +45,7 @@ def board_incidents(*, township_id: int, limit: int = 20) -> list:
 
     return list(
         Incident.objects.filter(township_id=township_id, status__in=Incident.ACTIVE_STATUSES)
-        .select_related("category", "grid")
+        .select_related("category", "grid", "township")
         .prefetch_related(
             Prefetch(
                 "whistles__summonses",

@@ -5,7 +5,7 @@ import pytest
 
 from command.incidents import services
 from command.incidents.models import Summons, Whistle
-from command.org.models import Category, Department, Township, User
+from command.org.models import Category, Township, User
 from tests.conftest import wait_for
 from tests.e2e.conftest import screenshot
 
@@ -28,15 +28,30 @@ def test_countdown_turns_to_on_site_when_the_department_checks_in(
         severity="major",
         title="滨河路违停堵塞",
     )
-    whistle = services.whistle_blow(
-        actor=duty,
-        incident=incident,
-        kind=Whistle.Kind.EMERGENCY,
-        purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
-        departments=[
-            services.SummonedDepartment(Department.objects.get(code=code))
-            for code in ("chengguan", "traffic")
-        ],
+    # The officer blows it from the board: the dialog offers the responsibility list ticked;
+    # a department off the list needs a reason, which the dialog asks for.
+    officer.click(f"#incident-{incident.pk} .whistle-open")
+    officer.wait_for_selector("#whistle-dialog[open]", timeout=10_000)
+    officer.check("#whistle-dialog input[name=kind][value=emergency]")
+    officer.uncheck("#whistle-dialog input[name=departments][value=qs-pingan]")
+    officer.check("#whistle-dialog input[name=departments][value=police]")
+    screenshot(officer, "board-whistle-dialog")
+    officer.click("#whistle-dialog button[type=submit]")
+    officer.wait_for_selector("#whistle-dialog .error", timeout=10_000)
+    assert "派出所" in officer.inner_text("#whistle-dialog .error")
+    assert not Whistle.objects.filter(incident=incident).exists()
+    officer.fill("#whistle-dialog input[name=reason]", "滨河路路口需要民警疏导")
+    officer.click("#whistle-dialog button[type=submit]")
+    officer.wait_for_selector("#whistle-dialog", state="detached", timeout=10_000)
+    whistle = Whistle.objects.get(incident=incident)
+    assert whistle.kind == Whistle.Kind.EMERGENCY
+    assert sorted(whistle.summonses.values_list("department__code", flat=True)) == [
+        "chengguan",
+        "police",
+        "traffic",
+    ]
+    assert (
+        whistle.summonses.get(department__code="police").off_list_reason == "滨河路路口需要民警疏导"
     )
     summons = whistle.summonses.get(department__code="chengguan")
 

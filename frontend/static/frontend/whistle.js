@@ -206,3 +206,23 @@
     });
   });
 })();
+
+// Dialogs the server renders into #dialog-slot (the board's whistle): shown modal when they
+// arrive, removed when cancelled (button or Escape) or when the server answers with nothing.
+(function () {
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var dialog = event.detail.target.querySelector("dialog[data-show-modal]");
+    if (dialog && !dialog.open) dialog.showModal();
+  });
+  function close(dialog) {
+    var slot = dialog.closest("#dialog-slot");
+    if (slot) slot.innerHTML = ""; else dialog.remove();
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-close-dialog]");
+    if (button) close(button.closest("dialog"));
+  });
+  document.addEventListener("cancel", function (event) {
+    if (event.target.matches("dialog[data-show-modal]")) { event.preventDefault(); close(event.target); }
+  }, true);
+})();
