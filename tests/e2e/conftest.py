@@ -77,7 +77,9 @@ def board_page(browser: Any, daphne_server: str) -> Iterator[Callable[..., Any]]
     """board_page(username) → a Playwright page signed in, showing its home (the board)."""
     contexts = []
 
-    def open_page(username: str, *, viewport=(1920, 1080), locale="zh-CN") -> Any:
+    def open_page(
+        username: str, *, viewport=(1920, 1080), locale="zh-CN", base: str | None = None
+    ) -> Any:
         # Location granted, as a department member's phone would: otherwise a check-in waits
         # for the geolocation prompt to time out.
         context = browser.new_context(
@@ -88,7 +90,7 @@ def board_page(browser: Any, daphne_server: str) -> Iterator[Callable[..., Any]]
         )
         contexts.append(context)
         page = context.new_page()
-        page.goto(f"{daphne_server}/")
+        page.goto(f"{base or daphne_server}/")
         page.fill("#id_username", username)
         page.fill("#id_password", DEMO_PASSWORDS[username])
         with page.expect_navigation():
