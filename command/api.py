@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, URLResolver
-from ninja import NinjaAPI, Schema, Status
+from ninja import File, NinjaAPI, Schema, Status, UploadedFile
 from ninja.security import HttpBearer, django_auth
 
 from alerts import services as alert_services
@@ -257,7 +257,7 @@ class CheckInIn(Schema):
 
 class DoneIn(Schema):
     note: str = ""
-    photos: list[str] = []  # http(s) addresses of photos of the finished work
+    photos: list[str] = []  # photos of the finished work: from POST /photos, or http(s)
 
 
 class ReleaseIn(Schema):
@@ -623,6 +623,33 @@ def release(request: HttpRequest, summons_id: int, body: ReleaseIn):
     return SummonsOut.from_summons(summons)
 
 
+# --- photos ---------------------------------------------------------------------------------
+
+
+class PhotoOut(Schema):
+    id: str
+    url: str
+    content_type: str
+    size: int
+
+
+@api.post("/photos", response={201: PhotoOut, 413: Problem, 415: Problem}, tags=["photos"])
+def upload_photo(request: HttpRequest, file: UploadedFile = File(...)):  # noqa: B008
+    """A photo from the field (JPEG, PNG or WebP, multipart field ``file``); its ``url`` goes
+    into a report's or a done report's ``photos``."""
+    from command.incidents.photos import photo_store
+
+    try:
+        photo = photo_store(uploader=_actor(request), upload=file)
+    except services.TransitionNotAllowed as refusal:
+        status = 413 if refusal.code == "photo_too_large" else 415
+        return Status(status, {"detail": str(refusal), "code": refusal.code})
+    return Status(
+        201,
+        PhotoOut(id=str(photo.pk), url=photo.url, content_type=photo.content_type, size=photo.size),
+    )
+
+
 # --- grid reports -----------------------------------------------------------------------------
 
 
@@ -632,6 +659,7 @@ class ReportIn(Schema):
     grid: str | None = None
     latitude: float | None = None
     longitude: float | None = None
+    photos: list[str] = []  # addresses returned by POST /photos
 
 
 class ReportOut(Schema):
@@ -643,6 +671,7 @@ class ReportOut(Schema):
     alert: int | None
     alert_status: str | None
     incident: int | None
+    photos: list[str]
 
 
 def _report_out(report) -> ReportOut:
@@ -656,6 +685,7 @@ def _report_out(report) -> ReportOut:
         alert=alert.pk if alert else None,
         alert_status=alert.status if alert else None,
         incident=alert.incident_id if alert else None,
+        photos=report.photos,
     )
 
 
@@ -674,6 +704,7 @@ def file_report(request: HttpRequest, body: ReportIn):
         grid=grid,
         latitude=body.latitude,
         longitude=body.longitude,
+        photos=body.photos,
     )
     return Status(201, _report_out(report))
 

@@ -188,6 +188,8 @@ if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Phones send photos downscaled (the report page does it); 10 MB leaves room for an original.
+WHISTLE_PHOTO_MAX_BYTES = int(os.environ.get("WHISTLE_PHOTO_MAX_BYTES", 10_000_000))
 
 # --- jobs -----------------------------------------------------------------------------------
 PROCRASTINATE_IMPORT_PATHS: list[str] = []

@@ -19,6 +19,7 @@ urlpatterns = [
     ),
     path("console/<slug:department>/", views.console, name="console"),
     path("report/", views.report, name="report"),
+    path("photos/<uuid:photo>", views.photo, name="photo"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
     path("admin/", admin.site.urls),

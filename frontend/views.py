@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import translation
 from django.utils.crypto import constant_time_compare
@@ -12,9 +14,10 @@ from command.errors import ActionForbidden, TransitionNotAllowed
 from command.incidents import selectors as incident_selectors
 from command.incidents import services as incident_services
 from command.incidents.models import Incident
+from command.incidents.photos import visible_photos
 from command.org import selectors as org_selectors
 from command.org.models import User
-from frontend import rendering
+from frontend import maps, rendering
 from frontend.forms import WhistleForm
 from frontend.rendering import summons_inbox_html
 
@@ -105,11 +108,21 @@ def report(request: HttpRequest) -> HttpResponse:
         "categories": Category.objects.order_by("code"),
         "grids": Grid.objects.filter(township_id=user.township_id).order_by("code"),
         "my_grid": (user.headed_grids.first() or user.grids.first()),
+        "map": maps.base_map(user.township),
         "reports": GridReport.objects.filter(reporter=user).select_related(
             "category", "grid", "alert"
         )[:30],
     }
     return render(request, "frontend/report.html", context)
+
+
+def photo(request: HttpRequest, photo: uuid.UUID) -> FileResponse:
+    """A field photo, to those who may see it (404 to everyone else: not even that it exists)."""
+    found = get_object_or_404(visible_photos(request.user), pk=photo)  # type: ignore[arg-type]
+    response = FileResponse(found.file.open("rb"), content_type=found.content_type)
+    # A photo never changes under its address; only this user's browser may keep it.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
 
 
 @login_not_required

@@ -95,6 +95,8 @@ class GridReport(models.Model):
     latitude = models.FloatField(_("latitude"), null=True, blank=True)
     longitude = models.FloatField(_("longitude"), null=True, blank=True)
     created_at = models.DateTimeField(_("reported at"), default=timezone.now)
+    # Addresses of the photos taken with the report (``/photos/<id>``).
+    photos = models.JSONField(_("photos"), default=list, blank=True)
     alert = models.OneToOneField(
         "alerts.Alert",
         verbose_name=_("alert"),

@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 
 from alerts.rules import AlertSpec
 from alerts.services import alert_raise
+from command.incidents.photos import own_photo_ids, photos_attach
 from command.incidents.services import ActionForbidden, TransitionNotAllowed
 from command.org.models import Category, Grid, User
 from streams.models import GridReport
@@ -16,6 +17,7 @@ from streams.models import GridReport
 # A report is a person's judgement, not a sensor's: it starts as a major alert unless the
 # category is one where minutes count.
 URGENT_CATEGORIES = {"fire", "flood", "gas-leak", "production-safety"}
+MAX_PHOTOS = 4
 
 
 def report_file(
@@ -26,6 +28,7 @@ def report_file(
     grid: Grid | None = None,
     latitude: float | None = None,
     longitude: float | None = None,
+    photos: list[str] | None = None,
 ) -> GridReport:
     if reporter.role != User.Role.GRID_OFFICER or reporter.township_id is None:
         raise ActionForbidden(_("Only grid officers file reports."))
@@ -33,9 +36,16 @@ def report_file(
         raise TransitionNotAllowed(_("Describe what you found."), code="description_missing")
     if grid is not None and grid.township_id != reporter.township_id:
         raise ActionForbidden(_("That grid is in another township."))
+    photos = list(photos or [])
+    if len(photos) > MAX_PHOTOS or not all(own_photo_ids([p]) for p in photos):
+        raise TransitionNotAllowed(
+            _("Attach up to %(n)d photos uploaded with the report.") % {"n": MAX_PHOTOS},
+            code="photos_invalid",
+        )
     if grid is None:
         grid = reporter.headed_grids.first() or reporter.grids.first()
     with transaction.atomic():
+        photos_attach(urls=photos, township=reporter.township, actor=reporter)
         report = GridReport.objects.create(
             township_id=reporter.township_id,
             grid=grid,
@@ -44,7 +54,13 @@ def report_file(
             description=description.strip(),
             latitude=latitude,
             longitude=longitude,
+            photos=photos,
         )
+        detail = {"report": report.pk, "reporter": reporter.username}
+        if photos:
+            # The alert's snapshot: the board shows it, and an incident opened from the alert
+            # takes it as evidence.
+            detail |= {"snapshot": photos[0], "photos": photos}
         alert_id, _created = alert_raise(
             spec=AlertSpec(
                 township_id=reporter.township_id,
@@ -56,7 +72,7 @@ def report_file(
                 dedupe_key=f"report:{report.pk}",
                 time=timezone.now(),
                 grid_id=grid.pk if grid else None,
-                detail={"report": report.pk, "reporter": reporter.username},
+                detail=detail,
             ),
             source="web",
         )

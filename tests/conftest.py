@@ -237,3 +237,13 @@ def capture_broadcasts() -> Iterator[list[tuple[str, dict[str, Any]]]]:
 
     with capture() as captured:
         yield captured
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _media_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Photos the tests upload land in a temporary directory (also for the forked web server,
+    which starts later and inherits the setting)."""
+    from django.test import override_settings
+
+    with override_settings(MEDIA_ROOT=tmp_path_factory.mktemp("media")):
+        yield

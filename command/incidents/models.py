@@ -227,3 +227,47 @@ class Summons(models.Model):
 
     def __str__(self) -> str:
         return f"{self.department} · {self.whistle}"
+
+
+def _photo_path(photo: Photo, filename: str) -> str:
+    return f"photos/{photo.uploaded_at:%Y/%m}/{photo.pk}{photo.extension}"
+
+
+class Photo(models.Model):
+    """A photo taken on site: a grid officer's report, a department's finished work. Served only
+    to those who may see the township's matters (``/photos/<id>``), never as a public file."""
+
+    TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Set when the photo is attached to a township's report or incident; until then only the
+    # one who took it (and their department) can see it.
+    township = models.ForeignKey(
+        "org.Township", verbose_name=_("township"), on_delete=models.CASCADE, null=True
+    )
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("uploaded by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+    )
+    uploaded_at = models.DateTimeField(_("uploaded at"), default=timezone.now)
+    content_type = models.CharField(_("type"), max_length=20)
+    size = models.PositiveIntegerField(_("size (bytes)"))
+    file = models.FileField(_("file"), upload_to=_photo_path)
+
+    class Meta:
+        verbose_name = _("photo")
+        verbose_name_plural = _("photos")
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def extension(self) -> str:
+        return self.TYPES[self.content_type]
+
+    @property
+    def url(self) -> str:
+        return f"/photos/{self.pk}"

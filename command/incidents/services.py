@@ -326,9 +326,14 @@ def incident_add_evidence(
     ).exists()
     if not summoned:
         _require_officer(actor, incident.township)
-    if kind not in ("photo", "snapshot", "link") or not url.startswith(("http://", "https://")):
-        raise TransitionNotAllowed(_("Evidence needs an http(s) address."), code="url_invalid")
+    from command.incidents.photos import is_acceptable_url, photos_attach
+
+    if kind not in ("photo", "snapshot", "link") or not is_acceptable_url(url):
+        raise TransitionNotAllowed(
+            _("Evidence needs an http(s) address or an uploaded photo."), code="url_invalid"
+        )
     with transaction.atomic():
+        photos_attach(urls=[url], township=incident.township, actor=actor)
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         item = {
             "kind": kind,

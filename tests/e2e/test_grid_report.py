@@ -1,13 +1,37 @@
 """A grid officer on a phone files a report; it appears on the duty board; the officer sees what
 became of it. A report that cannot be sent keeps its draft on the phone."""
 
+import struct
+import zlib
+
 import pytest
 
+from command.incidents.models import Photo
 from streams.models import GridReport
 from tests.conftest import wait_for
 from tests.e2e.conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
+
+def png(width: int, height: int) -> bytes:
+    """A real picture (a colour gradient) for the phone's camera to give."""
+    rows = b"".join(
+        b"\x00" + bytes(v for x in range(width) for v in (x * 255 // width, y * 255 // height, 90))
+        for y in range(height)
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_phone_report_reaches_the_board(daphne_server, demo_committed, board_page):
@@ -18,6 +42,14 @@ def test_phone_report_reaches_the_board(daphne_server, demo_committed, board_pag
 
     phone.select_option("#id_category", "garbage")
     phone.fill("#id_description", "东沟村口垃圾堆积，影响通行")
+    # The grid picked by tapping it on the map; a photo from the phone's camera.
+    phone.click(".grid-picker-toggle summary")
+    phone.click("#grid-picker [data-grid='110112-QS-007']")
+    assert phone.input_value("#id_grid") == "110112-QS-007"
+    phone.set_input_files(
+        "#id_photo", files=[{"name": "site.png", "mimeType": "image/png", "buffer": png(640, 480)}]
+    )
+    phone.wait_for_selector("#photo-preview:not([hidden]) img", timeout=5_000)
     phone.click("#use-position")
     phone.wait_for_function("document.getElementById('position-state').textContent.length > 0")
     screenshot(phone, "phone-report-form")
@@ -30,11 +62,21 @@ def test_phone_report_reaches_the_board(daphne_server, demo_committed, board_pag
     phone.context.set_offline(False)
     phone.reload()
     assert phone.input_value("#id_description") == "东沟村口垃圾堆积，影响通行"
+    assert phone.input_value("#id_grid") == "110112-QS-007"
+    phone.wait_for_selector("#photo-preview:not([hidden]) img", timeout=5_000)
 
     phone.click("#report-form button[type=submit]")
     report = wait_for(lambda: GridReport.objects.first(), what="the report")
     assert report.latitude == pytest.approx(40.245)
+    assert report.grid.code == "110112-QS-007"
+    # The photo was shrunk on the phone and stored as a JPEG the board links to.
+    (address,) = report.photos
+    photo = Photo.objects.get(pk=address.removeprefix("/photos/"))
+    assert photo.content_type == "image/jpeg" and photo.township_id == report.township_id
     board.wait_for_selector(f"#alert-{report.alert_id}", timeout=10_000)
+    assert board.get_attribute(f"#alert-{report.alert_id} a.snapshot", "href") == address
+    seen = board.request.get(f"{daphne_server}{address}")
+    assert seen.ok and seen.headers["content-type"] == "image/jpeg"
     assert "垃圾" in board.inner_text(f"#alert-{report.alert_id}")
     phone.wait_for_selector("#my-reports li strong", timeout=10_000)
     assert "新告警" in phone.inner_text("#my-reports")

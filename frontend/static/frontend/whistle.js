@@ -154,22 +154,74 @@
 })();
 
 // The grid officer's report: sent as JSON; if sending fails (no signal in the village) the
-// draft stays on the phone and is filled in again next time.
+// draft, photo included, stays on the phone and is filled in again next time. The photo is
+// shrunk on the phone first: a village's mobile signal should not carry 8 MB per report.
 (function () {
   var form = document.getElementById("report-form");
   if (!form) return;
   var key = form.dataset.draftKey;
-  var fields = ["category", "description", "grid", "latitude", "longitude"];
-  try {
-    var draft = JSON.parse(localStorage.getItem(key) || "null");
-    if (draft) fields.forEach(function (f) { if (draft[f]) form.elements[f].value = draft[f]; });
-  } catch (e) { localStorage.removeItem(key); }
+  var fields = ["category", "description", "grid", "latitude", "longitude", "photo"];
+  var MAX_SIDE = 1600;
+  var preview = document.getElementById("photo-preview");
+  var picker = document.getElementById("grid-picker");
+  function csrf() {
+    return decodeURIComponent((document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "");
+  }
+  function showPhoto() {
+    var data = form.elements.photo.value;
+    preview.hidden = !data;
+    preview.querySelector("img").src = data || "";
+  }
+  function showGrid() {
+    if (!picker) return;
+    picker.querySelectorAll("[data-grid]").forEach(function (path) {
+      path.classList.toggle("picked", path.dataset.grid === form.elements.grid.value);
+    });
+  }
   function values() {
     var data = {};
     fields.forEach(function (f) { data[f] = form.elements[f].value; });
     return data;
   }
-  form.addEventListener("input", function () { localStorage.setItem(key, JSON.stringify(values())); });
+  function saveDraft() {
+    try { localStorage.setItem(key, JSON.stringify(values())); }
+    catch (e) {  // storage full: keep the words at least
+      var data = values(); data.photo = "";
+      try { localStorage.setItem(key, JSON.stringify(data)); } catch (e2) { /* nothing to do */ }
+    }
+  }
+  try {
+    var draft = JSON.parse(localStorage.getItem(key) || "null");
+    if (draft) fields.forEach(function (f) { if (draft[f]) form.elements[f].value = draft[f]; });
+  } catch (e) { localStorage.removeItem(key); }
+  showPhoto(); showGrid();
+  form.addEventListener("input", saveDraft);
+  form.elements.grid.addEventListener("change", showGrid);
+  if (picker) picker.addEventListener("click", function (event) {
+    var path = event.target.closest("[data-grid]");
+    if (!path) return;
+    form.elements.grid.value = path.dataset.grid;
+    showGrid(); saveDraft();
+  });
+  document.getElementById("id_photo").addEventListener("change", function (event) {
+    var file = event.target.files[0];
+    if (!file) return;
+    createImageBitmap(file).then(function (bitmap) {
+      var ratio = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.round(bitmap.width * ratio);
+      canvas.height = Math.round(bitmap.height * ratio);
+      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      form.elements.photo.value = canvas.toDataURL("image/jpeg", 0.8);
+      showPhoto(); saveDraft();
+    }).catch(function () {
+      document.getElementById("report-problem").textContent = event.target.dataset.unreadable || "⚠";
+    });
+  });
+  document.getElementById("photo-remove").addEventListener("click", function () {
+    form.elements.photo.value = ""; document.getElementById("id_photo").value = "";
+    showPhoto(); saveDraft();
+  });
   document.getElementById("use-position").addEventListener("click", function () {
     var state = document.getElementById("position-state");
     if (!navigator.geolocation) return;
@@ -177,30 +229,49 @@
       form.elements.latitude.value = p.coords.latitude.toFixed(6);
       form.elements.longitude.value = p.coords.longitude.toFixed(6);
       state.textContent = form.elements.latitude.value + ", " + form.elements.longitude.value;
+      saveDraft();
     }, function (error) { state.textContent = error.message; }, { timeout: 10000 });
   });
+  function failed(response) {
+    return response.json().then(function (d) { throw new Error(d.detail || response.statusText); },
+      function () { throw new Error(response.statusText); });
+  }
+  function uploadPhoto(dataUrl) {
+    if (!dataUrl) return Promise.resolve([]);
+    return fetch(dataUrl).then(function (r) { return r.blob(); }).then(function (blob) {
+      var body = new FormData();
+      body.append("file", blob, "report.jpg");
+      return fetch("/api/v1/photos", { method: "POST", credentials: "same-origin",
+        headers: { "X-CSRFToken": csrf() }, body: body });
+    }).then(function (response) {
+      if (!response.ok) return failed(response);
+      return response.json().then(function (photo) { return [photo.url]; });
+    });
+  }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var data = values(), problem = document.getElementById("report-problem");
-    var body = { category: data.category, description: data.description, grid: data.grid || null,
-                 latitude: data.latitude ? Number(data.latitude) : null,
-                 longitude: data.longitude ? Number(data.longitude) : null };
-    localStorage.setItem(key, JSON.stringify(data));
+    var button = form.querySelector("button[type=submit]");
+    saveDraft();
     problem.textContent = "";
-    var token = (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
-    fetch("/api/v1/reports", {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": decodeURIComponent(token) },
-      body: JSON.stringify(body),
+    button.disabled = true;
+    uploadPhoto(data.photo).then(function (photos) {
+      return fetch("/api/v1/reports", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+        body: JSON.stringify({ category: data.category, description: data.description,
+          grid: data.grid || null, photos: photos,
+          latitude: data.latitude ? Number(data.latitude) : null,
+          longitude: data.longitude ? Number(data.longitude) : null }),
+      });
     }).then(function (response) {
-      if (!response.ok) {
-        return response.json().then(function (d) { throw new Error(d.detail || response.statusText); });
-      }
+      if (!response.ok) return failed(response);
       localStorage.removeItem(key);
-      form.reset();
+      form.reset(); form.elements.photo.value = ""; showPhoto();
       document.getElementById("report-sent").hidden = false;
       setTimeout(function () { window.location.reload(); }, 1500);
     }).catch(function (error) {
+      button.disabled = false;
       problem.textContent = (error && error.message && error.message !== "Failed to fetch")
         ? error.message : problem.dataset.kept;
     });

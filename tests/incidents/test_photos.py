@@ -1,0 +1,130 @@
+"""Photos from the field: uploaded through the API, attached to reports and done reports,
+served only to those who may see the township's matters."""
+
+import pytest
+from django.test import Client
+
+from alerts.models import Alert
+from command.incidents.models import Photo
+from command.org.models import User
+from command.org.tokens import api_token_create
+from tests.conftest import DEMO_PASSWORDS
+from tests.test_api import call
+
+pytestmark = pytest.mark.django_db
+
+# The first bytes are what the server trusts; the rest stands in for the picture.
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(2000)
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(500)
+
+
+def token(username: str) -> str:
+    return api_token_create(user=User.objects.get(username=username), name="t")[1]
+
+
+def upload(raw_token: str, content: bytes, name: str = "photo.jpg"):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return Client().post(
+        "/api/v1/photos",
+        {"file": SimpleUploadedFile(name, content, content_type="image/jpeg")},
+        HTTP_AUTHORIZATION=f"Bearer {raw_token}",
+    )
+
+
+def signed_in(username: str) -> Client:
+    client = Client()
+    assert client.login(username=username, password=DEMO_PASSWORDS[username])
+    return client
+
+
+def test_report_with_a_photo_shows_it_to_the_township_and_nobody_else(demo):
+    grid01 = token("grid01")
+    uploaded = upload(grid01, JPEG)
+    assert uploaded.status_code == 201, uploaded.content
+    photo = uploaded.json()
+    assert photo["content_type"] == "image/jpeg" and photo["url"] == f"/photos/{photo['id']}"
+
+    # Before it is attached, only the one who took it sees it.
+    assert signed_in("duty").get(photo["url"]).status_code == 404
+    assert b"".join(signed_in("grid01").get(photo["url"]).streaming_content) == JPEG
+
+    filed = call(
+        "post",
+        "/reports",
+        grid01,
+        {"category": "garbage", "description": "垃圾堆积", "photos": [photo["url"]]},
+    )
+    assert filed.status_code == 201, filed.content
+    assert filed.json()["photos"] == [photo["url"]]
+    alert = Alert.objects.get(pk=filed.json()["alert"])
+    assert alert.detail["snapshot"] == photo["url"]
+
+    seen = signed_in("duty").get(photo["url"])
+    assert seen.status_code == 200 and seen["Content-Type"] == "image/jpeg"
+    assert "private" in seen["Cache-Control"]
+    # A department not summoned in the township does not see it; a stranger is sent to log in.
+    assert signed_in("chengguan").get(photo["url"]).status_code == 404
+    assert Client().get(photo["url"]).status_code == 302
+
+
+def test_photos_are_checked_by_their_bytes_and_size(demo, settings):
+    grid01 = token("grid01")
+    refused = upload(grid01, b"<html>not a photo</html>", name="evil.jpg")
+    assert refused.status_code == 415 and refused.json()["code"] == "photo_type"
+    assert upload(grid01, PNG).json()["content_type"] == "image/png"
+    settings.WHISTLE_PHOTO_MAX_BYTES = 1000
+    too_large = upload(grid01, JPEG)
+    assert too_large.status_code == 413 and "MB" in too_large.json()["detail"]
+    assert Photo.objects.count() == 1
+    assert call("post", "/photos", None).status_code == 401
+
+
+def test_nobody_attaches_a_photo_someone_else_uploaded(demo):
+    photo = upload(token("duty"), JPEG).json()
+    stolen = call(
+        "post",
+        "/reports",
+        token("grid01"),
+        {"category": "garbage", "description": "x", "photos": [photo["url"]]},
+    )
+    assert stolen.status_code == 409
+    foreign = call(
+        "post",
+        "/reports",
+        token("grid01"),
+        {"category": "garbage", "description": "x", "photos": ["https://example.com/a.jpg"]},
+    )
+    assert foreign.status_code == 409 and foreign.json()["code"] == "photos_invalid"
+
+
+def test_done_report_with_a_photo_becomes_the_incidents_evidence(demo):
+    duty, chengguan = token("duty"), token("chengguan")
+    incident = call(
+        "post",
+        "/incidents",
+        duty,
+        {"township": "qingshui", "category": "garbage", "severity": "minor", "title": "垃圾"},
+    ).json()["id"]
+    whistle = call(
+        "post",
+        f"/incidents/{incident}/whistles",
+        duty,
+        {"kind": "general", "purpose": "key_task", "departments": [{"department": "chengguan"}]},
+    )
+    assert whistle.status_code == 201, whistle.content
+    summons = whistle.json()["summonses"][0]["id"]
+    call("post", f"/summonses/{summons}/check-in", chengguan, {})
+    photo = upload(chengguan, JPEG).json()
+    done = call(
+        "post",
+        f"/summonses/{summons}/done",
+        chengguan,
+        {"note": "已清运", "photos": [photo["url"]]},
+    )
+    assert done.status_code == 200, done.content
+    evidence = call("get", f"/incidents/{incident}", duty).json()["evidence"]
+    assert {"kind": "photo", "url": photo["url"], "caption": "已清运"}.items() <= evidence[
+        -1
+    ].items()
+    assert signed_in("duty").get(photo["url"]).status_code == 200
