@@ -24,14 +24,33 @@ def alert_queue_html(*, township: Township, oob: bool, language: str) -> str:
         )
 
 
+def _locate(summonses: list) -> list:
+    """Where each summons' incident is on its township's map: the reported position, else
+    the middle of its grid."""
+    from frontend import maps
+
+    for summons in summonses:
+        incident = summons.whistle.incident
+        shaped = maps.base_map(incident.township)
+        x = y = None
+        if incident.latitude is not None and incident.longitude is not None:
+            x, y = shaped.projection.point(incident.longitude, incident.latitude)
+        elif incident.grid_id in shaped.centroids:
+            x, y = shaped.centroids[incident.grid_id]
+        summons.location = {
+            "map": shaped,
+            "x": x,
+            "y": y,
+            "grid": incident.grid.code if incident.grid else None,
+        }
+    return summonses
+
+
 def summons_inbox_html(*, department: Department, oob: bool, language: str) -> str:
+    summonses = _locate(incident_selectors.console_summonses(department_id=department.pk))
     with translation.override(language), timezone.override(settings.TIME_ZONE):
         return render_to_string(
-            "frontend/partials/summons_inbox.html",
-            {
-                "summonses": incident_selectors.console_summonses(department_id=department.pk),
-                "oob": oob,
-            },
+            "frontend/partials/summons_inbox.html", {"summonses": summonses, "oob": oob}
         )
 
 
@@ -42,6 +61,7 @@ def summons_push_html(*, department: Department, summons_id: int, language: str)
     )
     if summons is None:
         return ""
+    _locate([summons])
     with translation.override(language), timezone.override(settings.TIME_ZONE):
         return render_to_string("frontend/partials/summons_push.html", {"summons": summons})
 

@@ -24,7 +24,11 @@ def console_summonses(*, department_id: int) -> list[Summons]:
     """A department's open summons, the most urgent deadline first."""
     return list(
         Summons.objects.filter(department_id=department_id, status__in=Summons.OPEN_STATUSES)
-        .select_related("whistle__incident__category", "whistle__incident__grid")
+        .select_related(
+            "whistle__incident__category",
+            "whistle__incident__grid",
+            "whistle__incident__township",
+        )
         .order_by("check_in_deadline")
     )
 
@@ -32,7 +36,11 @@ def console_summonses(*, department_id: int) -> list[Summons]:
 def summons_for_console(*, summons_id: int, department_id: int) -> Summons | None:
     return (
         Summons.objects.filter(pk=summons_id, department_id=department_id)
-        .select_related("whistle__incident__category", "whistle__incident__grid")
+        .select_related(
+            "whistle__incident__category",
+            "whistle__incident__grid",
+            "whistle__incident__township",
+        )
         .first()
     )
 

@@ -1,37 +1,14 @@
 """A grid officer on a phone files a report; it appears on the duty board; the officer sees what
 became of it. A report that cannot be sent keeps its draft on the phone."""
 
-import struct
-import zlib
-
 import pytest
 
 from command.incidents.models import Photo
 from streams.models import GridReport
 from tests.conftest import wait_for
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import png, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
-
-
-def png(width: int, height: int) -> bytes:
-    """A real picture (a colour gradient) for the phone's camera to give."""
-    rows = b"".join(
-        b"\x00" + bytes(v for x in range(width) for v in (x * 255 // width, y * 255 // height, 90))
-        for y in range(height)
-    )
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 def test_phone_report_reaches_the_board(daphne_server, demo_committed, board_page):

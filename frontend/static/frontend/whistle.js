@@ -1,3 +1,47 @@
+// Shared by the pages: the CSRF token for API calls, and photos shrunk on the phone before
+// they travel (a village's mobile signal should not carry 8 MB per picture).
+var Whistle = (function () {
+  var MAX_SIDE = 1600;
+  function csrf() {
+    return decodeURIComponent((document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "");
+  }
+  function shrinkPhoto(file) {
+    return createImageBitmap(file).then(function (bitmap) {
+      var ratio = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.round(bitmap.width * ratio);
+      canvas.height = Math.round(bitmap.height * ratio);
+      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      return canvas.toDataURL("image/jpeg", 0.8);
+    });
+  }
+  function failed(response) {
+    return response.json().then(function (d) { throw new Error(d.detail || response.statusText); },
+      function () { throw new Error(response.statusText); });
+  }
+  // A shrunk photo (data URL) → [its address on the server]; no photo → [].
+  function uploadPhoto(dataUrl) {
+    if (!dataUrl) return Promise.resolve([]);
+    return fetch(dataUrl).then(function (r) { return r.blob(); }).then(function (blob) {
+      var body = new FormData();
+      body.append("file", blob, "photo.jpg");
+      return fetch("/api/v1/photos", { method: "POST", credentials: "same-origin",
+        headers: { "X-CSRFToken": csrf() }, body: body });
+    }).then(function (response) {
+      if (!response.ok) return failed(response);
+      return response.json().then(function (photo) { return [photo.url]; });
+    });
+  }
+  function postJson(url, payload) {
+    return fetch(url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      body: JSON.stringify(payload),
+    }).then(function (response) { return response.ok ? response : failed(response); });
+  }
+  return { csrf: csrf, shrinkPhoto: shrinkPhoto, uploadPhoto: uploadPhoto, postJson: postJson };
+})();
+
 // Shows whether the board's socket is live; htmx's ws extension reconnects by itself and the
 // server re-sends the full state on every connect.
 (function () {
@@ -161,12 +205,8 @@
   if (!form) return;
   var key = form.dataset.draftKey;
   var fields = ["category", "description", "grid", "latitude", "longitude", "photo"];
-  var MAX_SIDE = 1600;
   var preview = document.getElementById("photo-preview");
   var picker = document.getElementById("grid-picker");
-  function csrf() {
-    return decodeURIComponent((document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "");
-  }
   function showPhoto() {
     var data = form.elements.photo.value;
     preview.hidden = !data;
@@ -206,13 +246,8 @@
   document.getElementById("id_photo").addEventListener("change", function (event) {
     var file = event.target.files[0];
     if (!file) return;
-    createImageBitmap(file).then(function (bitmap) {
-      var ratio = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
-      var canvas = document.createElement("canvas");
-      canvas.width = Math.round(bitmap.width * ratio);
-      canvas.height = Math.round(bitmap.height * ratio);
-      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-      form.elements.photo.value = canvas.toDataURL("image/jpeg", 0.8);
+    Whistle.shrinkPhoto(file).then(function (dataUrl) {
+      form.elements.photo.value = dataUrl;
       showPhoto(); saveDraft();
     }).catch(function () {
       document.getElementById("report-problem").textContent = event.target.dataset.unreadable || "⚠";
@@ -232,22 +267,6 @@
       saveDraft();
     }, function (error) { state.textContent = error.message; }, { timeout: 10000 });
   });
-  function failed(response) {
-    return response.json().then(function (d) { throw new Error(d.detail || response.statusText); },
-      function () { throw new Error(response.statusText); });
-  }
-  function uploadPhoto(dataUrl) {
-    if (!dataUrl) return Promise.resolve([]);
-    return fetch(dataUrl).then(function (r) { return r.blob(); }).then(function (blob) {
-      var body = new FormData();
-      body.append("file", blob, "report.jpg");
-      return fetch("/api/v1/photos", { method: "POST", credentials: "same-origin",
-        headers: { "X-CSRFToken": csrf() }, body: body });
-    }).then(function (response) {
-      if (!response.ok) return failed(response);
-      return response.json().then(function (photo) { return [photo.url]; });
-    });
-  }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var data = values(), problem = document.getElementById("report-problem");
@@ -255,17 +274,12 @@
     saveDraft();
     problem.textContent = "";
     button.disabled = true;
-    uploadPhoto(data.photo).then(function (photos) {
-      return fetch("/api/v1/reports", {
-        method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
-        body: JSON.stringify({ category: data.category, description: data.description,
-          grid: data.grid || null, photos: photos,
-          latitude: data.latitude ? Number(data.latitude) : null,
-          longitude: data.longitude ? Number(data.longitude) : null }),
-      });
-    }).then(function (response) {
-      if (!response.ok) return failed(response);
+    Whistle.uploadPhoto(data.photo).then(function (photos) {
+      return Whistle.postJson("/api/v1/reports", { category: data.category,
+        description: data.description, grid: data.grid || null, photos: photos,
+        latitude: data.latitude ? Number(data.latitude) : null,
+        longitude: data.longitude ? Number(data.longitude) : null });
+    }).then(function () {
       localStorage.removeItem(key);
       form.reset(); form.elements.photo.value = ""; showPhoto();
       document.getElementById("report-sent").hidden = false;
@@ -296,4 +310,59 @@
   document.addEventListener("cancel", function (event) {
     if (event.target.matches("dialog[data-show-modal]")) { event.preventDefault(); close(event.target); }
   }, true);
+})();
+
+// The department console: "done" with what was done and a photo of it; and a notification
+// when a summons arrives while the console is in a background tab.
+(function () {
+  var inbox = document.getElementById("summons-inbox");
+  if (!inbox) return;
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-done]");
+    if (!form) return;
+    event.preventDefault();
+    var button = form.querySelector("button[type=submit]");
+    var problem = form.closest("li").querySelector(".problem");
+    var file = form.elements.photo.files[0];
+    button.disabled = true;
+    problem.textContent = "";
+    (file ? Whistle.shrinkPhoto(file) : Promise.resolve("")).then(Whistle.uploadPhoto)
+      .then(function (photos) {
+        return Whistle.postJson(form.dataset.done, { note: form.elements.note.value, photos: photos });
+      })
+      .catch(function (error) {
+        problem.textContent = (error && error.message) || "⚠";
+        button.disabled = false;
+      });
+  });
+
+  var seen = new Set(Array.from(inbox.querySelectorAll("li.summons")).map(function (r) { return r.id; }));
+  var title = document.title, unseen = 0;
+  var ask = document.getElementById("notify-toggle");
+  function refreshAsk() {
+    if (!ask) return;
+    ask.hidden = !("Notification" in window) || Notification.permission !== "default";
+  }
+  refreshAsk();
+  if (ask) ask.addEventListener("click", function () {
+    Notification.requestPermission().then(refreshAsk);
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) { unseen = 0; document.title = title; }
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var rows = Array.from(document.querySelectorAll("#summons-inbox li.summons"));
+    var fresh = rows.filter(function (r) { return !seen.has(r.id); });
+    fresh.forEach(function (r) { seen.add(r.id); });
+    if (!fresh.length || !document.hidden) return;
+    unseen += fresh.length;
+    document.title = "(" + unseen + ") " + title;
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    fresh.forEach(function (row) {
+      var note = new Notification(row.querySelector(".sev").textContent + " · " + row.querySelector(".what").textContent, {
+        body: row.querySelector(".deadline").textContent.trim(), tag: row.id, requireInteraction: true,
+      });
+      note.onclick = function () { window.focus(); row.scrollIntoView({ block: "center" }); note.close(); };
+    });
+  });
 })();
