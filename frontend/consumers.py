@@ -1,11 +1,16 @@
 """Websocket consumers: HTML fragments for htmx's ws extension (``hx-swap-oob``).
 
 On connect a board gets the full current state from the database, so a reconnect never depends
-on what the socket missed; afterwards each event re-renders the affected fragment.
+on what the socket missed; afterwards each event marks what it changed, and the changes are
+rendered and sent together: a burst of a thousand alerts a second becomes a few frames a second
+that each carry the latest state, instead of three renders per alert that the browser (and this
+process) cannot keep up with.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -21,6 +26,7 @@ from command.org import selectors as org_selectors
 from frontend import rendering
 
 FORBIDDEN = 4403
+log = logging.getLogger("whistle.frontend")
 
 
 def scope_language(scope: dict[str, Any]) -> str:
@@ -39,17 +45,29 @@ def scope_language(scope: dict[str, Any]) -> str:
 
 
 class FragmentConsumer(AsyncWebsocketConsumer):
-    """A push-only socket: authorize on connect, send the full current state, then a fragment
-    for each event of the group. Subclasses say who may connect and what they are shown."""
+    """A push-only socket: authorize on connect, send the full current state, then the changes.
+
+    Event handlers only :meth:`mark` what changed. One flush task renders everything marked so
+    far in one frame; what is marked while it renders goes into the next frame, sent no sooner
+    than ``min_interval`` after the last. An idle socket sends at once (no added latency); a
+    busy one coalesces. Subclasses say who may connect and how a batch is rendered.
+    """
 
     url_kwarg = ""
     group: str | None = None
+    # At most this many frames a second under a burst: enough to look live, few enough that
+    # a browser swaps each one before the next arrives.
+    min_interval = 0.1
 
     def authorize(self, user: Any, key: str) -> tuple[Any, str] | None:
         """(the scoped object, its group), or None to refuse. Runs in a thread (ORM)."""
         raise NotImplementedError
 
     def full_state(self) -> str:
+        raise NotImplementedError
+
+    def render_batch(self, batch: dict[str, set[int]]) -> str:
+        """The fragments for everything marked since the last frame. Runs in a thread."""
         raise NotImplementedError
 
     async def connect(self) -> None:
@@ -61,6 +79,9 @@ class FragmentConsumer(AsyncWebsocketConsumer):
             return
         self.scoped, self.group = allowed
         self.language = scope_language(self.scope)
+        self._marked: dict[str, set[int]] = {}
+        self._flusher: asyncio.Task | None = None
+        self._last_frame = 0.0
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send(text_data=await database_sync_to_async(self.full_state)())
@@ -68,25 +89,49 @@ class FragmentConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        flusher = getattr(self, "_flusher", None)
+        if flusher is not None:
+            flusher.cancel()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Actions go through HTTP (CSRF, one code path); the socket only pushes.
         return
 
-    async def push(self, render: Any, **kwargs: Any) -> None:
-        # Not thread-sensitive: the renders of many consoles run side by side instead of
-        # queueing behind each other (and behind every HTTP request) on one thread.
-        html = await DatabaseSyncToAsync(render, thread_sensitive=False)(
-            language=self.language, **kwargs
-        )
-        if html:
-            await self.send(text_data=html)
+    def mark(self, what: str, item: int | None = None) -> None:
+        """Note that ``what`` changed (``item``: which one); it goes out with the next frame."""
+        items = self._marked.setdefault(what, set())
+        if item is not None:
+            items.add(item)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._marked:
+            wait = self._last_frame + self.min_interval - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            batch, self._marked = self._marked, {}
+            try:
+                # Not thread-sensitive: the renders of many sockets run side by side instead
+                # of queueing behind each other (and every HTTP request) on one thread.
+                html = await DatabaseSyncToAsync(self.render_batch, thread_sensitive=False)(batch)
+            except Exception:
+                # A reconnect re-renders from the database; keep this socket serving.
+                log.exception("rendering a frame for %s failed", self.group)
+                continue
+            if html:
+                await self.send(text_data=html)
+            self._last_frame = loop.time()
 
 
 class BoardConsumer(FragmentConsumer):
-    """The duty board of a township: its alert queue."""
+    """The duty board of a township: alert queue, map, incidents, figures."""
 
     url_kwarg = "township"
+    # Above this many changed alerts in one frame, the whole queue is re-rendered (one query
+    # for the 50 the board shows) rather than each row.
+    whole_queue_above = 10
 
     def authorize(self, user: Any, key: str) -> tuple[Any, str] | None:
         township = org_selectors.township_for_board(user=user, code=key)
@@ -95,22 +140,37 @@ class BoardConsumer(FragmentConsumer):
     def full_state(self) -> str:
         return rendering.board_state_html(township=self.scoped, language=self.language)
 
-    async def _push_alert(self, event: dict[str, Any]) -> None:
-        await self.push(rendering.alert_push_html, township=self.scoped, alert_id=event["alert_id"])
-        await self.push(rendering.map_overlay_html, township=self.scoped, oob=True)
-        await self.push(rendering.figures_html, township=self.scoped, oob=True)
+    def render_batch(self, batch: dict[str, set[int]]) -> str:
+        township, language = self.scoped, self.language
+        parts = []
+        alerts = batch.get("alert", set())
+        if len(alerts) > self.whole_queue_above:
+            parts.append(rendering.alert_queue_html(township=township, oob=True, language=language))
+        else:
+            parts += [
+                rendering.alert_push_html(township=township, alert_id=alert_id, language=language)
+                for alert_id in sorted(alerts)
+            ]
+        if alerts:
+            parts.append(rendering.map_overlay_html(township=township, oob=True, language=language))
+        if "incidents" in batch:
+            parts.append(rendering.incidents_html(township=township, oob=True, language=language))
+        parts.append(rendering.figures_html(township=township, oob=True, language=language))
+        return "".join(parts)
 
-    alert_raised = _push_alert
-    alert_updated = _push_alert
+    async def _alert_changed(self, event: dict[str, Any]) -> None:
+        self.mark("alert", event["alert_id"])
 
-    async def _push_incidents(self, event: dict[str, Any]) -> None:
-        await self.push(rendering.incidents_html, township=self.scoped, oob=True)
-        await self.push(rendering.figures_html, township=self.scoped, oob=True)
+    alert_raised = _alert_changed
+    alert_updated = _alert_changed
 
-    incident_opened = _push_incidents
-    incident_updated = _push_incidents
-    whistle_blown = _push_incidents
-    summons_updated = _push_incidents
+    async def _incidents_changed(self, event: dict[str, Any]) -> None:
+        self.mark("incidents")
+
+    incident_opened = _incidents_changed
+    incident_updated = _incidents_changed
+    whistle_blown = _incidents_changed
+    summons_updated = _incidents_changed
 
 
 class DepartmentConsumer(FragmentConsumer):
@@ -127,10 +187,16 @@ class DepartmentConsumer(FragmentConsumer):
             department=self.scoped, oob=True, language=self.language
         )
 
-    async def _push_summons(self, event: dict[str, Any]) -> None:
-        await self.push(
-            rendering.summons_push_html, department=self.scoped, summons_id=event["summons_id"]
+    def render_batch(self, batch: dict[str, set[int]]) -> str:
+        return "".join(
+            rendering.summons_push_html(
+                department=self.scoped, summons_id=summons_id, language=self.language
+            )
+            for summons_id in sorted(batch.get("summons", ()))
         )
 
-    summons_notified = _push_summons
-    summons_updated = _push_summons
+    async def _summons_changed(self, event: dict[str, Any]) -> None:
+        self.mark("summons", event["summons_id"])
+
+    summons_notified = _summons_changed
+    summons_updated = _summons_changed

@@ -173,7 +173,9 @@ var Whistle = (function () {
       });
     } catch (e) { /* no audio device: the flash still shows */ }
   }
+  var SHOWN = 50;  // as many as the server's full queue: pushes only ever prepend
   document.addEventListener("htmx:wsAfterMessage", function () {
+    rows().slice(SHOWN).forEach(function (r) { r.remove(); });
     var fresh = rows().filter(function (r) { return !seen.has(r.id); });
     fresh.forEach(function (r) { seen.add(r.id); });
     if (fresh.some(function (r) { return r.dataset.severity === "critical"; })) {
