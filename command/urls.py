@@ -13,6 +13,11 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("board/<slug:township>/", views.board, name="board"),
     path(
+        "board/<slug:township>/devices/<slug:device>/",
+        views.board_device,
+        name="board_device",
+    ),
+    path(
         "board/<slug:township>/incidents/<int:incident>/whistle/",
         views.board_whistle,
         name="board_whistle",

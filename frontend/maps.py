@@ -105,6 +105,7 @@ class Marker:
     css: str
     title: str
     ref: int
+    code: str = ""
 
 
 def overlay(township: Township, alerts: list[Alert]) -> tuple[list[Marker], list[Marker]]:
@@ -118,7 +119,9 @@ def overlay(township: Township, alerts: list[Alert]) -> tuple[list[Marker], list
         positions[device.pk] = (x, y)
         state = "online" if device.online else "offline"
         devices.append(
-            Marker(x, y, f"device {device.kind} {state}", device.display_name, device.pk)
+            Marker(
+                x, y, f"device {device.kind} {state}", device.display_name, device.pk, device.code
+            )
         )
     markers = []
     for alert in alerts:

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.crypto import constant_time_compare
 
 from command.errors import ActionForbidden, TransitionNotAllowed
@@ -65,6 +65,26 @@ def board(request: HttpRequest, township: str) -> HttpResponse:
         "map_html": rendering.board_map_html(township=found, language=language),
     }
     return render(request, "frontend/board.html", context)
+
+
+def board_device(request: HttpRequest, township: str, device: str) -> HttpResponse:
+    """The selected device's panel on the board: its state and the last hour of its readings
+    with the thresholds that apply. The panel asks again every few seconds while it is open."""
+    from command.org.models import Device
+    from frontend.charts import WIDTH, device_charts
+
+    found = org_selectors.township_for_board(user=request.user, code=township)  # type: ignore[arg-type]
+    if found is None:
+        raise PermissionDenied
+    target = get_object_or_404(Device.objects.select_related("grid"), township=found, code=device)
+    with timezone.override(found.time_zone):
+        context = {
+            "township": found,
+            "device": target,
+            "charts": device_charts(target),
+            "width": WIDTH,
+        }
+        return render(request, "frontend/partials/device_panel.html", context)
 
 
 def board_whistle(request: HttpRequest, township: str, incident: int) -> HttpResponse:

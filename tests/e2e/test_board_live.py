@@ -69,3 +69,40 @@ def test_department_member_cannot_open_the_board_or_its_socket(
         })"""
     )
     assert outcome == "refused"
+
+
+def test_selected_device_shows_its_live_chart(daphne_server, demo_committed, board_page):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from command.org.models import Device
+    from streams.models import Reading
+
+    gauge = Device.objects.get(code="wl-02")
+    now = timezone.now()
+    Reading.objects.bulk_create(
+        Reading(
+            device=gauge,
+            metric="water_level",
+            time=now - timedelta(minutes=m),
+            value=2.0 + (40 - m) * 0.03,
+        )
+        for m in range(40, 0, -1)
+    )
+    page = board_page("duty")
+    page.wait_for_selector("#live-status.live", timeout=10_000)
+    page.click("#map-overlay [data-device='wl-02']")
+    panel = page.wait_for_selector("#device-panel[data-device='wl-02']", timeout=10_000)
+    assert "滨河桥水位计" in panel.inner_text()
+    assert page.inner_text("#device-panel .latest") == "3.17"
+    screenshot(page, "board-device-chart")
+
+    # A new reading shows without anyone touching the board.
+    Reading.objects.create(device=gauge, metric="water_level", time=timezone.now(), value=3.64)
+    page.wait_for_function(
+        "() => document.querySelector('#device-panel .latest').textContent === '3.64'",
+        timeout=10_000,
+    )
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#device-panel", state="detached", timeout=5_000)

@@ -368,3 +368,22 @@ var Whistle = (function () {
     });
   });
 })();
+
+// A device chosen on the board's map opens its panel (state and live chart); the panel
+// refreshes itself while open; × or Escape closes it.
+(function () {
+  var socket = document.getElementById("board-socket");
+  if (!socket || !document.getElementById("device-slot")) return;
+  document.addEventListener("click", function (event) {
+    var device = event.target.closest("#map-overlay [data-device]");
+    if (device) {
+      htmx.ajax("GET", socket.dataset.devices + device.dataset.device + "/",
+        { target: "#device-slot", swap: "innerHTML" });
+      return;
+    }
+    if (event.target.closest("[data-close-device]")) document.getElementById("device-slot").innerHTML = "";
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") document.getElementById("device-slot").innerHTML = "";
+  });
+})();
