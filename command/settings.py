@@ -188,6 +188,9 @@ if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# A site with its own tile server draws it under the grids (an XYZ template such as
+# https://tiles.example/{z}/{x}/{y}.png); empty: the grids alone, no tiles, no internet.
+WHISTLE_MAP_TILES = os.environ.get("WHISTLE_MAP_TILES", "")
 # Phones send photos downscaled (the report page does it); 10 MB leaves room for an original.
 WHISTLE_PHOTO_MAX_BYTES = int(os.environ.get("WHISTLE_PHOTO_MAX_BYTES", 10_000_000))
 

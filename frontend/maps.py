@@ -133,3 +133,53 @@ def overlay(township: Township, alerts: list[Alert]) -> tuple[list[Marker], list
         title = alert.category.display_name if alert.category else alert.title
         markers.append(Marker(where[0], where[1], f"marker sev-{alert.severity}", title, alert.pk))
     return devices, markers
+
+
+@dataclass(frozen=True)
+class Tile:
+    href: str
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+def _tile_lon(x: int, zoom: int) -> float:
+    return x / 2**zoom * 360.0 - 180.0
+
+
+def _tile_lat(y: int, zoom: int) -> float:
+    return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / 2**zoom))))
+
+
+def tiles(township: Township, url: str) -> list[Tile]:
+    """Background tiles from the site's own tile server (``WHISTLE_MAP_TILES``, an XYZ template
+    such as ``https://tiles.example/{z}/{x}/{y}.png``) under the grids: the zoom where a tile
+    is about 256 map units wide, every tile that touches the township. Over a township's few
+    kilometres Web Mercator and this map's projection differ by far less than a pixel."""
+    if not url:
+        return []
+    shaped = base_map(township)
+    p = shaped.projection
+    if not shaped.grids:
+        return []
+    east = p.west + WIDTH / (p.squash * p.scale)
+    south = p.north - p.height / p.scale
+    zoom = max(0, min(19, round(math.log2(360.0 * p.squash * p.scale / 256.0))))
+    n = 2**zoom
+
+    def column(lon: float) -> int:
+        return int((lon + 180.0) / 360.0 * n)
+
+    def row(lat: float) -> int:
+        phi = math.radians(lat)
+        return int((1 - math.asinh(math.tan(phi)) / math.pi) / 2 * n)
+
+    found = []
+    for x in range(column(p.west), column(east) + 1):
+        for y in range(row(p.north), row(south) + 1):
+            left, top = p.point(_tile_lon(x, zoom), _tile_lat(y, zoom))
+            right, bottom = p.point(_tile_lon(x + 1, zoom), _tile_lat(y + 1, zoom))
+            href = url.replace("{z}", str(zoom)).replace("{x}", str(x)).replace("{y}", str(y))
+            found.append(Tile(href, left, top, right - left, bottom - top))
+    return found

@@ -110,6 +110,7 @@ def board_map_html(*, township: Township, language: str) -> str:
             "frontend/partials/board_map.html",
             {
                 "map": maps.base_map(township),
+                "tiles": maps.tiles(township, settings.WHISTLE_MAP_TILES),
                 "overlay_html": map_overlay_html(township=township, oob=False, language=language),
             },
         )
