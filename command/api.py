@@ -12,7 +12,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Q
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, URLResolver
 from ninja import File, NinjaAPI, Schema, Status, UploadedFile
@@ -390,6 +390,25 @@ def get_incident(request: HttpRequest, incident_id: int):
     return IncidentOut.from_incident(
         get_object_or_404(visible_incidents(_actor(request)), pk=incident_id)
     )
+
+
+@api.get(
+    "/incidents/{incident_id}/cap",
+    tags=["incidents"],
+    openapi_extra={
+        "responses": {200: {"description": "CAP 1.2 alert", "content": {"application/cap+xml": {}}}}
+    },
+)
+def incident_cap(request: HttpRequest, incident_id: int):
+    """The incident as an OASIS CAP 1.2 alert (Restricted scope), in Chinese and English."""
+    from command.incidents import cap
+
+    incident = get_object_or_404(
+        visible_incidents(_actor(request)).select_related("township", "category", "grid"),
+        pk=incident_id,
+    )
+    body = cap.incident_cap(incident, absolute=request.build_absolute_uri)
+    return HttpResponse(body, content_type=f"{cap.CONTENT_TYPE}; charset=utf-8")
 
 
 @api.get(

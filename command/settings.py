@@ -191,6 +191,9 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # A site with its own tile server draws it under the grids (an XYZ template such as
 # https://tiles.example/{z}/{x}/{y}.png); empty: the grids alone, no tiles, no internet.
 WHISTLE_MAP_TILES = os.environ.get("WHISTLE_MAP_TILES", "")
+# CAP messages' sender (CAP 1.2 §3.2.1: globally unique, e.g. the township's domain);
+# empty: whistle.<township code>.
+WHISTLE_CAP_SENDER = os.environ.get("WHISTLE_CAP_SENDER", "")
 # Phones send photos downscaled (the report page does it); 10 MB leaves room for an original.
 WHISTLE_PHOTO_MAX_BYTES = int(os.environ.get("WHISTLE_PHOTO_MAX_BYTES", 10_000_000))
 

@@ -1,0 +1,155 @@
+"""An incident as an OASIS Common Alerting Protocol 1.2 message, for the systems that speak it
+(district emergency platforms, public warning gateways).
+
+CAP has no notion of a whistle or a summons; what maps is the incident itself: what happened
+(category, event, headline, description), how bad and how urgent, where (the grid's polygon or
+the reported position) and the photos. An incident still being handled is an ``Alert``; once
+resolved or closed the message is an ``Update`` that says so in ``note``.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable
+from datetime import datetime
+from xml.etree import ElementTree as ET
+
+from django.conf import settings
+from django.utils import timezone, translation
+
+from command.incidents.models import Incident
+
+NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
+CONTENT_TYPE = "application/cap+xml"
+
+# CAP's categories are few and fixed; ours map onto them by what the matter is.
+CAP_CATEGORY = {
+    "fire": "Fire",
+    "straw-burning": "Fire",
+    "flood": "Met",
+    "gas-leak": "CBRNE",
+    "production-safety": "Safety",
+    "public-order": "Security",
+    "rental-housing": "Security",
+    "parking": "Transport",
+    "illegal-mining": "Env",
+    "garbage": "Env",
+    "air-quality": "Env",
+    "illegal-construction": "Infra",
+    "device-fault": "Infra",
+    "dispute": "Security",
+}
+# Our four severities against CAP's (Extreme … Minor) and how soon to act (Immediate …).
+CAP_SEVERITY = {"critical": "Extreme", "major": "Severe", "minor": "Moderate", "warning": "Minor"}
+CAP_URGENCY = {"critical": "Immediate", "major": "Expected", "minor": "Future", "warning": "Future"}
+# Forbidden in identifier and sender by CAP 1.2 §3.2.1: spaces, commas and the XML specials.
+_FORBIDDEN = str.maketrans({c: "-" for c in " ,<&"})
+
+
+def _time(moment: datetime, zone: str) -> str:
+    # CAP wants seconds and an explicit offset ("2026-11-23T21:05:00+08:00"), never "Z".
+    local = moment.astimezone(zoneinfo.ZoneInfo(zone)).replace(microsecond=0)
+    text = local.isoformat()
+    return text.replace("+00:00", "-00:00") if text.endswith("+00:00") else text
+
+
+def _polygon(incident: Incident) -> str | None:
+    """The grid's outer ring as CAP wants it: "lat,lon" pairs, closed, at least four."""
+    polygon = incident.grid.polygon if incident.grid else None
+    if not isinstance(polygon, dict) or polygon.get("type") != "Polygon":
+        return None
+    ring = polygon.get("coordinates", [[]])[0]
+    if len(ring) < 3:
+        return None
+    if ring[0] != ring[-1]:
+        ring = [*ring, ring[0]]
+    if len(ring) < 4:
+        return None
+    return " ".join(f"{lat:.6f},{lon:.6f}" for lon, lat, *_ in ring)
+
+
+def sender(incident: Incident) -> str:
+    return (settings.WHISTLE_CAP_SENDER or f"whistle.{incident.township.code}").translate(
+        _FORBIDDEN
+    )
+
+
+def incident_cap(
+    incident: Incident, *, absolute: Callable[[str], str], now: datetime | None = None
+) -> bytes:
+    """The CAP 1.2 ``<alert>`` for ``incident``; ``absolute`` turns our own photo paths into
+    addresses another system can fetch."""
+    now = now or timezone.now()
+    zone = incident.township.time_zone
+    ET.register_namespace("", NAMESPACE)
+
+    def add(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+        element = ET.SubElement(parent, f"{{{NAMESPACE}}}{tag}")
+        if text is not None:
+            element.text = text
+        return element
+
+    alert = ET.Element(f"{{{NAMESPACE}}}alert")
+    add(alert, "identifier", f"{sender(incident)}.incident.{incident.pk}")
+    add(alert, "sender", sender(incident))
+    add(alert, "sent", _time(now, zone))
+    add(alert, "status", "Actual")
+    active = incident.status in Incident.ACTIVE_STATUSES
+    add(alert, "msgType", "Alert" if active else "Update")
+    add(alert, "source", "Whistle")
+    # Township matters go to the command center's partners, not to the public.
+    add(alert, "scope", "Restricted")
+    add(alert, "restriction", "Township command center and summoned departments")
+    if not active:
+        add(alert, "note", f"{incident.get_status_display()}: {incident.feedback}".strip(": "))
+    add(alert, "incidents", f"incident.{incident.pk}")
+    for language, cap_language in (("zh-hans", "zh-CN"), ("en", "en-US")):
+        with translation.override(language):
+            info = add(alert, "info")
+            add(info, "language", cap_language)
+            add(info, "category", CAP_CATEGORY.get(incident.category.code, "Other"))
+            add(info, "event", incident.category.display_name)
+            add(info, "urgency", CAP_URGENCY.get(incident.severity, "Unknown"))
+            add(info, "severity", CAP_SEVERITY.get(incident.severity, "Unknown"))
+            # A person or a sensor saw it: that is what an incident is opened on.
+            add(info, "certainty", "Observed")
+            add(info, "eventCode").extend(
+                [_value("valueName", "whistle:category"), _value("value", incident.category.code)]
+            )
+            add(info, "effective", _time(incident.opened_at, zone))
+            add(info, "senderName", incident.township.display_name)
+            add(info, "headline", incident.title[:160])
+            if incident.description:
+                add(info, "description", incident.description)
+            for item in incident.evidence:
+                if item.get("kind") not in ("photo", "snapshot"):
+                    continue
+                resource = add(info, "resource")
+                add(resource, "resourceDesc", item.get("caption") or "Photo")
+                add(resource, "mimeType", "image/jpeg")
+                url = item["url"]
+                add(resource, "uri", absolute(url) if url.startswith("/") else url)
+            area = add(info, "area")
+            add(
+                area,
+                "areaDesc",
+                incident.grid.display_name if incident.grid else incident.township.display_name,
+            )
+            polygon = _polygon(incident)
+            if polygon:
+                add(area, "polygon", polygon)
+            if incident.latitude is not None and incident.longitude is not None:
+                # The reported spot, with a 100 m circle around it.
+                add(area, "circle", f"{incident.latitude:.6f},{incident.longitude:.6f} 0.1")
+            if incident.grid:
+                geocode = add(area, "geocode")
+                geocode.extend(
+                    [_value("valueName", "whistle:grid"), _value("value", incident.grid.code)]
+                )
+    return ET.tostring(alert, encoding="utf-8", xml_declaration=True)
+
+
+def _value(tag: str, text: str) -> ET.Element:
+    element = ET.Element(f"{{{NAMESPACE}}}{tag}")
+    element.text = text
+    return element

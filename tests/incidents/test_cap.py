@@ -1,0 +1,85 @@
+"""An incident as a CAP 1.2 alert that validates against the OASIS schema."""
+
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from command.incidents import services
+from command.org.models import Category, Grid, Township, User
+from tests.incidents.test_photos import JPEG, token, upload
+from tests.test_api import call
+
+pytestmark = pytest.mark.django_db
+
+SCHEMA = etree.XMLSchema(etree.parse(str(Path(__file__).parents[1] / "schemas" / "CAP-v1.2.xsd")))
+CAP = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
+
+
+def parse(body: bytes) -> etree._Element:
+    document = etree.fromstring(body)
+    SCHEMA.assertValid(document)
+    return document
+
+
+def test_incident_as_cap_validates_and_says_what_where_and_how_bad(demo):
+    duty = User.objects.get(username="duty")
+    incident = services.incident_open(
+        actor=duty,
+        township=Township.objects.get(code="qingshui"),
+        category=Category.objects.get(code="fire"),
+        severity="critical",
+        title="东沟村山火 & 浓烟",
+        description="山坡起火，火势向村庄蔓延",
+        grid=Grid.objects.get(code="110112-QS-007"),
+        latitude=40.2512,
+        longitude=116.6401,
+    )
+    photo = upload(token("duty"), JPEG).json()
+    services.incident_add_evidence(actor=duty, incident=incident, url=photo["url"], caption="火场")
+    response = call("get", f"/incidents/{incident.pk}/cap", token("duty"))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/cap+xml")
+    alert = parse(response.content)
+
+    def text(path: str, root=alert) -> str:
+        return root.findtext(path, namespaces=CAP)
+
+    assert text("cap:identifier") == f"whistle.qingshui.incident.{incident.pk}"
+    assert (text("cap:status"), text("cap:msgType"), text("cap:scope")) == (
+        "Actual",
+        "Alert",
+        "Restricted",
+    )
+    assert text("cap:sent").endswith("+08:00")  # the township's zone, as CAP writes it
+    chinese, english = alert.findall("cap:info", CAP)
+    assert text("cap:language", chinese) == "zh-CN" and text("cap:event", chinese) == "火情"
+    assert text("cap:event", english) == "Fire & smoke"
+    assert (text("cap:category", chinese), text("cap:severity", chinese)) == ("Fire", "Extreme")
+    assert text("cap:urgency", chinese) == "Immediate"
+    assert text("cap:headline", chinese) == "东沟村山火 & 浓烟"
+    assert text("cap:resource/cap:uri", chinese) == f"http://testserver{photo['url']}"
+    area = chinese.find("cap:area", CAP)
+    points = text("cap:polygon", area).split()
+    assert len(points) >= 4 and points[0] == points[-1]
+    lat, lon = map(float, points[0].split(","))
+    assert 39 < lat < 41 and 116 < lon < 117  # latitude first, as CAP wants
+    assert text("cap:circle", area) == "40.251200,116.640100 0.1"
+
+
+def test_closed_incident_is_an_update_and_others_cannot_read_it(demo):
+    duty = User.objects.get(username="duty")
+    incident = services.incident_open(
+        actor=duty,
+        township=Township.objects.get(code="qingshui"),
+        category=Category.objects.get(code="unlicensed-business"),
+        severity="minor",
+        title="流动摊贩",
+    )
+    services.incident_resolve(actor=duty, incident=incident)
+    services.incident_close(actor=duty, incident=incident, feedback="已劝离", settled_level="grid")
+    alert = parse(call("get", f"/incidents/{incident.pk}/cap", token("duty")).content)
+    assert alert.findtext("cap:msgType", namespaces=CAP) == "Update"
+    assert "已劝离" in alert.findtext("cap:note", namespaces=CAP)
+    assert alert.findtext("cap:info/cap:category", namespaces=CAP) == "Other"
+    assert call("get", f"/incidents/{incident.pk}/cap", token("chengguan")).status_code == 404
