@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from command.api import api_urls
 from frontend import views
+from streams import open311
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -29,6 +30,10 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", api_urls()),
+    path("open311/v2/services.<str:fmt>", open311.services, name="open311_services"),
+    path("open311/v2/services/<slug:code>.<str:fmt>", open311.service_definition),
+    path("open311/v2/requests.<str:fmt>", open311.requests, name="open311_requests"),
+    path("open311/v2/requests/<int:pk>.<str:fmt>", open311.request_detail),
 ]
 
 admin.site.site_header = _("Whistle command center administration")

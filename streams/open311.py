@@ -1,0 +1,282 @@
+"""Open311 GeoReport v2 (https://wiki.open311.org/GeoReport_v2/): grid reports for standard 311
+clients, in JSON and XML.
+
+    GET  /open311/v2/services.{json|xml}            our categories as services
+    GET  /open311/v2/services/{code}.{json|xml}     a service's definition (no extra attributes)
+    POST /open311/v2/requests.{json|xml}            file a report (form-encoded, api_key)
+    GET  /open311/v2/requests.{json|xml}            reports in the caller's scope, filtered
+    GET  /open311/v2/requests/{id}.{json|xml}       one report
+
+Every call carries ``api_key`` (a Whistle API token; also accepted as a bearer token): a
+grid officer's token files reports and reads its own, an officer's reads the township's.
+Errors are the specification's list of ``{code, description}`` with the HTTP status.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from command.errors import ActionForbidden, TransitionNotAllowed
+from command.incidents.models import Incident
+from command.org.models import Category, Grid, User
+from command.org.tokens import api_token_user
+from streams.models import GridReport
+from streams.reports import report_file
+
+FORMATS = ("json", "xml")
+
+
+class Problem(Exception):
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+
+
+def _render(data: list[dict[str, Any]], fmt: str, root: str, item: str, status: int = 200):
+    if fmt == "json":
+        return JsonResponse(
+            data, safe=False, status=status, json_dumps_params={"ensure_ascii": False}
+        )
+    top = ET.Element(root)
+    for entry in data:
+        element = ET.SubElement(top, item)
+        for key, value in entry.items():
+            child = ET.SubElement(element, key)
+            if isinstance(value, bool):
+                child.text = "true" if value else "false"
+            elif value is not None:
+                child.text = str(value)
+    body = ET.tostring(top, encoding="utf-8", xml_declaration=True)
+    return HttpResponse(body, status=status, content_type="text/xml; charset=utf-8")
+
+
+def _endpoint(root: str, item: str):
+    """Format from the suffix, the caller from api_key, refusals as the spec's error list."""
+
+    def decorate(view):
+        @login_not_required
+        @csrf_exempt  # no cookies: the caller is its api_key
+        def wrapped(request: HttpRequest, fmt: str, **kwargs: Any) -> HttpResponse:
+            if fmt not in FORMATS:
+                return HttpResponse(status=404)
+            try:
+                return _render(view(request, **kwargs), fmt, root, item)
+            except Problem as problem:
+                errors = [{"code": problem.status, "description": problem.description}]
+                return _render(errors, fmt, "errors", "error", problem.status)
+
+        return wrapped
+
+    return decorate
+
+
+def _caller(request: HttpRequest) -> User:
+    raw = request.POST.get("api_key") or request.GET.get("api_key") or ""
+    if not raw:
+        raw = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    user = api_token_user(raw) if raw else None
+    if user is None:
+        raise Problem(403, "api_key is missing or not valid")
+    return user
+
+
+def _service(category: Category) -> dict[str, Any]:
+    return {
+        "service_code": category.code,
+        "service_name": category.name,
+        "description": category.name_en or category.name,
+        "metadata": False,
+        "type": "realtime",
+        "keywords": category.name_en,
+        "group": "",
+    }
+
+
+@require_http_methods(["GET"])
+@_endpoint("services", "service")
+def services(request: HttpRequest) -> list[dict[str, Any]]:
+    _caller(request)
+    return [_service(c) for c in Category.objects.order_by("code")]
+
+
+@require_http_methods(["GET"])
+@_endpoint("service_definition", "service")
+def service_definition(request: HttpRequest, code: str) -> list[dict[str, Any]]:
+    _caller(request)
+    if not Category.objects.filter(code=code).exists():
+        raise Problem(404, f"no service {code}")
+    # No extra attributes: a category, a description and a place are all a report needs.
+    return [{"service_code": code, "attributes": ""}]
+
+
+def _status(report: GridReport) -> tuple[str, str]:
+    alert = report.alert
+    if alert is None:
+        return "open", ""
+    incident = alert.incident
+    if incident is not None:
+        closed = incident.status not in Incident.ACTIVE_STATUSES
+        note = incident.get_status_display()
+        if incident.feedback:
+            note = f"{note}: {incident.feedback}"
+        return ("closed" if closed else "open"), note
+    return ("open" if alert.is_open else "closed"), alert.get_status_display()
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def _request(report: GridReport, request: HttpRequest) -> dict[str, Any]:
+    status, notes = _status(report)
+    alert = report.alert
+    updated = max(
+        [t for t in (report.created_at, alert and alert.last_seen) if t is not None], default=None
+    )
+    if alert is not None and alert.incident is not None:
+        incident = alert.incident
+        updated = max(
+            t for t in (updated, incident.closed_at, incident.resolved_at, incident.opened_at) if t
+        )
+    return {
+        "service_request_id": report.pk,
+        "status": status,
+        "status_notes": notes,
+        "service_name": report.category.name,
+        "service_code": report.category.code,
+        "description": report.description,
+        "agency_responsible": report.township.name,
+        "service_notice": "",
+        "requested_datetime": _iso(report.created_at),
+        "updated_datetime": _iso(updated),
+        "expected_datetime": None,
+        "address": report.grid.name if report.grid else "",
+        "address_id": report.grid.code if report.grid else "",
+        "zipcode": "",
+        "lat": report.latitude,
+        "long": report.longitude,
+        "media_url": request.build_absolute_uri(report.photos[0]) if report.photos else "",
+    }
+
+
+def _visible(user: User) -> QuerySet[GridReport]:
+    from command.api import visible_township_ids
+
+    queryset = GridReport.objects.select_related(
+        "category", "grid", "township", "alert__incident"
+    ).order_by("-created_at")
+    if user.role == User.Role.GRID_OFFICER:
+        return queryset.filter(reporter=user)
+    if user.role == User.Role.DEPARTMENT_MEMBER and not user.is_superuser:
+        return queryset.none()
+    townships = visible_township_ids(user)
+    return queryset if townships is None else queryset.filter(township_id__in=townships)
+
+
+def grid_at(township_id: int, lat: float, lon: float) -> Grid | None:
+    """The grid whose polygon holds the point (ray casting over the outer ring)."""
+    for grid in Grid.objects.filter(township_id=township_id).order_by("kind", "code"):
+        polygon = grid.polygon if isinstance(grid.polygon, dict) else {}
+        ring = (polygon.get("coordinates") or [[]])[0]
+        inside = False
+        for (x1, y1, *_), (x2, y2, *_) in zip(ring, ring[1:] + ring[:1], strict=True):
+            if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
+                inside = not inside
+        if inside:
+            return grid
+    return None
+
+
+def _float(value: str | None, name: str, low: float, high: float) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise Problem(400, f"{name} is not a number") from None
+    if not low <= number <= high:
+        raise Problem(400, f"{name} is out of range")
+    return number
+
+
+@require_http_methods(["GET", "POST"])
+@_endpoint("service_requests", "request")
+def requests(request: HttpRequest) -> list[dict[str, Any]]:
+    user = _caller(request)
+    if request.method == "POST":
+        return [_file(request, user)]
+    queryset = _visible(user)
+    query = request.GET
+    if query.get("service_request_id"):
+        ids = [i for i in query["service_request_id"].split(",") if i.strip().isdigit()]
+        queryset = queryset.filter(pk__in=ids)
+    else:
+        if query.get("service_code"):
+            queryset = queryset.filter(category__code__in=query["service_code"].split(","))
+        for name, lookup in (("start_date", "created_at__gte"), ("end_date", "created_at__lte")):
+            if query.get(name):
+                moment = parse_datetime(query[name].replace(" ", "+"))
+                if moment is None:
+                    raise Problem(400, f"{name} is not a W3C date-time")
+                queryset = queryset.filter(**{lookup: moment})
+        queryset = queryset[:1000]
+    found = [_request(r, request) for r in queryset]
+    if query.get("status") in ("open", "closed"):
+        found = [r for r in found if r["status"] == query["status"]]
+    return found
+
+
+@require_http_methods(["GET"])
+@_endpoint("service_requests", "request")
+def request_detail(request: HttpRequest, pk: int) -> list[dict[str, Any]]:
+    user = _caller(request)
+    report = _visible(user).filter(pk=pk).first()
+    if report is None:
+        raise Problem(404, f"no request {pk}")
+    return [_request(report, request)]
+
+
+def _file(request: HttpRequest, user: User) -> dict[str, Any]:
+    data = request.POST
+    category = Category.objects.filter(code=data.get("service_code", "")).first()
+    if category is None:
+        raise Problem(400, "service_code is missing or unknown")
+    lat = _float(data.get("lat"), "lat", -90, 90)
+    lon = _float(data.get("long"), "long", -180, 180)
+    grid = None
+    if data.get("address_id"):
+        grid = Grid.objects.filter(code=data["address_id"], township_id=user.township_id).first()
+        if grid is None:
+            raise Problem(400, "address_id is not a grid of this township")
+    elif lat is not None and lon is not None and user.township_id:
+        grid = grid_at(user.township_id, lat, lon)
+    if grid is None and (lat is None or lon is None) and not data.get("address_string"):
+        raise Problem(400, "a location is required: lat and long, address_string or address_id")
+    description = data.get("description", "")
+    if data.get("address_string"):
+        description = f"{description}\n{data['address_string']}".strip()
+    try:
+        report = report_file(
+            reporter=user,
+            category=category,
+            description=description,
+            grid=grid,
+            latitude=lat,
+            longitude=lon,
+        )
+    except ActionForbidden as refusal:
+        raise Problem(403, str(refusal)) from None
+    except (TransitionNotAllowed, ValidationError) as refusal:
+        raise Problem(400, str(refusal)) from None
+    return {"service_request_id": report.pk, "service_notice": "", "account_id": None}
