@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
 from command.api import api_urls
-from frontend import views
+from frontend import supervision, views
 from streams import open311
 
 urlpatterns = [
@@ -23,6 +23,7 @@ urlpatterns = [
         views.board_whistle,
         name="board_whistle",
     ),
+    path("supervise/<slug:township>/", supervision.performance, name="performance"),
     path("console/<slug:department>/", views.console, name="console"),
     path("report/", views.report, name="report"),
     path("photos/<uuid:photo>", views.photo, name="photo"),

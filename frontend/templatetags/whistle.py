@@ -10,3 +10,20 @@ register = template.Library()
 def tojson(value: Any) -> str:
     """JSON for an HTML attribute value; Django's autoescape makes the quotes safe."""
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+@register.filter
+def lookup(mapping: dict[str, Any] | None, key: str) -> Any:
+    """``mapping[key]`` in a template (None when absent)."""
+    return (mapping or {}).get(key)
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    return "–" if value is None else f"{round(value * 100)}%"
+
+
+@register.filter
+def minutes(value: Any) -> str:
+    """A duration as minutes (one decimal), for tables read by people and spreadsheets."""
+    return "–" if value is None else f"{value.total_seconds() / 60:.1f}"

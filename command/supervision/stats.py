@@ -1,0 +1,118 @@
+"""Assessment figures (督查考核) for a township and a period: how each summoned department
+responded, where alerts and incidents happened, and where incidents were settled (631).
+
+Each table is one SQL query grouped in PostgreSQL, so a month of a busy township is a few
+index scans, not a loop over rows in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection
+
+from command.org.models import Department, Grid
+
+
+@dataclass(frozen=True)
+class DepartmentRow:
+    code: str
+    name: str
+    received: int
+    acknowledged: int
+    checked_in: int
+    on_time: int
+    median_check_in: timedelta | None
+    p90_check_in: timedelta | None
+    done: int
+    overdue: int
+    escalated: int
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return self.on_time / self.received if self.received else None
+
+    @property
+    def completion_rate(self) -> float | None:
+        return self.done / self.received if self.received else None
+
+
+_DEPARTMENTS = """
+SELECT s.department_id,
+       count(*),
+       count(s.acknowledged_at),
+       count(s.checked_in_at),
+       count(*) FILTER (WHERE s.checked_in_at <= s.check_in_deadline),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY s.checked_in_at - w.blown_at)
+           FILTER (WHERE s.checked_in_at IS NOT NULL),
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY s.checked_in_at - w.blown_at)
+           FILTER (WHERE s.checked_in_at IS NOT NULL),
+       count(*) FILTER (WHERE s.status = 'done'),
+       count(*) FILTER (WHERE s.overdue),
+       count(*) FILTER (WHERE s.escalation_level > 0)
+  FROM incidents_summons s
+  JOIN incidents_whistle w ON w.id = s.whistle_id
+  JOIN incidents_incident i ON i.id = w.incident_id
+ WHERE i.township_id = %s AND w.blown_at >= %s AND w.blown_at < %s
+ GROUP BY s.department_id
+"""
+
+
+def department_table(*, township_id: int, start: datetime, end: datetime) -> list[DepartmentRow]:
+    """Per summoned department, whistles blown in [start, end): most summoned first."""
+    with connection.cursor() as cursor:
+        cursor.execute(_DEPARTMENTS, [township_id, start, end])
+        rows = cursor.fetchall()
+    departments = Department.objects.in_bulk([r[0] for r in rows])
+    table = [
+        DepartmentRow(departments[r[0]].code, departments[r[0]].display_name, *r[1:]) for r in rows
+    ]
+    return sorted(table, key=lambda r: (-r.received, r.code))
+
+
+@dataclass(frozen=True)
+class GridRow:
+    code: str
+    name: str
+    alerts: int
+    incidents: int
+
+
+_GRIDS = """
+SELECT g.id,
+       (SELECT count(*) FROM alerts_alert a
+         WHERE a.grid_id = g.id AND a.first_seen >= %s AND a.first_seen < %s),
+       (SELECT count(*) FROM incidents_incident i
+         WHERE i.grid_id = g.id AND i.opened_at >= %s AND i.opened_at < %s)
+  FROM org_grid g
+ WHERE g.township_id = %s
+"""
+
+
+def grid_table(*, township_id: int, start: datetime, end: datetime) -> list[GridRow]:
+    """Alerts and incidents per grid (the heat map), busiest first."""
+    with connection.cursor() as cursor:
+        cursor.execute(_GRIDS, [start, end, start, end, township_id])
+        counts = {grid_id: (a, i) for grid_id, a, i in cursor.fetchall()}
+    grids = Grid.objects.in_bulk(list(counts))
+    table = [GridRow(grids[g].code, grids[g].display_name, *counts[g]) for g in counts]
+    return sorted(table, key=lambda r: (-(r.alerts + r.incidents), r.code))
+
+
+def settled_table(*, township_id: int, start: datetime, end: datetime) -> dict[str, int]:
+    """The 631 distribution: incidents closed in the period by where they were settled."""
+    from command.incidents.models import Incident
+
+    counts = dict.fromkeys(Incident.SettledLevel.values, 0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT settled_level, count(*) FROM incidents_incident"
+            " WHERE township_id = %s AND status = 'closed' AND closed_at >= %s AND closed_at < %s"
+            " GROUP BY settled_level",
+            [township_id, start, end],
+        )
+        for level, count in cursor.fetchall():
+            if level in counts:
+                counts[level] = count
+    return counts

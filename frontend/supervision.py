@@ -1,0 +1,129 @@
+"""The supervisors' pages (督查考核): department performance for a period, the grid heat map,
+the 631 distribution, each table as CSV."""
+
+from __future__ import annotations
+
+import csv
+import zoneinfo
+from datetime import date, datetime, time, timedelta
+
+from django import forms
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from command.incidents.models import Incident
+from command.org import selectors as org_selectors
+from command.supervision import stats
+from frontend import maps
+
+
+class PeriodForm(forms.Form):
+    start = forms.DateField(
+        label=_("From"), widget=forms.DateInput({"type": "date"}, format="%Y-%m-%d")
+    )
+    end = forms.DateField(
+        label=_("To (inclusive)"), widget=forms.DateInput({"type": "date"}, format="%Y-%m-%d")
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end and end < start:
+            raise forms.ValidationError(_("The period ends before it starts."))
+        if start and end and (end - start).days > 366:
+            raise forms.ValidationError(_("Choose a period of at most a year."))
+        return data
+
+
+def _bounds(start: date, end: date, zone: str) -> tuple[datetime, datetime]:
+    tz = zoneinfo.ZoneInfo(zone)
+    return (
+        datetime.combine(start, time.min, tzinfo=tz),
+        datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz),
+    )
+
+
+def performance(request: HttpRequest, township: str) -> HttpResponse:
+    found = org_selectors.township_for_board(user=request.user, code=township)  # type: ignore[arg-type]
+    if found is None:
+        raise PermissionDenied
+    today = timezone.localdate(timezone=zoneinfo.ZoneInfo(found.time_zone))
+    # The last 30 days unless the page asks for another period.
+    period = {"start": today - timedelta(days=29), "end": today}
+    period |= {k: v for k, v in request.GET.items() if k in ("start", "end")}
+    form = PeriodForm(period)
+    context: dict = {"township": found, "form": form}
+    if not form.is_valid():
+        return render(request, "frontend/performance.html", context, status=400)
+    start, end = _bounds(form.cleaned_data["start"], form.cleaned_data["end"], found.time_zone)
+    departments = stats.department_table(township_id=found.pk, start=start, end=end)
+    grids = stats.grid_table(township_id=found.pk, start=start, end=end)
+    settled = stats.settled_table(township_id=found.pk, start=start, end=end)
+    table = request.GET.get("csv")
+    if table:
+        return _csv(table, found.code, form.cleaned_data, departments, grids, settled)
+    busiest = max((g.alerts + g.incidents for g in grids), default=0)
+    settled_total = sum(settled.values())
+    context |= {
+        "departments": departments,
+        "grids": grids,
+        "settled": [
+            (label, settled[value], settled[value] / settled_total if settled_total else None)
+            for value, label in Incident.SettledLevel.choices
+        ],
+        "settled_total": settled_total,
+        "map": maps.base_map(found),
+        # Heat from 0.05 (quiet) to 0.75 (the busiest grid of the period).
+        "heat": {g.code: f"{0.05 + 0.7 * (g.alerts + g.incidents) / busiest:.2f}" for g in grids}
+        if busiest
+        else {},
+        "query": request.GET.urlencode(),
+    }
+    return render(request, "frontend/performance.html", context)
+
+
+def _csv(table, township, period, departments, grids, settled) -> HttpResponse:
+    if table not in ("departments", "grids", "settled"):
+        return HttpResponse("csv must be departments, grids or settled", status=400)
+    name = f"{township}-{table}-{period['start']}-{period['end']}.csv"
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.write("\ufeff")  # so a spreadsheet opened by double-click reads the Chinese
+    writer = csv.writer(response)
+    if table == "departments":
+        writer.writerow(
+            [
+                "department", "name", "received", "acknowledged", "checked_in", "on_time",
+                "on_time_rate", "median_check_in_min", "p90_check_in_min", "done",
+                "completion_rate", "overdue", "escalated",
+            ]
+        )  # fmt: skip
+        for r in departments:
+            writer.writerow(
+                [
+                    r.code, r.name, r.received, r.acknowledged, r.checked_in, r.on_time,
+                    _rate(r.on_time_rate), _minutes(r.median_check_in),
+                    _minutes(r.p90_check_in), r.done, _rate(r.completion_rate), r.overdue,
+                    r.escalated,
+                ]
+            )  # fmt: skip
+    elif table == "grids":
+        writer.writerow(["grid", "name", "alerts", "incidents"])
+        for g in grids:
+            writer.writerow([g.code, g.name, g.alerts, g.incidents])
+    else:
+        writer.writerow(["settled_level", "incidents"])
+        for level, count in settled.items():
+            writer.writerow([level, count])
+    return response
+
+
+def _rate(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _minutes(value: timedelta | None) -> str:
+    return "" if value is None else f"{value.total_seconds() / 60:.1f}"

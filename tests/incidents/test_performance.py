@@ -1,0 +1,104 @@
+"""Department performance for a period: the figures departments are assessed on, and CSV."""
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from command.incidents import services
+from command.incidents.models import Summons, Whistle
+from command.org.models import Category, Department, Grid, Township, User
+from tests.conftest import DEMO_PASSWORDS
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(username: str) -> Client:
+    client = Client()
+    assert client.login(username=username, password=DEMO_PASSWORDS[username])
+    return client
+
+
+@pytest.fixture
+def history(demo):
+    """Three whistles to 城管 two days ago: checked in after 10 and 40 minutes (30-minute
+    deadline: one on time, one late and escalated), and one never reached."""
+    duty = User.objects.get(username="duty")
+    chengguan = User.objects.get(username="chengguan")
+    blown = timezone.now() - timedelta(days=2)
+    for n, arrival in enumerate([10, 40, None]):
+        incident = services.incident_open(
+            actor=duty,
+            township=Township.objects.get(code="qingshui"),
+            category=Category.objects.get(code="parking"),
+            severity="major",
+            title=f"违停 {n}",
+            grid=Grid.objects.get(code="110112-QS-007"),
+        )
+        summons = services.whistle_blow(
+            actor=duty,
+            incident=incident,
+            kind=Whistle.Kind.EMERGENCY,
+            purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
+            departments=[services.SummonedDepartment(Department.objects.get(code="chengguan"))],
+            now=blown,
+        ).summonses.get()
+        if arrival is not None:
+            services.summons_check_in(actor=chengguan, summons=summons)
+            Summons.objects.filter(pk=summons.pk).update(
+                checked_in_at=blown + timedelta(minutes=arrival),
+                overdue=arrival > 30,
+                escalation_level=1 if arrival > 30 else 0,
+            )
+        if n == 0:
+            services.summons_done(actor=chengguan, summons=summons, note="已处理")
+            services.incident_resolve(actor=duty, incident=incident)
+            services.incident_close(
+                actor=duty, incident=incident, feedback="好", settled_level="grid"
+            )
+
+
+def test_department_figures_for_the_period(history):
+    response = signed_in("supervisor").get("/supervise/qingshui/", HTTP_ACCEPT_LANGUAGE="zh")
+    assert response.status_code == 200
+    (row,) = [r for r in response.context["departments"] if r.code == "chengguan"]
+    assert (row.received, row.checked_in, row.on_time, row.done) == (3, 2, 1, 1)
+    assert row.on_time_rate == pytest.approx(1 / 3)
+    assert row.median_check_in == timedelta(minutes=25)
+    assert row.p90_check_in == timedelta(minutes=37)
+    assert (row.overdue, row.escalated) == (1, 1)
+    grids = {g.code: g for g in response.context["grids"]}
+    assert grids["110112-QS-007"].incidents == 3
+    html = response.content.decode()
+    assert 'data-department="chengguan"' in html and "33%" in html
+
+
+def test_each_table_as_csv(history):
+    client = signed_in("supervisor")
+    body = client.get("/supervise/qingshui/", {"csv": "departments"}).content.decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(body)))
+    chengguan = next(r for r in rows if r["department"] == "chengguan")
+    assert chengguan["received"] == "3" and chengguan["median_check_in_min"] == "25.0"
+    assert chengguan["on_time_rate"] == "0.3333"
+    settled = client.get("/supervise/qingshui/", {"csv": "settled"}).content.decode("utf-8-sig")
+    assert list(csv.reader(io.StringIO(settled)))[1:] == [
+        ["grid", "1"],
+        ["township", "0"],
+        ["county", "0"],
+    ]
+    grids = client.get("/supervise/qingshui/", {"csv": "grids"})
+    assert grids["Content-Type"].startswith(
+        "text/csv"
+    ) and "110112-QS-007,东岭村,0,3" in grids.content.decode("utf-8-sig")
+
+
+def test_a_period_outside_the_history_is_empty_and_a_bad_one_is_refused(history):
+    client = signed_in("supervisor")
+    old = client.get("/supervise/qingshui/", {"start": "2020-01-01", "end": "2020-01-31"})
+    assert old.context["departments"] == []
+    backwards = client.get("/supervise/qingshui/", {"start": "2026-02-01", "end": "2026-01-01"})
+    assert backwards.status_code == 400
+    assert signed_in("chengguan").get("/supervise/qingshui/").status_code == 403
