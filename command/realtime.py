@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any, Literal, get_args
 
@@ -60,6 +61,9 @@ def broadcast_on_commit(group: str, event: dict[str, Any]) -> None:
     """Send ``event`` to ``group`` once the current transaction commits."""
     if event.get("type") not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event.get('type')!r}; add it to EventType")
+    # Each event carries its own id: the sockets of one process that receive the same events
+    # render their frame once and share it (frontend.consumers).
+    event = {**event, "id": uuid.uuid4().hex}
     transaction.on_commit(lambda: _send(group, event))
 
 

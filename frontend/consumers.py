@@ -27,6 +27,10 @@ from frontend import rendering
 
 FORBIDDEN = 4403
 log = logging.getLogger("whistle.frontend")
+# Frames being rendered or just rendered, by (consumer class, group, language, event ids): a
+# thousand boards of one township receive the same events, so one renders and all send it.
+_frames: dict[tuple[Any, ...], asyncio.Task[str]] = {}
+_FRAME_KEPT_SECONDS = 10.0
 
 
 def scope_language(scope: dict[str, Any]) -> str:
@@ -80,6 +84,7 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         self.scoped, self.group = allowed
         self.language = scope_language(self.scope)
         self._marked: dict[str, set[int]] = {}
+        self._events: set[Any] = set()
         self._flusher: asyncio.Task | None = None
         self._last_frame = 0.0
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -97,11 +102,12 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         # Actions go through HTTP (CSRF, one code path); the socket only pushes.
         return
 
-    def mark(self, what: str, item: int | None = None) -> None:
+    def mark(self, event: dict[str, Any], what: str, item: int | None = None) -> None:
         """Note that ``what`` changed (``item``: which one); it goes out with the next frame."""
         items = self._marked.setdefault(what, set())
         if item is not None:
             items.add(item)
+        self._events.add(event.get("id") or id(event))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
@@ -112,10 +118,9 @@ class FragmentConsumer(AsyncWebsocketConsumer):
             if wait > 0:
                 await asyncio.sleep(wait)
             batch, self._marked = self._marked, {}
+            events, self._events = frozenset(self._events), set()
             try:
-                # Not thread-sensitive: the renders of many sockets run side by side instead
-                # of queueing behind each other (and every HTTP request) on one thread.
-                html = await DatabaseSyncToAsync(self.render_batch, thread_sensitive=False)(batch)
+                html = await self._shared_frame(batch, events)
             except Exception:
                 # A reconnect re-renders from the database; keep this socket serving.
                 log.exception("rendering a frame for %s failed", self.group)
@@ -123,6 +128,20 @@ class FragmentConsumer(AsyncWebsocketConsumer):
             if html:
                 await self.send(text_data=html)
             self._last_frame = loop.time()
+
+    def _shared_frame(self, batch: dict[str, set[int]], events: frozenset[Any]) -> Any:
+        """The frame for these events: rendered by the first socket of the process that asks,
+        awaited by the others (shielded, so one socket closing does not cancel it for all)."""
+        key = (type(self), self.group, self.language, events)
+        task = _frames.get(key)
+        if task is None:
+            # Not thread-sensitive: renders for different townships or languages run side by
+            # side instead of queueing behind every HTTP request on one thread.
+            render = DatabaseSyncToAsync(self.render_batch, thread_sensitive=False)
+            task = asyncio.get_running_loop().create_task(render(batch))
+            _frames[key] = task
+            asyncio.get_running_loop().call_later(_FRAME_KEPT_SECONDS, _frames.pop, key, None)
+        return asyncio.shield(task)
 
 
 class BoardConsumer(FragmentConsumer):
@@ -159,13 +178,13 @@ class BoardConsumer(FragmentConsumer):
         return "".join(parts)
 
     async def _alert_changed(self, event: dict[str, Any]) -> None:
-        self.mark("alert", event["alert_id"])
+        self.mark(event, "alert", event["alert_id"])
 
     alert_raised = _alert_changed
     alert_updated = _alert_changed
 
     async def _incidents_changed(self, event: dict[str, Any]) -> None:
-        self.mark("incidents")
+        self.mark(event, "incidents")
 
     incident_opened = _incidents_changed
     incident_updated = _incidents_changed
@@ -196,7 +215,7 @@ class DepartmentConsumer(FragmentConsumer):
         )
 
     async def _summons_changed(self, event: dict[str, Any]) -> None:
-        self.mark("summons", event["summons_id"])
+        self.mark(event, "summons", event["summons_id"])
 
     summons_notified = _summons_changed
     summons_updated = _summons_changed

@@ -35,9 +35,10 @@ def test_camera_event_is_stored_and_raises_one_alert(
     alert = Alert.objects.get()
     assert alert.category.code == "illegal-mining"
     assert alert.device_id == event.device_id and alert.status == Alert.Status.NEW
-    assert capture_broadcasts == [
-        ("board.qingshui", {"type": "alert.raised", "alert_id": alert.pk})
-    ]
+    ((group, sent),) = capture_broadcasts
+    assert group == "board.qingshui"
+    assert sent == {"type": "alert.raised", "alert_id": alert.pk, "id": sent["id"]}
+    assert len(sent["id"]) == 32  # each event its own id: sockets share its rendered frame
     assert (
         TimelineEntry.objects.filter(
             subject_type="alert", subject_id=alert.pk, action="alert.raised"
