@@ -129,7 +129,21 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # The layer blocks on Redis for up to 5 s waiting for a message; a
+                        # read timeout of 5 s killed quiet board sockets (redis-py 8).
+                        "socket_timeout": None,
+                        "health_check_interval": 30,
+                        # A thousand boards closing at once are a thousand group_discards.
+                        "max_connections": 2000,
+                    }
+                ],
+                "capacity": 1000,
+                "expiry": 30,
+            },
         }
     }
 else:

@@ -161,10 +161,11 @@ var Whistle = (function () {
 
   var seen = new Set(rows().map(function (r) { return r.id; }));
   var muted = localStorage.getItem("whistle-muted") === "1";
+  var audio = null;  // one context for the page: each new one holds an audio thread
   function beep() {
     if (muted) return;
     try {
-      var context = new (window.AudioContext || window.webkitAudioContext)();
+      var context = audio || (audio = new (window.AudioContext || window.webkitAudioContext)());
       [0, 0.35].forEach(function (offset) {
         var tone = context.createOscillator(), gain = context.createGain();
         tone.frequency.value = 880; tone.connect(gain); gain.connect(context.destination);
