@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null && echo "sudo -n"))
 
-.PHONY: install demo test lint format system-packages bench clean bench-dispatch
+.PHONY: install demo test lint format system-packages bench clean bench-dispatch bench-latency
 
 install: $(STAMP)
 
@@ -67,3 +67,9 @@ bench-ingest: install
 # daphne, Redis channel layer, PostgreSQL): 200 whistles to 5 departments.
 bench-dispatch: install
 	$(BIN)/python -m bench.dispatch --whistles 200 --departments 5
+
+# MQTT camera event → alert row in a real chromium's DOM under 2,000 sensor messages/s, and the
+# fan-out of every alert to 1,000 board websockets on one daphne process (Mosquitto, ingest,
+# daphne, Redis, PostgreSQL, chromium; a few minutes). Needs mosquitto and chromium.
+bench-latency: install
+	$(BIN)/python -m bench.latency
