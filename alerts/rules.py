@@ -389,6 +389,23 @@ def threshold_outcomes(
             state.last_value = value
             state.updated_at = moment
             touched[(rule.pk, device_id)] = state
-    for state in touched.values():
-        state.save()
+    if touched:
+        # One statement for the batch's states: one UPDATE per state was a third of ingest's
+        # time under 2,000 readings a second.
+        RuleState.objects.bulk_create(
+            [
+                RuleState(
+                    rule_id=rule_id,
+                    device_id=device_id,
+                    breached_since=state.breached_since,
+                    active=state.active,
+                    last_value=state.last_value,
+                    updated_at=state.updated_at,
+                )
+                for (rule_id, device_id), state in touched.items()
+            ],
+            update_conflicts=True,
+            unique_fields=["rule", "device"],
+            update_fields=["breached_since", "active", "last_value", "updated_at"],
+        )
     return outcomes
