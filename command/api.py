@@ -20,6 +20,7 @@ from ninja.security import HttpBearer, django_auth
 
 from alerts import services as alert_services
 from alerts.models import Alert
+from command.incidents import selectors as incident_selectors
 from command.incidents import services
 from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
 from command.org.models import Category, Department, Grid, Township, User
@@ -529,21 +530,7 @@ def add_evidence(request: HttpRequest, incident_id: int, body: EvidenceIn):
 @api.get("/incidents/{incident_id}/timeline", response=list[TimelineOut], tags=["incidents"])
 def incident_timeline(request: HttpRequest, incident_id: int):
     incident = get_object_or_404(visible_incidents(_actor(request)), pk=incident_id)
-    whistles = list(incident.whistles.values_list("pk", flat=True))
-    summonses = list(
-        Summons.objects.filter(whistle__incident=incident).values_list("pk", flat=True)
-    )
-    alerts = list(incident.alerts.values_list("pk", flat=True))
-    entries = (
-        TimelineEntry.objects.filter(
-            Q(subject_type="incident", subject_id=incident.pk)
-            | Q(subject_type="whistle", subject_id__in=whistles)
-            | Q(subject_type="summons", subject_id__in=summonses)
-            | Q(subject_type="alert", subject_id__in=alerts)
-        )
-        .select_related("actor")
-        .order_by("time")
-    )
+    entries = incident_selectors.incident_timeline(incident=incident)
     return [
         TimelineOut(
             time=e.time,

@@ -24,6 +24,11 @@ urlpatterns = [
         name="board_whistle",
     ),
     path("supervise/<slug:township>/", supervision.performance, name="performance"),
+    path(
+        "supervise/<slug:township>/incidents/<int:incident>/",
+        supervision.incident_timeline,
+        name="incident_timeline",
+    ),
     path("console/<slug:department>/", views.console, name="console"),
     path("report/", views.report, name="report"),
     path("photos/<uuid:photo>", views.photo, name="photo"),

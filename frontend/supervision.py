@@ -127,3 +127,73 @@ def _rate(value: float | None) -> str:
 
 def _minutes(value: timedelta | None) -> str:
     return "" if value is None else f"{value.total_seconds() / 60:.1f}"
+
+
+# What each timeline action means, for people reading it.
+ACTIONS = {
+    "alert.raised": _("Alert raised"),
+    "alert.updated": _("Alert repeated"),
+    "alert.acknowledged": _("Alert acknowledged"),
+    "alert.dismissed": _("Alert dismissed"),
+    "alert.merged": _("Alert merged"),
+    "alert.absorbed": _("Alert absorbed a duplicate"),
+    "alert.escalated": _("Alert escalated into the incident"),
+    "alert.cleared": _("Alert cleared"),
+    "incident.opened": _("Incident opened"),
+    "incident.dispatched": _("Departments summoned"),
+    "incident.on_site": _("A department on site"),
+    "incident.evidence_added": _("Evidence added"),
+    "incident.resolved": _("Incident resolved"),
+    "incident.closed": _("Incident closed"),
+    "incident.updated": _("Incident updated"),
+    "whistle.blown": _("Whistle blown"),
+    "summons.notified": _("Department notified"),
+    "summons.acknowledged": _("Department acknowledged"),
+    "summons.checked_in": _("Department checked in on site"),
+    "summons.done": _("Department reported done"),
+    "summons.released": _("Department released"),
+    "summons.reminded": _("Reminder before the deadline"),
+    "summons.overdue": _("Deadline passed"),
+    "summons.escalated": _("Escalated to supervisors"),
+    "summons.updated": _("Summons updated"),
+}
+
+
+def incident_timeline(request: HttpRequest, township: str, incident: int) -> HttpResponse:
+    """Every step of an incident in order, with the time since it was opened and since the
+    first whistle: what a supervisor replays and assesses."""
+    from django.shortcuts import get_object_or_404
+
+    from command.incidents import selectors as incident_selectors
+    from command.incidents.models import Summons
+
+    found = org_selectors.township_for_board(user=request.user, code=township)  # type: ignore[arg-type]
+    if found is None:
+        raise PermissionDenied
+    target = get_object_or_404(
+        Incident.objects.select_related("category", "grid"), pk=incident, township=found
+    )
+    entries = incident_selectors.incident_timeline(incident=target)
+    departments = {
+        s.pk: s.department.display_name
+        for s in Summons.objects.filter(whistle__incident=target).select_related("department")
+    }
+    first_whistle = target.whistles.order_by("blown_at").values_list("blown_at", flat=True).first()
+    rows = [
+        {
+            "entry": e,
+            "label": ACTIONS.get(e.action, e.action),
+            "who": departments.get(e.subject_id) if e.subject_type == "summons" else None,
+            "since_opened": e.time - target.opened_at,
+            "since_whistle": e.time - first_whistle
+            if first_whistle and e.time >= first_whistle
+            else None,
+        }
+        for e in entries
+    ]
+    with timezone.override(zoneinfo.ZoneInfo(found.time_zone)):
+        return render(
+            request,
+            "frontend/incident_timeline.html",
+            {"township": found, "incident": target, "rows": rows},
+        )

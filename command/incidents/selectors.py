@@ -101,3 +101,27 @@ def board_figures(*, township_id: int) -> dict[str, object]:
         "online": devices.filter(online=True).count(),
         "devices": devices.count(),
     }
+
+
+def incident_timeline(*, incident) -> list:
+    """Every timeline entry of an incident in order: its own, its whistles', its summonses'
+    and those of the alerts it was opened from or absorbed (their repeats included)."""
+    from django.db.models import Q
+
+    from command.incidents.models import TimelineEntry
+
+    whistles = list(incident.whistles.values_list("pk", flat=True))
+    summonses = list(
+        Summons.objects.filter(whistle__incident=incident).values_list("pk", flat=True)
+    )
+    alerts = list(incident.alerts.values_list("pk", flat=True))
+    return list(
+        TimelineEntry.objects.filter(
+            Q(subject_type="incident", subject_id=incident.pk)
+            | Q(subject_type="whistle", subject_id__in=whistles)
+            | Q(subject_type="summons", subject_id__in=summonses)
+            | Q(subject_type="alert", subject_id__in=alerts)
+        )
+        .select_related("actor")
+        .order_by("time")
+    )

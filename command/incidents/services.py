@@ -689,6 +689,8 @@ def summons_done(
             actor=actor,
             source=source,
             fields=["done_at", "done_note"],
+            # The note is part of the record a supervisor replays.
+            after={"note": note} if note else None,
         )
     return summons
 

@@ -1,0 +1,95 @@
+"""The supervisor's incident timeline: every step in order, with time since the whistle."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from alerts.rules import AlertSpec
+from alerts.services import alert_raise
+from command.incidents import services
+from command.incidents.models import Whistle
+from command.org.models import Category, Department, Township, User
+from tests.conftest import DEMO_PASSWORDS
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(username: str) -> Client:
+    client = Client()
+    assert client.login(username=username, password=DEMO_PASSWORDS[username])
+    return client
+
+
+def test_timeline_tells_the_incident_in_order(demo):
+    duty, member = User.objects.get(username="duty"), User.objects.get(username="chengguan")
+    township = Township.objects.get(code="qingshui")
+    for _ in range(2):  # a repeat counts on the same alert
+        alert_id, _created = alert_raise(
+            spec=AlertSpec(
+                township_id=township.pk,
+                category_code="parking",
+                severity="major",
+                source="camera",
+                title="违停",
+                dedupe_key="cam-01:parking",
+                time=timezone.now(),
+            )
+        )
+    from alerts.models import Alert
+
+    incident = services.incident_open(
+        actor=duty,
+        township=township,
+        category=Category.objects.get(code="parking"),
+        severity="major",
+        title="滨河路违停",
+        alerts=[Alert.objects.get(pk=alert_id)],
+    )
+    summons = services.whistle_blow(
+        actor=duty,
+        incident=incident,
+        kind=Whistle.Kind.EMERGENCY,
+        purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
+        departments=[services.SummonedDepartment(Department.objects.get(code="chengguan"))],
+    ).summonses.get()
+    services.summons_check_in(actor=member, summons=summons)
+    services.summons_done(actor=member, summons=summons, note="已清理")
+
+    response = signed_in("supervisor").get(
+        f"/supervise/qingshui/incidents/{incident.pk}/", HTTP_ACCEPT_LANGUAGE="zh"
+    )
+    assert response.status_code == 200
+    actions = [row["entry"].action for row in response.context["rows"]]
+    for earlier, later in [
+        ("alert.raised", "alert.updated"),
+        ("alert.updated", "incident.opened"),
+        ("incident.opened", "whistle.blown"),
+        ("summons.checked_in", "summons.done"),
+    ]:
+        assert actions.index(earlier) < actions.index(later), actions
+    check_in = next(
+        r for r in response.context["rows"] if r["entry"].action == "summons.checked_in"
+    )
+    assert check_in["who"] == "青山区城管执法局"
+    assert timedelta(0) <= check_in["since_whistle"] < timedelta(minutes=1)
+    assert check_in["since_opened"] >= check_in["since_whistle"]
+    html = response.content.decode()
+    assert 'data-action="summons.done"' in html and "已清理" in html
+
+
+def test_timeline_is_for_the_township_only(demo):
+    incident = services.incident_open(
+        actor=User.objects.get(username="duty"),
+        township=Township.objects.get(code="qingshui"),
+        category=Category.objects.get(code="parking"),
+        severity="minor",
+        title="x",
+    )
+    url = f"/supervise/qingshui/incidents/{incident.pk}/"
+    assert signed_in("chengguan").get(url).status_code == 403
+    assert (
+        signed_in("duty").get(f"/supervise/qingshui/incidents/{incident.pk + 999}/").status_code
+        == 404
+    )
