@@ -39,6 +39,15 @@ def test_camera_event_appears_live_on_the_duty_board(
     # By keyboard, in place: choose the alert, acknowledge it, open an incident from it.
     page.keyboard.press("j")
     page.wait_for_selector(f"#alert-{alert.pk}.selected")
+    # Another repeat replaces the row; the officer's choice stays on it.
+    payload.update(id="e2e-3")
+    publish_mqtt("whistle/qingshui/camera/cam-quarry/event", json.dumps(payload))
+    page.wait_for_function(
+        "id => document.querySelector(`#${id} .repeat`).textContent.includes('3')",
+        arg=f"alert-{alert.pk}",
+        timeout=10_000,
+    )
+    page.wait_for_selector(f"#alert-{alert.pk}.selected", timeout=5_000)
     page.keyboard.press("a")
     page.wait_for_selector(f"#alert-{alert.pk} .status", timeout=10_000)
     alert.refresh_from_db()

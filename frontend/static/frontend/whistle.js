@@ -142,11 +142,19 @@ var Whistle = (function () {
 (function () {
   var queue = function () { return document.getElementById("alert-queue"); };
   function rows() { var q = queue(); return q ? Array.from(q.querySelectorAll("li.alert")) : []; }
-  function selected() { return document.querySelector("#alert-queue li.alert.selected"); }
+  // The choice is kept by alert id: a push may replace the row, or the whole queue in a burst,
+  // and the officer's selection must survive it.
+  var selectedId = null;
+  function selected() { return selectedId && document.getElementById(selectedId); }
   function select(row) {
+    selectedId = row ? row.id : null;
     rows().forEach(function (r) { r.classList.toggle("selected", r === row); });
     if (row) row.scrollIntoView({ block: "nearest" });
   }
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var row = selected();
+    if (row && !row.classList.contains("selected")) row.classList.add("selected");
+  });
   document.addEventListener("keydown", function (event) {
     if (!queue() || event.target.closest("input, textarea, select") || event.ctrlKey || event.metaKey) return;
     var key = event.key.toLowerCase();
