@@ -22,17 +22,15 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-DATABASE = "whistle_bench"
-DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+from bench.common import DATABASE, database_url, free_port, prepare_demo
+
 TARGET_P99_MS = 100.0
 DEPARTMENTS = (
     "chengguan",
@@ -50,38 +48,6 @@ DEPARTMENTS = (
 
 def progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def database_url() -> str:
-    parts = urlsplit(os.environ.get("DATABASE_URL") or DEFAULT_SERVER_URL)
-    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
-
-
-def prepare(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "command.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    from command.org.demo import seed_demo
-
-    call_command("migrate", interactive=False, verbosity=0)
-    seed_demo()
 
 
 def sessions(codes: list[str]) -> tuple[str, dict[str, str]]:
@@ -242,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/0"
     url = database_url()
     progress(f"database {DATABASE}, Redis {os.environ['REDIS_URL']}")
-    prepare(url)
+    prepare_demo(url)
     codes = list(DEPARTMENTS[: args.departments])
     token, cookies = sessions(codes)
     port = free_port()

@@ -35,7 +35,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,20 +45,23 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
+from typing import TextIO
 
 import paho.mqtt.client as mqtt
 
 from bench import mqtt_drain
+from bench.common import (
+    DATABASE,
+    REPO_ROOT,
+    code_state,
+    database_url,
+    prepare_database,
+    terminate_on_sigterm,
+)
 from tests.brokers import Broker, mosquitto_broker
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 TOWNSHIP = "bench"  # also the publisher's MQTT username: the ACL lets it write whistle/bench/…
 INGEST_USER = "whistle-ingest"
-DATABASE = "whistle_bench"
-DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 TOPIC_FILTER = "whistle/+/sensor/+/telemetry"
 WHISTLE_SHARE_GROUP = "whistle-ingest"  # MQTT_SHARE_GROUP given to the whistle workers
 RAW_SHARE_GROUP = "bench"
@@ -681,34 +683,6 @@ def _wait_for_whistle_drain(
 # --- database -------------------------------------------------------------------------------
 
 
-def database_url() -> str:
-    """The bench database on the server DATABASE_URL points at (default: local PostgreSQL)."""
-    parts = urlsplit(os.environ.get("DATABASE_URL") or DEFAULT_SERVER_URL)
-    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
-
-
-def prepare_database(url: str) -> None:
-    """Create the bench database if missing, then start Django on it and migrate."""
-    import psycopg
-    from psycopg import sql
-
-    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE])
-        if not found.fetchone():
-            progress(f"creating database {DATABASE}")
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    # Settings read DATABASE_URL once, at django.setup().
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "command.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", interactive=False, verbosity=0)
-
-
 def seed(sensors: int) -> list[int]:
     """The township and its sensors (idempotent); their ids in the order of their codes."""
     from command.org.models import Device, Township
@@ -834,31 +808,6 @@ def _sharing_notes(outcome: Outcome) -> list[str]:
     return notes
 
 
-def code_state() -> str:
-    """The commit measured, and whether the ingest path had uncommitted changes."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "streams", "command"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.split("\n")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (no git)"
-    changed = sorted({line[3:] for line in dirty if line.strip()})
-    return f"{head}" + (f" with uncommitted changes in {', '.join(changed)}" if changed else "")
-
-
 SUITE = (
     # The main scenario: last in the output.
     Scenario(messages=50_000, min_ratio=0.8),
@@ -877,7 +826,7 @@ def run(scenarios: Sequence[Scenario]) -> int:
     database = database_url()
     prepare_database(database)
     devices = seed(sensors)
-    code = code_state()
+    code = code_state(["streams", "command"])
     progress(f"ingest code: {code}; database {DATABASE}; {sensors} sensors")
     outcomes: list[Outcome | None] = []
     for scenario in scenarios:
@@ -903,14 +852,6 @@ def run(scenarios: Sequence[Scenario]) -> int:
         return 1
     result(main_outcome.line())
     return 0 if all(outcomes) else 1
-
-
-def _terminate_on_sigterm() -> None:
-    # SIGTERM (e.g. from make or CI) unwinds like Ctrl-C, so every finally stops its children.
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -946,7 +887,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 min_readings_per_second=100_000 if args.readings_per_message > 1 else None,
             )
         ]
-    _terminate_on_sigterm()
+    terminate_on_sigterm()
     try:
         return run(scenarios)
     except KeyboardInterrupt:

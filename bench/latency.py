@@ -52,9 +52,7 @@ import random
 import re
 import resource
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -67,16 +65,21 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import paho.mqtt.client as mqtt
 
 from bench import mqtt_drain
+from bench.common import (
+    DATABASE,
+    code_state,
+    database_url,
+    free_port,
+    prepare_demo,
+    terminate_on_sigterm,
+)
 from bench.ingest import REPO_ROOT, Child, CpuMeter, CpuUse, whistle_executable
 from tests.brokers import Broker, mosquitto_broker
 
-DATABASE = "whistle_bench"
-DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 TOWNSHIP = "qingshui"  # also its gateways' MQTT username (the ACL confines it to its township)
 INGEST_USER = "whistle-ingest"
@@ -207,33 +210,6 @@ class Distribution:
 # --- database and accounts ------------------------------------------------------------------
 
 
-def database_url() -> str:
-    parts = urlsplit(os.environ.get("DATABASE_URL") or DEFAULT_SERVER_URL)
-    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
-
-
-def prepare(url: str) -> None:
-    """Create the bench database if missing; migrate; seed the demo township (idempotent)."""
-    import psycopg
-    from psycopg import sql
-
-    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(maintenance, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "command.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    from command.org.demo import seed_demo
-
-    call_command("migrate", interactive=False, verbosity=0)
-    seed_demo()
-
-
 def dismiss_open_alerts(reason: str) -> int:
     """Dismiss every open alert of the township through the service (timeline row and all), so
     each run starts from the same board: the baseline and nothing else."""
@@ -339,14 +315,6 @@ def api_post(base: str, token: str, path: str, body: dict[str, Any]) -> dict[str
 # --- processes ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def child_env(database: str, redis_url: str, mqtt_url: str) -> dict[str, str]:
     env = {
         **os.environ,
@@ -445,32 +413,6 @@ def server_errors(server: Child, start: float, end: float) -> collections.Counte
         if match:
             found[(match[1] or match[2])[:100]] += 1
     return found
-
-
-def code_state() -> str:
-    """The commit measured, and which code on the measured path had uncommitted changes."""
-    measured = ["streams", "alerts", "command", "frontend"]
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", *measured],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (no git)"
-    changed = sorted({line[3:] for line in dirty if line.strip()})
-    return head + (f" with uncommitted changes in {', '.join(changed)}" if changed else "")
 
 
 def describe_errors(errors: collections.Counter[str]) -> str:
@@ -1279,12 +1221,12 @@ def run(args: argparse.Namespace) -> int:
     redis_url = os.environ.setdefault("REDIS_URL", DEFAULT_REDIS_URL)
     url = database_url()
     progress(f"database {DATABASE}, Redis {redis_url}; preparing (migrate, seed the demo)")
-    prepare(url)
+    prepare_demo(url)
     dismissed = dismiss_open_alerts("bench-latency: fresh board")
     progress(f"dismissed {dismissed} open alerts left from earlier runs")
     accounts = duty_officer()
     topics = sensor_topics()
-    code = code_state()
+    code = code_state(["streams", "alerts", "command", "frontend"])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 4 * args.clients + 1024  # two sets of sockets at most, both ends in this machine
     if soft < wanted:
@@ -1543,14 +1485,6 @@ def _rate(value: float | None) -> str:
     return "?" if value is None else f"{value:.0f}"
 
 
-def _terminate_on_sigterm() -> None:
-    # SIGTERM (from make or CI) unwinds like Ctrl-C, so every finally stops its children.
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.latency", description=__doc__.split("\n\n")[0]
@@ -1572,7 +1506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--fanout-alerts must be from 1 to {len(fanout_pairs())}")
     if args.samples < 1 or args.clients < 1 or args.load_rate <= 0:
         parser.error("--samples, --clients and --load-rate must be positive")
-    _terminate_on_sigterm()
+    terminate_on_sigterm()
     try:
         return run(args)
     except KeyboardInterrupt:
