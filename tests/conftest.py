@@ -29,6 +29,15 @@ def need_service(reason: str) -> None:
     pytest.skip(reason)
 
 
+def signed_in(username: str) -> Any:
+    """A Django test client logged in as a demo user."""
+    from django.test import Client
+
+    client = Client()
+    assert client.login(username=username, password=DEMO_PASSWORDS[username])
+    return client
+
+
 def wait_for(
     condition: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.05, what: str = ""
 ) -> Any:

@@ -3,20 +3,13 @@
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from command.org.models import Device
 from streams.models import Reading
-from tests.conftest import DEMO_PASSWORDS
+from tests.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(username: str) -> Client:
-    client = Client()
-    assert client.login(username=username, password=DEMO_PASSWORDS[username])
-    return client
 
 
 def test_panel_draws_the_last_hour_with_thresholds(demo):

@@ -1,20 +1,13 @@
 """The board's whistle dialog: what it offers, what it refuses, who may use it."""
 
 import pytest
-from django.test import Client
 
 from command.incidents import services
 from command.incidents.models import Whistle
 from command.org.models import Category, Township, User
-from tests.conftest import DEMO_PASSWORDS
+from tests.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(username: str) -> Client:
-    client = Client()
-    assert client.login(username=username, password=DEMO_PASSWORDS[username])
-    return client
 
 
 @pytest.fixture

@@ -5,21 +5,14 @@ import io
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from command.incidents import services
 from command.incidents.models import Summons, Whistle
 from command.org.models import Category, Department, Grid, Township, User
-from tests.conftest import DEMO_PASSWORDS
+from tests.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(username: str) -> Client:
-    client = Client()
-    assert client.login(username=username, password=DEMO_PASSWORDS[username])
-    return client
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from alerts.models import Alert
 from command.incidents.models import Photo
 from command.org.models import User
 from command.org.tokens import api_token_create
-from tests.conftest import DEMO_PASSWORDS
+from tests.conftest import signed_in
 from tests.test_api import call
 
 pytestmark = pytest.mark.django_db
@@ -30,12 +30,6 @@ def upload(raw_token: str, content: bytes, name: str = "photo.jpg"):
         {"file": SimpleUploadedFile(name, content, content_type="image/jpeg")},
         HTTP_AUTHORIZATION=f"Bearer {raw_token}",
     )
-
-
-def signed_in(username: str) -> Client:
-    client = Client()
-    assert client.login(username=username, password=DEMO_PASSWORDS[username])
-    return client
 
 
 def test_report_with_a_photo_shows_it_to_the_township_and_nobody_else(demo):

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from alerts.rules import AlertSpec
@@ -11,15 +10,9 @@ from alerts.services import alert_raise
 from command.incidents import services
 from command.incidents.models import Whistle
 from command.org.models import Category, Department, Township, User
-from tests.conftest import DEMO_PASSWORDS
+from tests.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(username: str) -> Client:
-    client = Client()
-    assert client.login(username=username, password=DEMO_PASSWORDS[username])
-    return client
 
 
 def test_timeline_tells_the_incident_in_order(demo):
