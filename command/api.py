@@ -101,6 +101,21 @@ def visible_incidents(user: User):
     return queryset if townships is None else queryset.filter(township_id__in=townships)
 
 
+def visible_reports(user: User):
+    """Grid reports: a grid officer's own, an officer's townships', none for departments."""
+    from streams.models import GridReport
+
+    queryset = GridReport.objects.select_related(
+        "category", "grid", "township", "alert__incident"
+    ).order_by("-created_at")
+    if user.role == User.Role.GRID_OFFICER:
+        return queryset.filter(reporter=user)
+    if user.role == User.Role.DEPARTMENT_MEMBER and not user.is_superuser:
+        return queryset.none()
+    townships = visible_township_ids(user)
+    return queryset if townships is None else queryset.filter(township_id__in=townships)
+
+
 def visible_summonses(user: User):
     queryset = Summons.objects.select_related("whistle__incident__township", "department")
     if user.is_superuser or user.role == User.Role.ADMINISTRATOR:
@@ -718,19 +733,7 @@ def file_report(request: HttpRequest, body: ReportIn):
 @api.get("/reports", response=list[ReportOut], tags=["reports"])
 def list_reports(request: HttpRequest):
     """A grid officer's own reports and what became of them; officers see their township's."""
-    from streams.models import GridReport
-
-    user = _actor(request)
-    queryset = GridReport.objects.select_related("category", "grid", "alert")
-    if user.role == User.Role.GRID_OFFICER:
-        queryset = queryset.filter(reporter=user)
-    else:
-        townships = visible_township_ids(user)
-        if user.role == User.Role.DEPARTMENT_MEMBER:
-            townships = set()
-        if townships is not None:
-            queryset = queryset.filter(township_id__in=townships)
-    return [_report_out(r) for r in queryset[:200]]
+    return [_report_out(r) for r in visible_reports(_actor(request))[:200]]
 
 
 def api_urls() -> tuple[list[URLPattern | URLResolver], str, str]:

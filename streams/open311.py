@@ -20,12 +20,12 @@ from xml.etree import ElementTree as ET
 
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from command.api import visible_reports
 from command.errors import ActionForbidden, TransitionNotAllowed
 from command.incidents.models import Incident
 from command.org.models import Category, Grid, User
@@ -170,20 +170,6 @@ def _request(report: GridReport, request: HttpRequest) -> dict[str, Any]:
     }
 
 
-def _visible(user: User) -> QuerySet[GridReport]:
-    from command.api import visible_township_ids
-
-    queryset = GridReport.objects.select_related(
-        "category", "grid", "township", "alert__incident"
-    ).order_by("-created_at")
-    if user.role == User.Role.GRID_OFFICER:
-        return queryset.filter(reporter=user)
-    if user.role == User.Role.DEPARTMENT_MEMBER and not user.is_superuser:
-        return queryset.none()
-    townships = visible_township_ids(user)
-    return queryset if townships is None else queryset.filter(township_id__in=townships)
-
-
 def grid_at(township_id: int, lat: float, lon: float) -> Grid | None:
     """The grid whose polygon holds the point (ray casting over the outer ring)."""
     for grid in Grid.objects.filter(township_id=township_id).order_by("kind", "code"):
@@ -216,7 +202,7 @@ def requests(request: HttpRequest) -> list[dict[str, Any]]:
     user = _caller(request)
     if request.method == "POST":
         return [_file(request, user)]
-    queryset = _visible(user)
+    queryset = visible_reports(user)
     query = request.GET
     if query.get("service_request_id"):
         ids = [i for i in query["service_request_id"].split(",") if i.strip().isdigit()]
@@ -241,7 +227,7 @@ def requests(request: HttpRequest) -> list[dict[str, Any]]:
 @_endpoint("service_requests", "request")
 def request_detail(request: HttpRequest, pk: int) -> list[dict[str, Any]]:
     user = _caller(request)
-    report = _visible(user).filter(pk=pk).first()
+    report = visible_reports(user).filter(pk=pk).first()
     if report is None:
         raise Problem(404, f"no request {pk}")
     return [_request(report, request)]
