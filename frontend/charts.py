@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
 
 from alerts.models import AlertRule, Severity
+from alerts.rules import rulebook
 from command.org.models import Device
 from streams.selectors import device_series
 
@@ -41,13 +41,13 @@ class MetricChart:
     thresholds: list[Threshold] = field(default_factory=list)
 
 
-def _latest(device_id: int) -> dict[str, tuple[float, datetime]]:
+def _latest(device_id: int, since: datetime) -> dict[str, tuple[float, datetime]]:
     """The newest reading of each metric the device reported in the window."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT ON (metric) metric, value, time FROM streams_reading"
             " WHERE device_id = %s AND time >= %s ORDER BY metric, time DESC",
-            [device_id, timezone.now() - WINDOW],
+            [device_id, since],
         )
         return {metric: (value, time) for metric, value, time in cursor}
 
@@ -55,15 +55,17 @@ def _latest(device_id: int) -> dict[str, tuple[float, datetime]]:
 def device_charts(device: Device, *, now: datetime | None = None) -> list[MetricChart]:
     now = now or timezone.now()
     start = now - WINDOW
-    rules = AlertRule.objects.filter(
-        Q(device__isnull=True) | Q(device=device),
-        township_id=device.township_id,
-        enabled=True,
-        kind=AlertRule.Kind.THRESHOLD,
-        threshold__isnull=False,
-    )
+    # The township's enabled rules, as ingest holds them (cached): the threshold ones that
+    # apply to this device.
+    rules = [
+        r
+        for r in rulebook.for_township(device.township_id)[0]
+        if r.kind == AlertRule.Kind.THRESHOLD
+        and r.threshold is not None
+        and r.device_id in (None, device.pk)
+    ]
     charts = []
-    for metric, (latest, latest_at) in sorted(_latest(device.pk).items()):
+    for metric, (latest, latest_at) in sorted(_latest(device.pk, start).items()):
         points = device_series(
             device_id=device.pk, metric=metric, start=start, end=now, resolution="minute"
         )

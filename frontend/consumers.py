@@ -118,7 +118,7 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         items = self._marked.setdefault(what, set())
         if item is not None:
             items.add(item)
-        self._events.add(event.get("id") or id(event))
+        self._events.add(event["id"])  # every broadcast has one (command.realtime)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 

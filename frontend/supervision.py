@@ -8,16 +8,16 @@ import zoneinfo
 from datetime import date, datetime, time, timedelta
 
 from django import forms
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from command.incidents.models import Incident
-from command.org import selectors as org_selectors
+from command.incidents import selectors as incident_selectors
+from command.incidents.models import Incident, Summons
 from command.supervision import stats
 from frontend import maps
+from frontend.views import watched_township
 
 
 class PeriodForm(forms.Form):
@@ -47,9 +47,7 @@ def _bounds(start: date, end: date, zone: str) -> tuple[datetime, datetime]:
 
 
 def performance(request: HttpRequest, township: str) -> HttpResponse:
-    found = org_selectors.township_for_board(user=request.user, code=township)  # type: ignore[arg-type]
-    if found is None:
-        raise PermissionDenied
+    found = watched_township(request, township)
     today = timezone.localdate(timezone=zoneinfo.ZoneInfo(found.time_zone))
     # The last 30 days unless the page asks for another period.
     period = {"start": today - timedelta(days=29), "end": today}
@@ -162,14 +160,7 @@ ACTIONS = {
 def incident_timeline(request: HttpRequest, township: str, incident: int) -> HttpResponse:
     """Every step of an incident in order, with the time since it was opened and since the
     first whistle: what a supervisor replays and assesses."""
-    from django.shortcuts import get_object_or_404
-
-    from command.incidents import selectors as incident_selectors
-    from command.incidents.models import Summons
-
-    found = org_selectors.township_for_board(user=request.user, code=township)  # type: ignore[arg-type]
-    if found is None:
-        raise PermissionDenied
+    found = watched_township(request, township)
     target = get_object_or_404(
         Incident.objects.select_related("category", "grid"), pk=incident, township=found
     )
@@ -191,7 +182,7 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
         }
         for e in entries
     ]
-    with timezone.override(zoneinfo.ZoneInfo(found.time_zone)):
+    with timezone.override(found.time_zone):
         return render(
             request,
             "frontend/incident_timeline.html",

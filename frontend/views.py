@@ -16,10 +16,18 @@ from command.incidents import services as incident_services
 from command.incidents.models import Incident
 from command.incidents.photos import visible_photos
 from command.org import selectors as org_selectors
-from command.org.models import User
+from command.org.models import Township, User
 from frontend import maps, rendering
 from frontend.forms import WhistleForm
 from frontend.rendering import summons_inbox_html
+
+
+def watched_township(request: HttpRequest, code: str) -> Township:
+    """The township whose board (and supervision pages) the user may see, else 403."""
+    found = org_selectors.township_for_board(user=request.user, code=code)  # type: ignore[arg-type]
+    if found is None:
+        raise PermissionDenied
+    return found
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -53,9 +61,7 @@ def console(request: HttpRequest, department: str) -> HttpResponse:
 
 
 def board(request: HttpRequest, township: str) -> HttpResponse:
-    found = org_selectors.township_for_board(user=request.user, code=township)  # type: ignore[arg-type]
-    if found is None:
-        raise PermissionDenied
+    found = watched_township(request, township)
     language = translation.get_language() or "zh-hans"
     context = {
         "township": found,
@@ -73,9 +79,7 @@ def board_device(request: HttpRequest, township: str, device: str) -> HttpRespon
     from command.org.models import Device
     from frontend.charts import WIDTH, device_charts
 
-    found = org_selectors.township_for_board(user=request.user, code=township)  # type: ignore[arg-type]
-    if found is None:
-        raise PermissionDenied
+    found = watched_township(request, township)
     target = get_object_or_404(Device.objects.select_related("grid"), township=found, code=device)
     with timezone.override(found.time_zone):
         context = {
@@ -91,9 +95,7 @@ def board_whistle(request: HttpRequest, township: str, incident: int) -> HttpRes
     """The board's whistle dialog (htmx): GET shows it, POST blows the whistle. On success the
     dialog goes away and the incident panel changes through the board's socket, like every
     other change; a refusal is shown in the dialog."""
-    found = org_selectors.township_for_board(user=request.user, code=township)  # type: ignore[arg-type]
-    if found is None:
-        raise PermissionDenied
+    found = watched_township(request, township)
     target = get_object_or_404(
         Incident.objects.select_related("township", "category"), pk=incident, township=found
     )
