@@ -23,7 +23,7 @@ ON CONFLICT (township_id, dedupe_key) WHERE status IN ('new', 'acknowledged')
 DO UPDATE SET count = alerts_alert.count + 1,
               last_seen = GREATEST(alerts_alert.last_seen, EXCLUDED.last_seen),
               detail = EXCLUDED.detail
-RETURNING id, (xmax = 0) AS created, count,
+RETURNING id, (xmax = 0) AS created, count, status,
           (SELECT code FROM org_township WHERE id = alerts_alert.township_id)
 """
 
@@ -51,15 +51,17 @@ def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
                 Jsonb(spec.detail or {}),
             ],
         )
-        alert_id, created, count, township = cursor.fetchone()
+        alert_id, created, count, status, township = cursor.fetchone()
         action = "alert.raised" if created else "alert.updated"
+        # The status as it is after the repeat (a repeat keeps an acknowledged alert
+        # acknowledged): replay rebuilds the board from these rows.
         _changed(
             spec.township_id,
             township,
             alert_id,
             action,
             source=source,
-            after={"status": "new", "count": count, "severity": spec.severity},
+            after={"status": status, "count": count, "severity": spec.severity},
             time=spec.time,
             event=action,
         )

@@ -188,6 +188,7 @@ def incident_open(
             actor=actor,
             source=source,
             after={"status": incident.status, "alerts": [a.pk for a in locked]},
+            time=incident.opened_at,
         )
         for alert in locked:
             before = alert.status
@@ -203,6 +204,9 @@ def incident_open(
                 actor_id=actor.pk,
                 before={"status": before},
                 after={"status": alert.status, "incident": incident.pk},
+                # One moment with the opening: a replay never shows the alert both in the
+                # queue and in the incident.
+                time=incident.opened_at,
             )
             realtime.broadcast_on_commit(
                 realtime.board_group(township.code), {"type": "alert.updated", "alert_id": alert.pk}
@@ -225,6 +229,7 @@ def _set_incident_status(
     actor: User | None,
     source: str,
     action: str,
+    time: datetime | None = None,
     **fields: Any,
 ) -> None:
     before = incident.status
@@ -240,6 +245,7 @@ def _set_incident_status(
         source=source,
         before={"status": before},
         after={"status": status},
+        time=time,
     )
     _broadcast(incident, "incident.updated")
 
@@ -495,6 +501,7 @@ def whistle_blow(
                 actor=actor,
                 source=source,
                 action="incident.dispatched",
+                time=now,  # one moment with the whistle, for a replay
             )
         _broadcast(incident, "whistle.blown", whistle_id=whistle.pk)
     return whistle
@@ -577,6 +584,7 @@ def _summons_changed(
     source: str,
     fields: Sequence[str],
     after: dict[str, Any] | None = None,
+    time: datetime | None = None,
 ) -> None:
     summons.save(update_fields=["status", *fields])
     incident = summons.whistle.incident
@@ -588,6 +596,7 @@ def _summons_changed(
         source=source,
         before={"status": before},
         after={"status": summons.status, **(after or {})},
+        time=time,
     )
     _announce(summons, action)
 
@@ -656,6 +665,7 @@ def summons_check_in(
                 "check_in_longitude",
             ],
             after={"on_time": on_time, "position": [latitude, longitude]},
+            time=now,
         )
         incident = Incident.objects.select_for_update().get(pk=summons.whistle.incident_id)
         if incident.status == Incident.Status.DISPATCHED:
@@ -665,6 +675,7 @@ def summons_check_in(
                 actor=actor,
                 source=source,
                 action="incident.on_site",
+                time=now,  # one moment with the check-in, for a replay
             )
     return summons
 
