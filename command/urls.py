@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
 from command.api import api_urls
-from frontend import supervision, views
+from frontend import replay, supervision, views
 from streams import open311
 
 urlpatterns = [
@@ -28,6 +28,16 @@ urlpatterns = [
         "supervise/<slug:township>/incidents/<int:incident>/",
         supervision.incident_timeline,
         name="incident_timeline",
+    ),
+    path(
+        "supervise/<slug:township>/incidents/<int:incident>/replay/",
+        replay.player,
+        name="replay",
+    ),
+    path(
+        "supervise/<slug:township>/incidents/<int:incident>/replay/frame",
+        replay.frame,
+        name="replay_frame",
     ),
     path("console/<slug:department>/", views.console, name="console"),
     path("report/", views.report, name="report"),

@@ -108,8 +108,11 @@ class Marker:
     code: str = ""
 
 
-def overlay(township: Township, alerts: list[Alert]) -> tuple[list[Marker], list[Marker]]:
-    """Devices with their online state, and the open alerts where they happen."""
+def overlay(
+    township: Township, alerts: list[Alert], *, device_states: bool = True
+) -> tuple[list[Marker], list[Marker]]:
+    """Devices with their online state, and the open alerts where they happen. A replay passes
+    ``device_states=False``: the online state of a past moment is not kept."""
     shaped = base_map(township)
     projection = shaped.projection
     devices = []
@@ -117,7 +120,7 @@ def overlay(township: Township, alerts: list[Alert]) -> tuple[list[Marker], list
     for device in Device.objects.filter(township=township).exclude(latitude=None):
         x, y = projection.point(device.longitude, device.latitude)
         positions[device.pk] = (x, y)
-        state = "online" if device.online else "offline"
+        state = ("online" if device.online else "offline") if device_states else "unknown"
         devices.append(
             Marker(
                 x, y, f"device {device.kind} {state}", device.display_name, device.pk, device.code

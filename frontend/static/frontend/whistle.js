@@ -114,11 +114,12 @@ var Whistle = (function () {
 
 // Countdowns to each summoned department's check-in deadline: green, amber in the last five
 // minutes, red and flashing once overdue. Recomputed every second from the deadline the server
-// rendered, so a re-render or a reconnect never drifts.
+// rendered, so a re-render or a reconnect never drifts. A replay sets window.whistleClock to
+// its own moment, so the same countdowns show the time left as it was then.
 (function () {
   var NEAR = 5 * 60 * 1000;
   function tick() {
-    var now = Date.now();
+    var now = window.whistleClock ? window.whistleClock() : Date.now();
     document.querySelectorAll(".countdown[data-deadline]").forEach(function (item) {
       var remaining = item.querySelector(".remaining");
       if (!remaining) return;
@@ -134,6 +135,7 @@ var Whistle = (function () {
   setInterval(tick, 1000);
   document.addEventListener("DOMContentLoaded", tick);
   document.addEventListener("htmx:wsAfterMessage", tick);
+  document.addEventListener("whistle:clock", tick);
 })();
 
 
@@ -395,4 +397,120 @@ var Whistle = (function () {
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") document.getElementById("device-slot").innerHTML = "";
   });
+})();
+
+// The replay player: plays the incident at 1×, 10× or 60×, pauses, scrubs and steps from event
+// to event. The board can only change at a timeline entry, so a frame is fetched when the clock
+// crosses one (the countdowns follow the clock in between); the newest request wins. Paused,
+// the address holds ?at= so the moment can be linked to.
+(function () {
+  var player = document.getElementById("replay-player");
+  if (!player) return;
+  var moments = JSON.parse(document.getElementById("replay-moments").textContent);
+  var start = Number(player.dataset.start), end = Number(player.dataset.end);
+  var opened = Number(player.dataset.opened);
+  var slider = document.getElementById("replay-slider");
+  var play = player.querySelector('[data-replay="play"]');
+  var problem = document.getElementById("replay-problem");
+  var at = Number(player.dataset.at), speed = 1, playing = false, lastTick = 0;
+  var shownIndex = index(at), wanted = null, loading = false;
+  var format = new Intl.DateTimeFormat("sv-SE", {
+    timeZone: player.dataset.timeZone, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  });
+  window.whistleClock = function () { return at; };
+
+  // How many entries had happened by ``ms``: the frame to show.
+  function index(ms) {
+    var lo = 0, hi = moments.length;
+    while (lo < hi) { var mid = (lo + hi) >> 1; if (moments[mid] <= ms) lo = mid + 1; else hi = mid; }
+    return lo;
+  }
+  function showClock() {
+    document.getElementById("replay-time").textContent = format.format(new Date(at));
+    var minutes = (at - opened) / 60000;
+    document.getElementById("replay-since").textContent = minutes.toFixed(1);
+    slider.value = Math.round((at - start) / 1000);
+    document.dispatchEvent(new CustomEvent("whistle:clock"));
+  }
+  function load() {
+    if (loading) return;
+    var ms = wanted; wanted = null;
+    loading = true;
+    fetch(player.dataset.frame + "?at=" + encodeURIComponent(new Date(ms).toISOString()),
+          { credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error(response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        var parsed = document.createElement("template");
+        parsed.innerHTML = html;
+        Array.from(parsed.content.children).forEach(function (part) {
+          var old = part.id && document.getElementById(part.id);
+          if (old) old.replaceWith(part);
+        });
+        problem.textContent = "";
+        player.dataset.shown = ms;
+        document.dispatchEvent(new CustomEvent("whistle:clock"));
+      })
+      .catch(function () { problem.textContent = player.dataset.failed; if (wanted === null) wanted = ms; })
+      .finally(function () { loading = false; if (wanted !== null) setTimeout(load, problem.textContent ? 1000 : 0); });
+  }
+  function moveTo(ms, fetchAlways) {
+    at = Math.min(Math.max(ms, start), end);
+    showClock();
+    var now = index(at);
+    if (now !== shownIndex || fetchAlways) { shownIndex = now; wanted = at; load(); }
+  }
+  function remember() {
+    var url = new URL(window.location.href);
+    url.searchParams.set("at", new Date(at).toISOString());
+    history.replaceState(null, "", url);
+  }
+  function setPlaying(on) {
+    playing = on && at < end;
+    play.setAttribute("aria-pressed", String(playing));
+    lastTick = performance.now();
+    if (!playing) remember();
+  }
+  function step(direction) {
+    setPlaying(false);
+    var i = index(at);  // moments[i - 1] <= at < moments[i]
+    var target = direction > 0 ? moments[i] : moments[at > moments[i - 1] ? i - 1 : i - 2];
+    if (target === undefined) target = direction > 0 ? end : start;
+    moveTo(target, true);
+    remember();
+  }
+  setInterval(function () {
+    if (!playing) return;
+    var now = performance.now();
+    moveTo(at + (now - lastTick) * speed);
+    lastTick = now;
+    if (at >= end) setPlaying(false);
+  }, 100);
+  play.addEventListener("click", function () {
+    if (!playing && at >= end) moveTo(start);
+    setPlaying(!playing);
+  });
+  player.querySelector('[data-replay="next"]').addEventListener("click", function () { step(1); });
+  player.querySelector('[data-replay="previous"]').addEventListener("click", function () { step(-1); });
+  player.querySelectorAll("[data-speed]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      speed = Number(button.dataset.speed);
+      player.querySelectorAll("[data-speed]").forEach(function (b) {
+        b.setAttribute("aria-checked", String(b === button));
+      });
+    });
+  });
+  slider.addEventListener("input", function () { moveTo(start + Number(slider.value) * 1000); });
+  slider.addEventListener("change", function () { if (!playing) remember(); });
+  document.addEventListener("keydown", function (event) {
+    if (event.target.closest("input, textarea, select, button")) return;
+    if (event.key === " ") { event.preventDefault(); play.click(); }
+    else if (event.key === "ArrowRight") step(1);
+    else if (event.key === "ArrowLeft") step(-1);
+  });
+  player.dataset.shown = at;
+  showClock();
 })();

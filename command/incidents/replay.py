@@ -1,0 +1,225 @@
+"""The board as it was at a moment of an incident, rebuilt from the timeline.
+
+Every change writes a timeline row whose ``after`` holds the fields it set (status, count,
+deadline …). Folding a subject's rows up to a moment in time order gives its state then; the
+rows are the only source, so a replay shows what the command center saw, not today's state.
+
+What a frame holds:
+
+- the alert queue: the township's alerts open at that moment, newest activity first. The
+  candidates are the incident's own alerts and those first seen in the ``ALERT_HORIZON`` before
+  the moment (the queue is read from the top; an alert older than that and never repeated would
+  have sunk far below the fold);
+- the incident with each summoned department as it stood (status, deadline, overdue);
+- the last few timeline entries before the moment, for the player's "what just happened".
+
+The objects are unsaved copies of the models, so the live board's partials render them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.utils.dateparse import parse_datetime
+
+from alerts.models import Alert
+from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
+
+ALERT_HORIZON = timedelta(hours=24)
+QUEUE_LENGTH = 50  # as many rows as the live board keeps
+RECENT = 6
+# Entries that make an alert's repeat: the row's time is the alert's last_seen at that moment.
+_SEEN = ("alert.raised", "alert.updated", "alert.absorbed")
+
+
+@dataclass
+class Frame:
+    at: datetime
+    incident: Incident | None  # None before the incident was opened
+    alerts: list[Alert]
+    open_count: int
+    recent: list[TimelineEntry] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a replay can go: from the incident's first entry to its last, and every moment
+    something happened in between (the player steps from one to the next)."""
+
+    start: datetime
+    end: datetime
+    moments: list[datetime]
+
+
+def _subjects(incident: Incident) -> dict[str, list[int]]:
+    return {
+        "incident": [incident.pk],
+        "whistle": list(incident.whistles.values_list("pk", flat=True)),
+        "summons": list(
+            Summons.objects.filter(whistle__incident=incident).values_list("pk", flat=True)
+        ),
+        "alert": list(incident.alerts.values_list("pk", flat=True)),
+    }
+
+
+_SUBJECT_FILTER = (
+    "(subject_type = 'incident' AND subject_id = ANY(%(incident)s))"
+    " OR (subject_type = 'whistle' AND subject_id = ANY(%(whistle)s))"
+    " OR (subject_type = 'summons' AND subject_id = ANY(%(summons)s))"
+    " OR (subject_type = 'alert' AND subject_id = ANY(%(alert)s))"
+)
+
+
+def incident_span(incident: Incident) -> Span:
+    """The distinct moments of the incident's timeline, in order."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT time FROM {TimelineEntry._meta.db_table}"
+            f" WHERE {_SUBJECT_FILTER} ORDER BY time",
+            _subjects(incident),
+        )
+        moments = [row[0] for row in cursor]
+    if not moments:
+        moments = [incident.opened_at]
+    return Span(start=moments[0], end=moments[-1], moments=moments)
+
+
+def parse_moment(value: str | None, span: Span) -> datetime:
+    """``?at=`` as an ISO 8601 time with its offset, kept inside the span; the start when
+    absent. Raises ``ValueError`` with the reason when it cannot be read."""
+    if not value:
+        return span.start
+    try:
+        at = parse_datetime(value.replace(" ", "+"))  # '+' arrives as a space when unescaped
+    except ValueError:
+        at = None
+    if at is None:
+        raise ValueError("at must be an ISO 8601 time such as 2026-11-23T08:30:00+08:00")
+    if at.tzinfo is None:
+        raise ValueError("at needs its UTC offset, such as +08:00 or Z")
+    return min(max(at, span.start), span.end)
+
+
+def _fold(rows: list[tuple[str, int, str, datetime, Any]]) -> dict[tuple[str, int], dict]:
+    """Each subject's state: the latest value of every field its rows set, and when it was
+    first and last seen."""
+    state: dict[tuple[str, int], dict] = {}
+    for subject_type, subject_id, action, time, after in rows:
+        current = state.setdefault((subject_type, subject_id), {"_first": time, "_actions": set()})
+        if after:
+            # Django reads jsonb through a raw cursor as text (JSONField decodes it itself).
+            current.update(json.loads(after) if isinstance(after, str) else after)
+        current["_actions"].add(action)
+        if action in _SEEN:
+            current["_seen"] = time
+        current["_last"] = time
+    return state
+
+
+def board_at(incident: Incident, at: datetime) -> Frame:
+    """The board of ``incident``'s township at ``at``, as the timeline says it was."""
+    subjects = _subjects(incident)
+    township_id = incident.township_id
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM alerts_alert WHERE township_id = %s"
+            " AND first_seen > %s AND first_seen <= %s",
+            [township_id, at - ALERT_HORIZON, at],
+        )
+        alert_ids = sorted({row[0] for row in cursor} | set(subjects["alert"]))
+        table = TimelineEntry._meta.db_table
+        cursor.execute(
+            f"SELECT subject_type, subject_id, action, time, after FROM {table}"
+            f" WHERE time <= %(at)s AND ({_SUBJECT_FILTER}) ORDER BY time, id",
+            {**subjects, "alert": alert_ids, "at": at},
+        )
+        rows = cursor.fetchall()
+    state = _fold(rows)
+    alerts = _alerts_then(state, township_id)
+    return Frame(
+        at=at,
+        incident=_incident_then(incident, state, at),
+        alerts=alerts[:QUEUE_LENGTH],
+        open_count=len(alerts),
+        recent=_recent(rows, subjects),
+    )
+
+
+def _alerts_then(state: dict[tuple[str, int], dict], township_id: int) -> list[Alert]:
+    ids = [
+        subject_id
+        for (kind, subject_id), fields in state.items()
+        if kind == "alert" and fields.get("status") in Alert.OPEN_STATUSES
+    ]
+    alerts = []
+    for alert in Alert.objects.filter(pk__in=ids, township_id=township_id).select_related(
+        "category", "device", "grid"
+    ):
+        fields = state[("alert", alert.pk)]
+        alert.status = fields["status"]
+        alert.count = fields.get("count", 1)
+        alert.severity = fields.get("severity", alert.severity)
+        alert.first_seen = fields["_first"]
+        alert.last_seen = fields.get("_seen", fields["_first"])
+        alerts.append(alert)
+    alerts.sort(key=lambda a: (a.last_seen, a.pk), reverse=True)
+    return alerts
+
+
+def _incident_then(incident: Incident, state: dict, at: datetime) -> Incident | None:
+    fields = state.get(("incident", incident.pk))
+    if fields is None:
+        return None
+    then = copy.copy(incident)
+    then._state = copy.copy(incident._state)
+    then._state.fields_cache = dict(incident._state.fields_cache)
+    then.status = fields.get("status", incident.status)
+    whistles = []
+    for whistle in Whistle.objects.filter(incident=incident).order_by("blown_at"):
+        if ("whistle", whistle.pk) not in state:
+            continue  # not blown yet
+        summonses = []
+        for summons in (
+            Summons.objects.filter(whistle=whistle)
+            .select_related("department")
+            .order_by("department__code")
+        ):
+            summons_state = state.get(("summons", summons.pk))
+            if summons_state is None:
+                continue
+            summons.status = summons_state.get("status", Summons.Status.NOTIFIED)
+            deadline = summons_state.get("deadline")
+            if deadline:
+                summons.check_in_deadline = datetime.fromisoformat(deadline)
+            summons.overdue = "summons.overdue" in summons_state["_actions"]
+            summons.escalation_level = summons_state.get("level", 0)
+            summonses.append(summons)
+        whistle._prefetched_objects_cache = {"summonses": summonses}
+        whistles.append(whistle)
+    then._prefetched_objects_cache = {"whistles": whistles}
+    return then
+
+
+def _recent(rows: list, subjects: dict[str, list[int]]) -> list[TimelineEntry]:
+    """The incident's last few entries up to the moment, newest first."""
+    own = {(kind, pk) for kind, ids in subjects.items() for pk in ids}
+    recent = []
+    for subject_type, subject_id, action, time, after in reversed(rows):
+        if (subject_type, subject_id) in own:
+            recent.append(
+                TimelineEntry(
+                    subject_type=subject_type,
+                    subject_id=subject_id,
+                    action=action,
+                    time=time,
+                    after=json.loads(after) if isinstance(after, str) else after,
+                )
+            )
+            if len(recent) == RECENT:
+                break
+    return recent

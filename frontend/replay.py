@@ -1,0 +1,125 @@
+"""The replay player: an incident's board at any moment, rebuilt from its timeline and drawn
+with the live board's own partials. The page holds the player; each moment is a frame the
+player fetches, and ``?at=`` links to one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from command.incidents import replay
+from command.incidents.models import Incident, Summons
+from command.org.models import Township
+from frontend import maps
+from frontend.supervision import ACTIONS
+from frontend.views import watched_township
+
+SPEEDS = (1, 10, 60)
+PARTS = (
+    ("overlay", "map_overlay"),
+    ("queue", "alert_queue"),
+    ("count", "open_count"),
+    ("incidents", "incident_panel"),
+    ("clock", "replay_clock"),
+)
+
+
+def _ms(moment: datetime) -> int:
+    """Milliseconds since the epoch, rounded up: a moment in the browser is then never before
+    the entry it stands for (timeline times carry microseconds)."""
+    micro = int(moment.timestamp() * 1_000_000)
+    return -(-micro // 1000)
+
+
+def _incident(request: HttpRequest, township: str, incident: int) -> tuple[Township, Incident]:
+    found = watched_township(request, township)
+    target = get_object_or_404(
+        Incident.objects.select_related("category", "grid", "township"),
+        pk=incident,
+        township=found,
+    )
+    return found, target
+
+
+def frame_parts(township: Township, incident: Incident, frame: replay.Frame) -> dict[str, str]:
+    """The parts of the board a frame replaces, each an element with its id: the map's
+    overlay, the alert queue and its count, the incident panel, the recent entries."""
+    devices, markers = maps.overlay(township, frame.alerts, device_states=False)
+    departments = {
+        s.pk: s.department.display_name
+        for s in Summons.objects.filter(whistle__incident=incident).select_related("department")
+    }
+    context = {
+        "township": township,
+        "alerts": frame.alerts,
+        "open_count": frame.open_count,
+        "incidents": [frame.incident] if frame.incident else [],
+        "map": maps.base_map(township),
+        "devices": devices,
+        "markers": markers,
+        "recent": [
+            {
+                "entry": e,
+                "label": ACTIONS.get(e.action, e.action),
+                "who": departments.get(e.subject_id) if e.subject_type == "summons" else None,
+            }
+            for e in frame.recent
+        ],
+        "at_ms": _ms(frame.at),
+        "replay": True,
+    }
+    with timezone.override(township.time_zone):
+        return {
+            name: render_to_string(f"frontend/partials/{template}.html", context)
+            for name, template in PARTS
+        }
+
+
+def _moment(request: HttpRequest, span: replay.Span) -> datetime:
+    return replay.parse_moment(request.GET.get("at"), span)
+
+
+def player(request: HttpRequest, township: str, incident: int) -> HttpResponse:
+    found, target = _incident(request, township, incident)
+    span = replay.incident_span(target)
+    try:
+        at = _moment(request, span)
+    except ValueError as problem:
+        return HttpResponse(str(problem), status=400, content_type="text/plain; charset=utf-8")
+    moments = [_ms(m) for m in span.moments]
+    length = max(moments[-1] - moments[0], 1)
+    # One tick per thousandth of the span at most: a 10,000-entry timeline stays a light page.
+    ticks = sorted({round(1000 * (m - moments[0]) / length) / 10 for m in moments})
+    context = {
+        "township": found,
+        "incident": target,
+        "at": at,
+        "at_ms": _ms(at),
+        "at_seconds": (_ms(at) - moments[0]) // 1000,
+        "span_seconds": -(-length // 1000),
+        "opened_ms": _ms(target.opened_at),
+        "since_opened": at - target.opened_at,
+        "moments_ms": moments,
+        "ticks": ticks,
+        "speeds": SPEEDS,
+        "tiles": maps.tiles(found, settings.WHISTLE_MAP_TILES),
+        "map": maps.base_map(found),
+        "parts": frame_parts(found, target, replay.board_at(target, at)),
+    }
+    with timezone.override(found.time_zone):
+        return render(request, "frontend/replay.html", context)
+
+
+def frame(request: HttpRequest, township: str, incident: int) -> HttpResponse:
+    found, target = _incident(request, township, incident)
+    span = replay.incident_span(target)
+    try:
+        at = _moment(request, span)
+    except ValueError as problem:
+        return HttpResponse(str(problem), status=400, content_type="text/plain; charset=utf-8")
+    return HttpResponse("".join(frame_parts(found, target, replay.board_at(target, at)).values()))
