@@ -190,6 +190,17 @@ class SummonsOut(Schema):
         )
 
 
+class TimelineOut(Schema):
+    time: datetime
+    subject_type: str
+    subject_id: int
+    action: str
+    source: str
+    actor: str | None
+    before: dict | None
+    after: dict | None
+
+
 class EvidenceOut(Schema):
     kind: str
     url: str
@@ -208,6 +219,14 @@ class IncidentOut(Schema):
     settled_level: str
     evidence: list[EvidenceOut]
     summonses: list[SummonsOut]
+    description: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    feedback: str = ""
+    # Only with ?timeline=true: the incident as one document, for archives and other systems.
+    timeline: list[TimelineOut] | None = None
 
     @staticmethod
     def from_incident(incident: Incident) -> IncidentOut:
@@ -229,6 +248,12 @@ class IncidentOut(Schema):
                 for e in incident.evidence
             ],
             summonses=[SummonsOut.from_summons(s) for s in summonses],
+            description=incident.description,
+            latitude=incident.latitude,
+            longitude=incident.longitude,
+            resolved_at=incident.resolved_at,
+            closed_at=incident.closed_at,
+            feedback=incident.feedback,
         )
 
 
@@ -288,17 +313,6 @@ class CloseIn(Schema):
 class DepartmentOut(Schema):
     code: str
     name: str
-
-
-class TimelineOut(Schema):
-    time: datetime
-    subject_type: str
-    subject_id: int
-    action: str
-    source: str
-    actor: str | None
-    before: dict | None
-    after: dict | None
 
 
 # --- alerts -----------------------------------------------------------------------------------
@@ -402,10 +416,13 @@ def open_incident(request: HttpRequest, body: IncidentIn):
 
 
 @api.get("/incidents/{incident_id}", response=IncidentOut, tags=["incidents"])
-def get_incident(request: HttpRequest, incident_id: int):
-    return IncidentOut.from_incident(
-        get_object_or_404(visible_incidents(_actor(request)), pk=incident_id)
-    )
+def get_incident(request: HttpRequest, incident_id: int, timeline: bool = False):
+    """The incident with every summons; with ``timeline=true`` also every step, in order."""
+    incident = get_object_or_404(visible_incidents(_actor(request)), pk=incident_id)
+    found = IncidentOut.from_incident(incident)
+    if timeline:
+        found.timeline = _timeline(incident)
+    return found
 
 
 @api.get(
@@ -544,8 +561,10 @@ def add_evidence(request: HttpRequest, incident_id: int, body: EvidenceIn):
 
 @api.get("/incidents/{incident_id}/timeline", response=list[TimelineOut], tags=["incidents"])
 def incident_timeline(request: HttpRequest, incident_id: int):
-    incident = get_object_or_404(visible_incidents(_actor(request)), pk=incident_id)
-    entries = incident_selectors.incident_timeline(incident=incident)
+    return _timeline(get_object_or_404(visible_incidents(_actor(request)), pk=incident_id))
+
+
+def _timeline(incident: Incident) -> list[TimelineOut]:
     return [
         TimelineOut(
             time=e.time,
@@ -557,7 +576,7 @@ def incident_timeline(request: HttpRequest, incident_id: int):
             before=e.before,
             after=e.after,
         )
-        for e in entries
+        for e in incident_selectors.incident_timeline(incident=incident)
     ]
 
 

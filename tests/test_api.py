@@ -172,6 +172,11 @@ def test_the_loop_through_the_api_with_tokens(token):
     ]
     sources = {e["source"] for e in call("get", f"/incidents/{incident}/timeline", duty).json()}
     assert sources == {"api"}
+    # The incident as one JSON document, its timeline included on request.
+    document = call("get", f"/incidents/{incident}?timeline=true", duty).json()
+    assert [e["action"] for e in document["timeline"]] == actions
+    assert document["feedback"] == "道路恢复通行" and document["closed_at"] is not None
+    assert call("get", f"/incidents/{incident}", duty).json()["timeline"] is None
 
 
 def test_alert_acknowledge_and_dismiss(token):

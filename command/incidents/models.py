@@ -52,6 +52,16 @@ class TimelineEntry(models.Model):
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.action} {self.subject_type}#{self.subject_id}"
 
 
+# Rows written by one change share its moment. Within a moment they are read in the order the
+# change made them: the whistle, then its summonses, then the incident's new status (dispatched,
+# on site), then the alerts it absorbed (escalated). SQL for ORDER BY after ``time``.
+TIMELINE_TIE_RANK = (
+    "CASE subject_type WHEN 'whistle' THEN 0 WHEN 'summons' THEN 1 WHEN 'incident' THEN 2"
+    " ELSE 3 END"
+)
+TIMELINE_TIE_ORDER = f"{TIMELINE_TIE_RANK}, subject_id, action"
+
+
 class Incident(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", _("Open")

@@ -28,7 +28,13 @@ from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from alerts.models import Alert
-from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
+from command.incidents.models import (
+    TIMELINE_TIE_ORDER,
+    Incident,
+    Summons,
+    TimelineEntry,
+    Whistle,
+)
 
 ALERT_HORIZON = timedelta(hours=24)
 QUEUE_LENGTH = 50  # as many rows as the live board keeps
@@ -135,7 +141,7 @@ def board_at(incident: Incident, at: datetime) -> Frame:
         table = TimelineEntry._meta.db_table
         cursor.execute(
             f"SELECT subject_type, subject_id, action, time, after FROM {table}"
-            f" WHERE time <= %(at)s AND ({_SUBJECT_FILTER}) ORDER BY time, id",
+            f" WHERE time <= %(at)s AND ({_SUBJECT_FILTER}) ORDER BY time, {TIMELINE_TIE_ORDER}",
             {**subjects, "alert": alert_ids, "at": at},
         )
         rows = cursor.fetchall()

@@ -107,8 +107,9 @@ def incident_timeline(*, incident) -> list:
     """Every timeline entry of an incident in order: its own, its whistles', its summonses'
     and those of the alerts it was opened from or absorbed (their repeats included)."""
     from django.db.models import Q
+    from django.db.models.expressions import RawSQL
 
-    from command.incidents.models import TimelineEntry
+    from command.incidents.models import TIMELINE_TIE_RANK, TimelineEntry
 
     whistles = list(incident.whistles.values_list("pk", flat=True))
     summonses = list(
@@ -123,5 +124,6 @@ def incident_timeline(*, incident) -> list:
             | Q(subject_type="alert", subject_id__in=alerts)
         )
         .select_related("actor")
-        .order_by("time")
+        .annotate(_tie=RawSQL(TIMELINE_TIE_RANK, []))
+        .order_by("time", "_tie", "subject_id", "action")
     )
