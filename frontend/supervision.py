@@ -159,7 +159,10 @@ ACTIONS = {
 
 def incident_timeline(request: HttpRequest, township: str, incident: int) -> HttpResponse:
     """Every step of an incident in order, with the time since it was opened and since the
-    first whistle: what a supervisor replays and assesses."""
+    first whistle: what a supervisor replays and assesses, with the sensor history of the
+    devices involved."""
+    from frontend.charts import WIDTH, incident_history
+
     found = watched_township(request, township)
     target = get_object_or_404(
         Incident.objects.select_related("category", "grid"), pk=incident, township=found
@@ -182,9 +185,16 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
         }
         for e in entries
     ]
+    history = incident_history(target, resolution=request.GET.get("resolution"))
     with timezone.override(found.time_zone):
         return render(
             request,
             "frontend/incident_timeline.html",
-            {"township": found, "incident": target, "rows": rows},
+            {
+                "township": found,
+                "incident": target,
+                "rows": rows,
+                "history": history,
+                "width": WIDTH,
+            },
         )

@@ -76,3 +76,21 @@ def device_series(
                 [STEPS[resolution], ORIGIN, device_id, metric, start, end],
             )
         return [Point(t, float(a), float(lo), float(hi), int(n)) for t, a, lo, hi, n in cursor]
+
+
+def device_metrics(
+    *, device_ids: list[int], start: datetime, end: datetime
+) -> dict[int, list[str]]:
+    """The metrics each device reported in the window, sorted: what there is to chart."""
+    if not device_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT device_id, metric FROM streams_reading"
+            " WHERE device_id = ANY(%s) AND time >= %s AND time < %s ORDER BY device_id, metric",
+            [list(device_ids), start, end],
+        )
+        found: dict[int, list[str]] = {}
+        for device_id, metric in cursor:
+            found.setdefault(device_id, []).append(metric)
+        return found

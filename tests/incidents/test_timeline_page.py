@@ -70,6 +70,9 @@ def test_timeline_tells_the_incident_in_order(demo):
     assert check_in["since_opened"] >= check_in["since_whistle"]
     html = response.content.decode()
     assert 'data-action="summons.done"' in html and "已清理" in html
+    # Each step links to the replay at its moment.
+    replay_at = f"/supervise/qingshui/incidents/{incident.pk}/replay/?at="
+    assert html.count(replay_at) == len(response.context["rows"])
 
 
 def test_timeline_is_for_the_township_only(demo):
