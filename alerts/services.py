@@ -28,6 +28,9 @@ RETURNING id, (xmax = 0) AS created, count, status,
 """
 
 
+_TOLD = ("metric", "value", "threshold", "rate", "label", "score", "report")
+
+
 def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
     """Raise an alert or count a repeat of the open one with the same key.
 
@@ -61,7 +64,14 @@ def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
             alert_id,
             action,
             source=source,
-            after={"status": status, "count": count, "severity": spec.severity},
+            after={
+                "status": status,
+                "count": count,
+                "severity": spec.severity,
+                # What crossed the line (the reading and its threshold, the camera's label and
+                # score, the grid report): the timeline tells why the alert was raised.
+                **{k: v for k, v in (spec.detail or {}).items() if k in _TOLD},
+            },
             time=spec.time,
             event=action,
         )

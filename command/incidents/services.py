@@ -244,7 +244,9 @@ def _set_incident_status(
         actor=actor,
         source=source,
         before={"status": before},
-        after={"status": status},
+        # The closing's feedback and 631 level belong to the timeline too; the times are the
+        # entry's own.
+        after={"status": status, **{k: v for k, v in fields.items() if isinstance(v, str)}},
         time=time,
     )
     _broadcast(incident, "incident.updated")

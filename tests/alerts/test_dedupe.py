@@ -1,5 +1,6 @@
 """One open alert per key, even when ingest workers raise it at the same moment."""
 
+import dataclasses
 import threading
 from datetime import timedelta
 
@@ -69,3 +70,39 @@ def test_a_closed_alert_does_not_swallow_the_next_occurrence(demo):
     Alert.objects.filter(pk=first).update(status=Alert.Status.DISMISSED)
     second, created = alert_raise(spec=spec)
     assert created and second != first
+
+
+def test_the_timeline_tells_what_crossed_the_line(demo):
+    """A threshold alert's timeline rows carry the reading and the threshold; a repeat of an
+    acknowledged alert is recorded as acknowledged."""
+    from alerts.services import alert_acknowledge
+    from command.incidents.models import TimelineEntry
+
+    township = Township.objects.get(code="qingshui")
+    spec = AlertSpec(
+        township_id=township.pk,
+        category_code="flood",
+        severity="critical",
+        source="sensor",
+        title="积水: water_level 0.82 @ wl-01",
+        dedupe_key="rule:1:wl-01",
+        time=timezone.now(),
+        detail={"metric": "water_level", "value": 0.82, "threshold": 0.5, "rule": 1},
+    )
+    alert_id, _ = alert_raise(spec=spec)
+    alert_acknowledge(alert_id=alert_id, actor_id=None, township_ids=None)
+    alert_raise(spec=dataclasses.replace(spec, time=timezone.now()))
+    raised, _ack, repeated = TimelineEntry.objects.filter(subject_id=alert_id).order_by("time")
+    assert raised.after == {
+        "status": "new",
+        "count": 1,
+        "severity": "critical",
+        "metric": "water_level",
+        "value": 0.82,
+        "threshold": 0.5,
+    }
+    assert (repeated.action, repeated.after["status"], repeated.after["count"]) == (
+        "alert.updated",
+        "acknowledged",
+        2,
+    )

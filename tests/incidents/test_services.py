@@ -175,6 +175,12 @@ def test_summons_lifecycle_and_incident_states(people, township):
         "incident.resolved",
         "incident.closed",
     ]
+    closing = TimelineEntry.objects.get(subject_id=incident.pk, action="incident.closed")
+    assert closing.after == {
+        "status": "closed",
+        "feedback": "车辆已挪走",
+        "settled_level": "township",
+    }
     with pytest.raises(TransitionNotAllowed):
         blow(people, incident, "chengguan")
 
