@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null && echo "sudo -n"))
 
-.PHONY: install demo test lint format system-packages bench clean bench-dispatch bench-latency
+.PHONY: install demo test lint format system-packages bench clean bench-dispatch bench-latency \
+	bench-replay
 
 install: $(STAMP)
 
@@ -73,3 +74,10 @@ bench-dispatch: install
 # daphne, Redis, PostgreSQL, chromium; a few minutes). Needs mosquitto and chromium.
 bench-latency: install
 	$(BIN)/python -m bench.latency
+
+# A supervisor's waits on a generated year of one township (~10 million readings, 20,000
+# incidents, one with a 10,000-entry timeline, in its own database whistle_bench_replay, made
+# once in about a minute and a half and kept): the timeline page, a replay frame, the 30-day
+# department table (Django's test client, PostgreSQL). Reports; exits 0 whether met or not.
+bench-replay: install
+	$(BIN)/python -m bench.replay

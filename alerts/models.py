@@ -78,7 +78,12 @@ class Alert(models.Model):
                 name="uniq_open_alert_per_key",
             )
         ]
-        indexes = [models.Index(fields=["township", "status", "-last_seen"])]
+        indexes = [
+            models.Index(fields=["township", "status", "-last_seen"]),
+            # Alerts of a period whatever their status: a replay's queue (those first seen in
+            # the day before its moment), today's figures, a year of history.
+            models.Index(fields=["township", "first_seen"]),
+        ]
 
     def __str__(self) -> str:
         return self.title

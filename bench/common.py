@@ -17,23 +17,24 @@ DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def database_url() -> str:
-    """The bench database on the server DATABASE_URL points at (default: local PostgreSQL)."""
+def database_url(name: str = DATABASE) -> str:
+    """Database ``name`` on the server DATABASE_URL points at (default: local PostgreSQL)."""
     parts = urlsplit(os.environ.get("DATABASE_URL") or DEFAULT_SERVER_URL)
-    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def prepare_database(url: str) -> None:
-    """Create the bench database if missing, then start Django on it and migrate."""
+    """Create the database ``url`` names if missing, then start Django on it and migrate."""
     import psycopg
     from psycopg import sql
 
+    name = urlsplit(url).path.lstrip("/")
     maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
     with psycopg.connect(maintenance, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE])
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
         if not found.fetchone():
-            print(f"[bench] creating database {DATABASE}", file=sys.stderr, flush=True)
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+            print(f"[bench] creating database {name}", file=sys.stderr, flush=True)
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     # Settings read DATABASE_URL once, at django.setup().
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "command.settings")
