@@ -80,15 +80,11 @@ def frame_parts(township: Township, incident: Incident, frame: replay.Frame) -> 
         }
 
 
-def _moment(request: HttpRequest, span: replay.Span) -> datetime:
-    return replay.parse_moment(request.GET.get("at"), span)
-
-
 def player(request: HttpRequest, township: str, incident: int) -> HttpResponse:
     found, target = _incident(request, township, incident)
     span = replay.incident_span(target)
     try:
-        at = _moment(request, span)
+        at = replay.parse_moment(request.GET.get("at"), span)
     except ValueError as problem:
         return HttpResponse(str(problem), status=400, content_type="text/plain; charset=utf-8")
     moments = [_ms(m) for m in span.moments]
@@ -116,10 +112,10 @@ def player(request: HttpRequest, township: str, incident: int) -> HttpResponse:
 
 
 def frame(request: HttpRequest, township: str, incident: int) -> HttpResponse:
+    """One moment (``?at=``, required); the player only asks for moments inside the span."""
     found, target = _incident(request, township, incident)
-    span = replay.incident_span(target)
     try:
-        at = _moment(request, span)
+        at = replay.parse_moment(request.GET.get("at"))
     except ValueError as problem:
         return HttpResponse(str(problem), status=400, content_type="text/plain; charset=utf-8")
     return HttpResponse("".join(frame_parts(found, target, replay.board_at(target, at)).values()))

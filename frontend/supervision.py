@@ -167,24 +167,21 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
     target = get_object_or_404(
         Incident.objects.select_related("category", "grid"), pk=incident, township=found
     )
-    entries = incident_selectors.incident_timeline(incident=target)
+    every = request.GET.get("all") == "1"
+    rows = incident_selectors.incident_timeline_rows(incident=target, collapse=not every)
     departments = {
         s.pk: s.department.display_name
         for s in Summons.objects.filter(whistle__incident=target).select_related("department")
     }
     first_whistle = target.whistles.order_by("blown_at").values_list("blown_at", flat=True).first()
-    rows = [
-        {
-            "entry": e,
-            "label": ACTIONS.get(e.action, e.action),
-            "who": departments.get(e.subject_id) if e.subject_type == "summons" else None,
-            "since_opened": e.time - target.opened_at,
-            "since_whistle": e.time - first_whistle
-            if first_whistle and e.time >= first_whistle
-            else None,
-        }
-        for e in entries
-    ]
+    for row in rows:
+        e = row.entry
+        row.label = ACTIONS.get(e.action, e.action)
+        row.who = departments.get(e.subject_id) if e.subject_type == "summons" else None
+        row.since_opened = e.time - target.opened_at
+        row.since_whistle = (
+            e.time - first_whistle if first_whistle and e.time >= first_whistle else None
+        )
     history = incident_history(target, resolution=request.GET.get("resolution"))
     with timezone.override(found.time_zone):
         return render(
@@ -194,6 +191,8 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
                 "township": found,
                 "incident": target,
                 "rows": rows,
+                "every": every,
+                "collapsed": sum(r.repeats for r in rows if r.repeats > 1),
                 "history": history,
                 "width": WIDTH,
             },

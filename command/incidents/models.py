@@ -55,9 +55,11 @@ class TimelineEntry(models.Model):
 # Rows written by one change share its moment. Within a moment they are read in the order the
 # change made them: the whistle, then its summonses, then the incident's new status (dispatched,
 # on site), then the alerts it absorbed (escalated). SQL for ORDER BY after ``time``.
+TIMELINE_TIE_RANKS = {"whistle": 0, "summons": 1, "incident": 2}  # alerts after: 3
 TIMELINE_TIE_RANK = (
-    "CASE subject_type WHEN 'whistle' THEN 0 WHEN 'summons' THEN 1 WHEN 'incident' THEN 2"
-    " ELSE 3 END"
+    "CASE subject_type "
+    + " ".join(f"WHEN '{kind}' THEN {rank}" for kind, rank in TIMELINE_TIE_RANKS.items())
+    + " ELSE 3 END"
 )
 TIMELINE_TIE_ORDER = f"{TIMELINE_TIE_RANK}, subject_id, action"
 

@@ -196,6 +196,9 @@ def test_span_and_moment_parsing(handled):
         replay.parse_moment("yesterday", span)
     with pytest.raises(ValueError, match="offset"):
         replay.parse_moment("2026-11-23T08:00:00", span)
+    with pytest.raises(ValueError, match="required"):
+        replay.parse_moment(None)  # a frame names its moment
+    assert replay.parse_moment(late) == span.end + timedelta(days=3)  # unclamped without a span
 
 
 def test_player_page_and_frames(handled):

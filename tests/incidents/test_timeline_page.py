@@ -54,7 +54,7 @@ def test_timeline_tells_the_incident_in_order(demo):
         f"/supervise/qingshui/incidents/{incident.pk}/", HTTP_ACCEPT_LANGUAGE="zh"
     )
     assert response.status_code == 200
-    actions = [row["entry"].action for row in response.context["rows"]]
+    actions = [row.entry.action for row in response.context["rows"]]
     for earlier, later in [
         ("alert.raised", "alert.updated"),
         ("alert.updated", "incident.opened"),
@@ -62,12 +62,10 @@ def test_timeline_tells_the_incident_in_order(demo):
         ("summons.checked_in", "summons.done"),
     ]:
         assert actions.index(earlier) < actions.index(later), actions
-    check_in = next(
-        r for r in response.context["rows"] if r["entry"].action == "summons.checked_in"
-    )
-    assert check_in["who"] == "青山区城管执法局"
-    assert timedelta(0) <= check_in["since_whistle"] < timedelta(minutes=1)
-    assert check_in["since_opened"] >= check_in["since_whistle"]
+    check_in = next(r for r in response.context["rows"] if r.entry.action == "summons.checked_in")
+    assert check_in.who == "青山区城管执法局"
+    assert timedelta(0) <= check_in.since_whistle < timedelta(minutes=1)
+    assert check_in.since_opened >= check_in.since_whistle
     html = response.content.decode()
     assert 'data-action="summons.done"' in html and "已清理" in html
     # Each step links to the replay at its moment.
@@ -89,3 +87,48 @@ def test_timeline_is_for_the_township_only(demo):
         signed_in("duty").get(f"/supervise/qingshui/incidents/{incident.pk + 999}/").status_code
         == 404
     )
+
+
+def test_a_night_of_repeats_is_one_row(demo):
+    """Consecutive repeats of one alert read as a run: how many, from when to when, the
+    readings' range; every entry is a click away."""
+    township = Township.objects.get(code="qingshui")
+    from alerts.models import Alert
+
+    for n, value in enumerate([0.61, 0.92, 0.75, 0.58, 0.7]):
+        alert_id, _created = alert_raise(
+            spec=AlertSpec(
+                township_id=township.pk,
+                category_code="flood",
+                severity="critical",
+                source="sensor",
+                title="积水",
+                dedupe_key="rule:1:wl-01",
+                time=timezone.now() - timedelta(seconds=10 - n),
+                detail={"metric": "water_level", "value": value, "threshold": 0.5},
+            )
+        )
+    incident = services.incident_open(
+        actor=User.objects.get(username="duty"),
+        township=township,
+        category=Category.objects.get(code="flood"),
+        severity="critical",
+        title="下穿桥积水",
+        alerts=[Alert.objects.get(pk=alert_id)],
+    )
+    url = f"/supervise/qingshui/incidents/{incident.pk}/"
+    supervisor = signed_in("supervisor")
+    runs = supervisor.get(url, HTTP_ACCEPT_LANGUAGE="en")
+    rows = runs.context["rows"]
+    assert [(r.entry.action, r.repeats) for r in rows] == [
+        ("alert.raised", 1),
+        ("alert.updated", 4),
+        ("incident.opened", 1),
+        ("alert.escalated", 1),
+    ]
+    run = rows[1]
+    assert (run.first_count, run.entry.after["count"], run.low, run.high) == (2, 5, 0.58, 0.92)
+    html = runs.content.decode()
+    assert 'data-repeats="4"' in html and "0.58 – 0.92" in html and "?all=1" in html
+    every = supervisor.get(url, {"all": "1"}).context["rows"]
+    assert [r.entry.action for r in every].count("alert.updated") == 4
