@@ -116,6 +116,16 @@ class EmbeddedBroker:
             return
         self._started.set()
         self._loop.run_forever()
+        # Stopped: finish what the broker left running here, in this thread. A coroutine left
+        # suspended on a live loop is collected at interpreter exit from whatever thread runs
+        # then, which crashed the demo's shutdown now and then (a segfault in the collector).
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        self._loop.close()
 
     def start(self) -> EmbeddedBroker:
         logging.getLogger("amqtt").setLevel(logging.WARNING)
@@ -131,9 +141,11 @@ class EmbeddedBroker:
             return
         future = asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop)
         with contextlib.suppress(Exception):
-            future.result(5)
+            future.result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        self._thread.join(20)
+        if self._thread.is_alive():
+            logging.getLogger("whistle").warning("embedded MQTT broker did not stop within 30 s")
         with contextlib.suppress(FileNotFoundError):
             (data_dir() / "embedded-mqtt.json").unlink()
 

@@ -32,7 +32,8 @@ class DemoProcess:
             and not k.startswith("DJANGO_")
             and not k.startswith("PYTEST")
         }
-        env.update(WHISTLE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+        # A native crash prints every thread's stack into the output the assertions show.
+        env.update(WHISTLE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [
