@@ -10,7 +10,9 @@ What a frame holds:
   candidates are the incident's own alerts and those first seen in the ``ALERT_HORIZON`` before
   the moment (the queue is read from the top; an alert older than that and never repeated would
   have sunk far below the fold);
-- the incident with each summoned department as it stood (status, deadline, overdue);
+- the incident with each summoned department as it stood (status, deadline, overdue), above
+  the township's other incidents being handled then (opened before the moment, resolved after
+  it), each rebuilt the same way;
 - the last few timeline entries before the moment, for the player's "what just happened".
 
 The objects are unsaved copies of the models, so the live board's partials render them.
@@ -25,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
+from django.db.models import Prefetch, Q
 from django.utils.dateparse import parse_datetime
 
 from alerts.models import Alert
@@ -33,6 +36,7 @@ from command.incidents.selectors import subject_arrays, timeline_subjects
 
 ALERT_HORIZON = timedelta(hours=24)
 QUEUE_LENGTH = 50  # as many rows as the live board keeps
+OTHER_INCIDENTS = 19  # the live panel lists 20 incidents
 RECENT = 6
 # Entries that make an alert's repeat: the row's time is the alert's last_seen at that moment.
 _SEEN = ("alert.raised", "alert.updated", "alert.absorbed")
@@ -42,6 +46,7 @@ _SEEN = ("alert.raised", "alert.updated", "alert.absorbed")
 class Frame:
     at: datetime
     incident: Incident | None  # None before the incident was opened
+    others: list[Incident]  # the township's other incidents being handled then
     alerts: list[Alert]
     open_count: int
     recent: list[TimelineEntry] = field(default_factory=list)
@@ -143,10 +148,33 @@ CROSS JOIN LATERAL (
 """
 
 
+def _others(incident: Incident, at: datetime) -> list[Incident]:
+    """The township's other incidents being handled at ``at`` (opened, not yet resolved), as
+    the live board's panel would have listed them, newest first."""
+    return list(
+        Incident.objects.filter(township_id=incident.township_id, opened_at__lte=at)
+        .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gt=at))
+        .exclude(pk=incident.pk)
+        .select_related("category", "grid", "township")
+        .order_by("-opened_at")[:OTHER_INCIDENTS]
+    )
+
+
 def board_at(incident: Incident, at: datetime) -> Frame:
     """The board of ``incident``'s township at ``at``, as the timeline says it was."""
     subjects = timeline_subjects(incident)
     township_id = incident.township_id
+    others = _others(incident, at)
+    whistles = list(
+        Whistle.objects.filter(incident__in=[incident, *others])
+        .prefetch_related(
+            Prefetch(
+                "summonses",
+                queryset=Summons.objects.select_related("department").order_by("department__code"),
+            )
+        )
+        .order_by("blown_at")
+    )
     table = TimelineEntry._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
@@ -155,10 +183,13 @@ def board_at(incident: Incident, at: datetime) -> Frame:
             [township_id, at - ALERT_HORIZON, at],
         )
         alert_ids = sorted({row[0] for row in cursor} | set(subjects["alert"]))
-        cursor.execute(
-            _STATE_ROWS.format(table=table),
-            {**subject_arrays({**subjects, "alert": alert_ids}), "at": at},
-        )
+        everything = {
+            "incident": [incident.pk, *(o.pk for o in others)],
+            "whistle": [w.pk for w in whistles],
+            "summons": [s.pk for w in whistles for s in w.summonses.all()],
+            "alert": alert_ids,
+        }
+        cursor.execute(_STATE_ROWS.format(table=table), {**subject_arrays(everything), "at": at})
         rows = _in_order(cursor.fetchall())
         cursor.execute(
             _RECENT_ROWS.format(table=table, n=RECENT), {**subject_arrays(subjects), "at": at}
@@ -168,7 +199,12 @@ def board_at(incident: Incident, at: datetime) -> Frame:
     alerts = _alerts_then(state, township_id)
     return Frame(
         at=at,
-        incident=_incident_then(incident, state, at),
+        incident=_incident_then(incident, state, whistles),
+        others=[
+            then
+            for then in (_incident_then(other, state, whistles) for other in others)
+            if then is not None and then.status in Incident.ACTIVE_STATUSES
+        ],
         alerts=alerts[:QUEUE_LENGTH],
         open_count=len(alerts),
         recent=[
@@ -205,7 +241,9 @@ def _alerts_then(state: dict[tuple[str, int], dict], township_id: int) -> list[A
     return alerts
 
 
-def _incident_then(incident: Incident, state: dict, at: datetime) -> Incident | None:
+def _incident_then(incident: Incident, state: dict, whistles: list[Whistle]) -> Incident | None:
+    """A copy of ``incident`` with its status, whistles and summonses as ``state`` has them
+    (None before it was opened)."""
     fields = state.get(("incident", incident.pk))
     if fields is None:
         return None
@@ -213,19 +251,17 @@ def _incident_then(incident: Incident, state: dict, at: datetime) -> Incident | 
     then._state = copy.copy(incident._state)
     then._state.fields_cache = dict(incident._state.fields_cache)
     then.status = fields.get("status", incident.status)
-    whistles = []
-    for whistle in Whistle.objects.filter(incident=incident).order_by("blown_at"):
-        if ("whistle", whistle.pk) not in state:
-            continue  # not blown yet
+    blown = []
+    for whistle in whistles:
+        if whistle.incident_id != incident.pk or ("whistle", whistle.pk) not in state:
+            continue  # another incident's, or not blown yet
+        whistle = copy.copy(whistle)
         summonses = []
-        for summons in (
-            Summons.objects.filter(whistle=whistle)
-            .select_related("department")
-            .order_by("department__code")
-        ):
+        for summons in whistle.summonses.all():
             summons_state = state.get(("summons", summons.pk))
             if summons_state is None:
                 continue
+            summons = copy.copy(summons)
             summons.status = summons_state.get("status", Summons.Status.NOTIFIED)
             deadline = summons_state.get("deadline")
             if deadline:
@@ -234,6 +270,6 @@ def _incident_then(incident: Incident, state: dict, at: datetime) -> Incident | 
             summons.escalation_level = summons_state.get("level", 0)
             summonses.append(summons)
         whistle._prefetched_objects_cache = {"summonses": summonses}
-        whistles.append(whistle)
-    then._prefetched_objects_cache = {"whistles": whistles}
+        blown.append(whistle)
+    then._prefetched_objects_cache = {"whistles": blown}
     return then

@@ -255,3 +255,43 @@ def test_replay_is_for_the_township_only(handled):
     assert signed_in("chengguan").get(base + "frame").status_code == 403
     missing = f"/supervise/qingshui/incidents/{incident.pk + 999}/replay/frame"
     assert signed_in("supervisor").get(missing).status_code == 404
+
+
+def test_the_panel_shows_the_other_incidents_being_handled_then(handled):
+    """The board listed every incident being handled: one still open then is there (under the
+    replayed one), one resolved before the moment is not."""
+    incident = handled["incident"]
+    duty = User.objects.get(username="duty")
+    township = Township.objects.get(code="qingshui")
+    at = _moment(incident, "whistle.blown")
+
+    def other(title: str, opened: timedelta, resolved: timedelta | None) -> Incident:
+        found = services.incident_open(
+            actor=duty,
+            township=township,
+            category=Category.objects.get(code="parking"),
+            severity="minor",
+            title=title,
+        )
+        # Its own timeline row and columns moved to the past the test needs.
+        TimelineEntry.objects.filter(subject_type="incident", subject_id=found.pk).update(
+            time=at - opened
+        )
+        Incident.objects.filter(pk=found.pk).update(
+            opened_at=at - opened, resolved_at=at - resolved if resolved else None
+        )
+        return found
+
+    still_open = other("还在处置", timedelta(hours=2), None)
+    done_before = other("已处置", timedelta(hours=3), timedelta(hours=1))
+    frame = replay.board_at(incident, at)
+    assert [o.pk for o in frame.others] == [still_open.pk]
+    assert frame.others[0].status == Incident.Status.OPEN
+    body = (
+        signed_in("supervisor")
+        .get(f"/supervise/qingshui/incidents/{incident.pk}/replay/frame", {"at": at.isoformat()})
+        .content.decode()
+    )
+    assert f'id="incident-{still_open.pk}"' in body and f"incident-{done_before.pk}" not in body
+    assert body.index(f'id="incident-{incident.pk}"') < body.index(f'id="incident-{still_open.pk}"')
+    assert f'replayed" id="incident-{incident.pk}"' in body
