@@ -109,18 +109,28 @@ class Marker:
 
 
 def overlay(
-    township: Township, alerts: list[Alert], *, device_states: bool = True
+    township: Township,
+    alerts: list[Alert],
+    *,
+    device_states: bool = True,
+    only_alerts: bool = False,
 ) -> tuple[list[Marker], list[Marker]]:
     """Devices with their online state, and the open alerts where they happen. A replay passes
-    ``device_states=False``: the online state of a past moment is not kept."""
+    ``device_states=False`` (the online state of a past moment is not kept) for its page, and
+    ``only_alerts=True`` for each frame: the devices do not move, only the alerts change."""
     shaped = base_map(township)
     projection = shaped.projection
     devices = []
     positions: dict[int, tuple[float, float]] = {}
-    for device in Device.objects.filter(township=township).exclude(latitude=None):
+    found = Device.objects.filter(township=township).exclude(latitude=None)
+    if only_alerts:
+        found = found.filter(pk__in={a.device_id for a in alerts if a.device_id})
+    for device in found:
         x, y = projection.point(device.longitude, device.latitude)
         positions[device.pk] = (x, y)
         state = ("online" if device.online else "offline") if device_states else "unknown"
+        if only_alerts:
+            continue
         devices.append(
             Marker(
                 x, y, f"device {device.kind} {state}", device.display_name, device.pk, device.code

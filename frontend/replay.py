@@ -49,7 +49,7 @@ def _incident(request: HttpRequest, township: str, incident: int) -> tuple[Towns
 def frame_parts(township: Township, incident: Incident, frame: replay.Frame) -> dict[str, str]:
     """The parts of the board a frame replaces, each an element with its id: the map's
     overlay, the alert queue and its count, the incident panel, the recent entries."""
-    devices, markers = maps.overlay(township, frame.alerts, device_states=False)
+    _devices, markers = maps.overlay(township, frame.alerts, only_alerts=True)
     departments = {
         s.pk: s.department.display_name
         for s in Summons.objects.filter(whistle__incident=incident).select_related("department")
@@ -61,7 +61,7 @@ def frame_parts(township: Township, incident: Incident, frame: replay.Frame) -> 
         "incidents": ([frame.incident] if frame.incident else []) + frame.others,
         "replayed": incident.pk,
         "map": maps.base_map(township),
-        "devices": devices,
+        "devices": [],  # drawn once by the page, under the frames' alert markers
         "markers": markers,
         "recent": [
             {
@@ -106,6 +106,7 @@ def player(request: HttpRequest, township: str, incident: int) -> HttpResponse:
         "speeds": SPEEDS,
         "tiles": maps.tiles(found, settings.WHISTLE_MAP_TILES),
         "map": maps.base_map(found),
+        "devices": maps.overlay(found, [], device_states=False)[0],
         "parts": frame_parts(found, target, replay.board_at(target, at)),
     }
     with timezone.override(found.time_zone):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.fields import DateTimeRangeField
+from django.contrib.postgres.indexes import GistIndex
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -62,6 +64,18 @@ TIMELINE_TIE_RANK = (
     + " ELSE 3 END"
 )
 TIMELINE_TIE_ORDER = f"{TIMELINE_TIE_RANK}, subject_id, action"
+
+
+def handled_during() -> models.Func:
+    """From opened to resolved (open-ended while unresolved) as a range: which incidents were
+    being handled at a moment of the past, answered by an index (replay)."""
+    return models.Func(
+        "opened_at",
+        "resolved_at",
+        models.Value("[)"),
+        function="tstzrange",
+        output_field=DateTimeRangeField(),
+    )
 
 
 class Incident(models.Model):
@@ -125,7 +139,10 @@ class Incident(models.Model):
         verbose_name = _("incident")
         verbose_name_plural = _("incidents")
         ordering = ["-opened_at"]
-        indexes = [models.Index(fields=["township", "status", "-opened_at"])]
+        indexes = [
+            models.Index(fields=["township", "status", "-opened_at"]),
+            GistIndex(handled_during(), name="incidents_handled_during"),
+        ]
 
     def __str__(self) -> str:
         return self.title

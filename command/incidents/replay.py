@@ -27,11 +27,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.utils.dateparse import parse_datetime
 
 from alerts.models import Alert
-from command.incidents.models import TIMELINE_TIE_RANKS, Incident, Summons, TimelineEntry, Whistle
+from command.incidents.models import (
+    TIMELINE_TIE_RANKS,
+    Incident,
+    Summons,
+    TimelineEntry,
+    Whistle,
+    handled_during,
+)
 from command.incidents.selectors import subject_arrays, timeline_subjects
 
 ALERT_HORIZON = timedelta(hours=24)
@@ -152,8 +159,8 @@ def _others(incident: Incident, at: datetime) -> list[Incident]:
     """The township's other incidents being handled at ``at`` (opened, not yet resolved), as
     the live board's panel would have listed them, newest first."""
     return list(
-        Incident.objects.filter(township_id=incident.township_id, opened_at__lte=at)
-        .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gt=at))
+        Incident.objects.alias(handled=handled_during())
+        .filter(township_id=incident.township_id, handled__contains=at)
         .exclude(pk=incident.pk)
         .select_related("category", "grid", "township")
         .order_by("-opened_at")[:OTHER_INCIDENTS]
