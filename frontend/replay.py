@@ -4,7 +4,7 @@ player fetches, and ``?at=`` links to one."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -19,6 +19,7 @@ from frontend import maps
 from frontend.supervision import ACTIONS
 from frontend.views import watched_township
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SPEEDS = (1, 10, 60)
 PARTS = (
     ("overlay", "map_overlay"),
@@ -32,7 +33,7 @@ PARTS = (
 def _ms(moment: datetime) -> int:
     """Milliseconds since the epoch, rounded up: a moment in the browser is then never before
     the entry it stands for (timeline times carry microseconds)."""
-    micro = int(moment.timestamp() * 1_000_000)
+    micro = (moment - EPOCH) // timedelta(microseconds=1)  # exact: a float loses the last µs
     return -(-micro // 1000)
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Prefetch
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from alerts.models import Alert
 from command.incidents.models import (
@@ -45,6 +46,7 @@ ALERT_HORIZON = timedelta(hours=24)
 QUEUE_LENGTH = 50  # as many rows as the live board keeps
 OTHER_INCIDENTS = 19  # the live panel lists 20 incidents
 RECENT = 6
+EXAMPLE = {"example": "2026-11-23T08:30:00+08:00"}
 # Entries that make an alert's repeat: the row's time is the alert's last_seen at that moment.
 _SEEN = ("alert.raised", "alert.updated", "alert.absorbed")
 
@@ -90,16 +92,16 @@ def parse_moment(value: str | None, span: Span | None = None) -> datetime:
     start when absent). Raises ``ValueError`` with the reason when it cannot be read."""
     if not value:
         if span is None:
-            raise ValueError("at is required, an ISO 8601 time such as 2026-11-23T08:30:00+08:00")
+            raise ValueError(_("at is required: an ISO 8601 time such as %(example)s") % EXAMPLE)
         return span.start
     try:
         at = parse_datetime(value.replace(" ", "+"))  # '+' arrives as a space when unescaped
     except ValueError:
         at = None
     if at is None:
-        raise ValueError("at must be an ISO 8601 time such as 2026-11-23T08:30:00+08:00")
+        raise ValueError(_("at must be an ISO 8601 time such as %(example)s") % EXAMPLE)
     if at.tzinfo is None:
-        raise ValueError("at needs its UTC offset, such as +08:00 or Z")
+        raise ValueError(_("at needs its UTC offset, such as +08:00 or Z"))
     return min(max(at, span.start), span.end) if span else at
 
 

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from alerts.models import Alert
 from alerts.rules import AlertSpec
@@ -192,11 +192,11 @@ def test_span_and_moment_parsing(handled):
     # A '+' that arrives unescaped in a query string is a space.
     at = span.start.astimezone(timezone.get_fixed_timezone(480)).isoformat()
     assert replay.parse_moment(at.replace("+", " "), span) == span.start
-    with pytest.raises(ValueError, match="ISO 8601"):
+    with translation.override("en"), pytest.raises(ValueError, match="must be an ISO 8601"):
         replay.parse_moment("yesterday", span)
-    with pytest.raises(ValueError, match="offset"):
+    with translation.override("en"), pytest.raises(ValueError, match="offset"):
         replay.parse_moment("2026-11-23T08:00:00", span)
-    with pytest.raises(ValueError, match="required"):
+    with translation.override("en"), pytest.raises(ValueError, match="required"):
         replay.parse_moment(None)  # a frame names its moment
     assert replay.parse_moment(late) == span.end + timedelta(days=3)  # unclamped without a span
 
@@ -230,8 +230,9 @@ def test_player_page_and_frames(handled):
     assert body.count('id="incident-panel"') == 1 and "status-done" in body
     assert body.count('class="escalated"') == 1  # the traffic police, escalated
 
-    bad = supervisor.get(base + "frame", {"at": "yesterday"})
-    assert bad.status_code == 400 and "ISO 8601" in bad.content.decode()
+    bad = supervisor.get(base + "frame", {"at": "yesterday"}, HTTP_ACCEPT_LANGUAGE="zh")
+    assert bad.status_code == 400 and "ISO 8601 时间" in bad.content.decode()
+    assert supervisor.get(base + "frame", HTTP_ACCEPT_LANGUAGE="en").status_code == 400
 
 
 def test_a_spread_story_keeps_its_states(demo):
