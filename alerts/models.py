@@ -83,6 +83,7 @@ class Alert(models.Model):
             # Alerts of a period whatever their status: a replay's queue (those first seen in
             # the day before its moment), today's figures, a year of history.
             models.Index(fields=["township", "first_seen"]),
+            models.Index(fields=["grid", "first_seen"]),  # the heat map's count per grid
         ]
 
     def __str__(self) -> str:

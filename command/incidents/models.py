@@ -141,6 +141,7 @@ class Incident(models.Model):
         ordering = ["-opened_at"]
         indexes = [
             models.Index(fields=["township", "status", "-opened_at"]),
+            models.Index(fields=["grid", "opened_at"]),  # the heat map's count per grid
             GistIndex(handled_during(), name="incidents_handled_during"),
         ]
 
@@ -193,6 +194,8 @@ class Whistle(models.Model):
         verbose_name = _("whistle")
         verbose_name_plural = _("whistles")
         ordering = ["-blown_at"]
+        # The department table of a period reads the whistles blown in it, not every one kept.
+        indexes = [models.Index(fields=["blown_at"])]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} · {self.incident}"
