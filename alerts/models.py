@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from django.contrib.postgres.fields import DateTimeRangeField
+from django.contrib.postgres.indexes import GistIndex
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -15,6 +17,29 @@ class Severity(models.TextChoices):
 
 
 SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.MAJOR: 1, Severity.MINOR: 2, Severity.WARNING: 3}
+
+
+# Closed alerts' closed_at from their timeline: the time of the row that took them out of the
+# queue. For rows written before the column existed, and for data loaded in bulk.
+CLOSED_AT_FROM_TIMELINE = """
+UPDATE alerts_alert a SET closed_at = t.closed
+  FROM (SELECT subject_id, max(time) AS closed FROM incidents_timelineentry
+         WHERE subject_type = 'alert'
+           AND action IN ('alert.dismissed', 'alert.merged', 'alert.escalated', 'alert.cleared')
+         GROUP BY subject_id) t
+ WHERE t.subject_id = a.id AND a.closed_at IS NULL AND a.status NOT IN ('new', 'acknowledged')
+"""
+
+
+def open_during() -> models.Func:
+    """From first seen to closed (open-ended while open), as a range."""
+    return models.Func(
+        "first_seen",
+        "closed_at",
+        models.Value("[)"),
+        function="tstzrange",
+        output_field=DateTimeRangeField(),
+    )
 
 
 class Alert(models.Model):
@@ -57,6 +82,8 @@ class Alert(models.Model):
     count = models.PositiveIntegerField(_("occurrences"), default=1)
     first_seen = models.DateTimeField(_("first seen"), default=timezone.now)
     last_seen = models.DateTimeField(pgettext_lazy("alert", "last seen"), default=timezone.now)
+    # When it left the queue (dismissed, merged, escalated, cleared); empty while open.
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     detail = models.JSONField(_("detail"), default=dict, blank=True)
     incident = models.ForeignKey(
         "incidents.Incident",
@@ -84,6 +111,9 @@ class Alert(models.Model):
             # the day before its moment), today's figures, a year of history.
             models.Index(fields=["township", "first_seen"]),
             models.Index(fields=["grid", "first_seen"]),  # the heat map's count per grid
+            # Open from first seen until closed: the alerts on the board at a moment of the
+            # past (replay), answered from the index.
+            GistIndex(open_during(), name="alerts_open_during"),
         ]
 
     def __str__(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from psycopg.types.json import Jsonb
 
@@ -133,11 +134,13 @@ def _alert_change(
             raise Alert.DoesNotExist
         _require_status(alert, allowed_from)
         before = alert.status
+        now = timezone.now()
         alert.status = to
+        alert.closed_at = None if to in Alert.OPEN_STATUSES else now
         detail = dict(alert.detail or {})
         detail.update(fields or {})
         alert.detail = detail
-        alert.save(update_fields=["status", "detail"])
+        alert.save(update_fields=["status", "closed_at", "detail"])
         _changed(
             alert.township_id,
             alert.township.code,
@@ -147,6 +150,7 @@ def _alert_change(
             actor_id=actor_id,
             before={"status": before},
             after={"status": to, **(fields or {})},
+            time=now,
         )
     return alert
 
@@ -204,8 +208,9 @@ def alert_clear(
             return None
         before = alert.status
         alert.status = Alert.Status.CLEARED
+        alert.closed_at = timezone.now()
         alert.detail = {**(alert.detail or {}), "cleared": reason}
-        alert.save(update_fields=["status", "detail"])
+        alert.save(update_fields=["status", "closed_at", "detail"])
         _changed(
             township_id,
             alert.township.code,
@@ -214,6 +219,7 @@ def alert_clear(
             source=source,
             before={"status": before},
             after={"status": alert.status, "reason": reason},
+            time=alert.closed_at,
         )
     return alert.pk
 
@@ -273,9 +279,11 @@ def alert_merge(
             )
         _require_status(merged)
         _require_status(kept)
+        now = timezone.now()
         merged.status = Alert.Status.MERGED
+        merged.closed_at = now
         merged.detail = {**(merged.detail or {}), "merged_into": kept.pk}
-        merged.save(update_fields=["status", "detail"])
+        merged.save(update_fields=["status", "closed_at", "detail"])
         kept.count += merged.count
         kept.first_seen = min(kept.first_seen, merged.first_seen)
         kept.last_seen = max(kept.last_seen, merged.last_seen)
@@ -292,5 +300,6 @@ def alert_merge(
                 source=source,
                 actor_id=actor_id,
                 after=after,
+                time=now,
             )
     return kept

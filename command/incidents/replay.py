@@ -6,10 +6,8 @@ rows are the only source, so a replay shows what the command center saw, not tod
 
 What a frame holds:
 
-- the alert queue: the township's alerts open at that moment, newest activity first. The
-  candidates are the incident's own alerts and those first seen in the ``ALERT_HORIZON`` before
-  the moment (the queue is read from the top; an alert older than that and never repeated would
-  have sunk far below the fold);
+- the alert queue: the township's alerts open at that moment (first seen before it, closed
+  after it or not yet), newest activity first, with the incident's own alerts;
 - the incident with each summoned department as it stood (status, deadline, overdue), above
   the township's other incidents being handled then (opened before the moment, resolved after
   it), each rebuilt the same way;
@@ -23,7 +21,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -42,7 +40,6 @@ from command.incidents.models import (
 )
 from command.incidents.selectors import subject_arrays, timeline_subjects
 
-ALERT_HORIZON = timedelta(hours=24)
 QUEUE_LENGTH = 50  # as many rows as the live board keeps
 OTHER_INCIDENTS = 19  # the live panel lists 20 incidents
 RECENT = 6
@@ -186,10 +183,11 @@ def board_at(incident: Incident, at: datetime) -> Frame:
     )
     table = TimelineEntry._meta.db_table
     with connection.cursor() as cursor:
+        # The same expression as the index alerts_open_during, so the index answers.
         cursor.execute(
             "SELECT id FROM alerts_alert WHERE township_id = %s"
-            " AND first_seen > %s AND first_seen <= %s",
-            [township_id, at - ALERT_HORIZON, at],
+            " AND tstzrange(first_seen, closed_at, '[)') @> %s::timestamptz",
+            [township_id, at],
         )
         alert_ids = sorted({row[0] for row in cursor} | set(subjects["alert"]))
         everything = {

@@ -193,8 +193,9 @@ def incident_open(
         for alert in locked:
             before = alert.status
             alert.status = Alert.Status.ESCALATED
+            alert.closed_at = incident.opened_at
             alert.incident = incident
-            alert.save(update_fields=["status", "incident"])
+            alert.save(update_fields=["status", "closed_at", "incident"])
             timeline_record(
                 township_id=township.pk,
                 subject_type="alert",

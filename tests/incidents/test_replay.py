@@ -296,3 +296,52 @@ def test_the_panel_shows_the_other_incidents_being_handled_then(handled):
     assert f'id="incident-{still_open.pk}"' in body and f"incident-{done_before.pk}" not in body
     assert body.index(f'id="incident-{incident.pk}"') < body.index(f'id="incident-{still_open.pk}"')
     assert f'replayed" id="incident-{incident.pk}"' in body
+
+
+def test_an_old_alert_still_open_then_is_on_the_board(handled):
+    """The queue holds every alert open at the moment however long before it was raised (an
+    index on first seen → closed answers), and none closed before it."""
+    from alerts.services import alert_dismiss
+
+    incident = handled["incident"]
+    township = Township.objects.get(code="qingshui")
+    at = _moment(incident, "whistle.blown")
+
+    def back(alert_id: int, raised: timedelta, closed: timedelta | None = None) -> None:
+        TimelineEntry.objects.filter(subject_type="alert", subject_id=alert_id).update(
+            time=at - raised
+        )
+        Alert.objects.filter(pk=alert_id).update(first_seen=at - raised, last_seen=at - raised)
+        if closed is not None:
+            TimelineEntry.objects.filter(
+                subject_type="alert", subject_id=alert_id, action="alert.dismissed"
+            ).update(time=at - closed)
+            Alert.objects.filter(pk=alert_id).update(closed_at=at - closed)
+
+    old = _raise(township, "cam-07:parking", "三天前的违停")
+    back(old, timedelta(days=3))
+    gone = _raise(township, "cam-08:parking", "前天已处理")
+    alert_dismiss(alert_id=gone, actor_id=None, township_ids=None, reason="误报")
+    assert Alert.objects.get(pk=gone).closed_at is not None  # set by the service
+    back(gone, timedelta(days=3), closed=timedelta(days=2))
+    queue = _queue(replay.board_at(incident, at))
+    assert old in queue and gone not in queue
+
+
+def test_every_way_out_of_the_queue_sets_closed_at(handled):
+    from alerts.services import alert_clear, alert_merge
+
+    township = Township.objects.get(code="qingshui")
+    escalated = Alert.objects.get(pk=handled["alert"])
+    assert escalated.closed_at == handled["incident"].opened_at
+    assert Alert.objects.get(pk=handled["other"]).closed_at is None  # still open
+    cleared = _raise(township, "rule:9:wl-02")
+    alert_clear(township_id=township.pk, dedupe_key="rule:9:wl-02", reason="水位回落")
+    merged, kept = _raise(township, "cam-05:parking"), _raise(township, "cam-06:parking")
+    duty = User.objects.get(username="duty")
+    alert_merge(alert_id=merged, into_id=kept, actor_id=duty.pk, township_ids=None)
+    for pk in (cleared, merged):
+        alert = Alert.objects.get(pk=pk)
+        closing = TimelineEntry.objects.filter(subject_id=pk, subject_type="alert").latest("time")
+        assert alert.closed_at == closing.time, alert.status
+    assert Alert.objects.get(pk=kept).closed_at is None
