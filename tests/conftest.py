@@ -29,6 +29,39 @@ def need_service(reason: str) -> None:
     pytest.skip(reason)
 
 
+def raise_alert(
+    township_id: int,
+    dedupe_key: str,
+    *,
+    category: str = "parking",
+    severity: str = "major",
+    source: str = "camera",
+    title: str = "违停",
+    time: Any = None,
+    **fields: Any,
+) -> int:
+    """Raise (or repeat) an alert through the service as ingest does; returns its id. ``fields``
+    are the rest of ``AlertSpec`` (grid_id, device_id, detail …)."""
+    from django.utils import timezone
+
+    from alerts.rules import AlertSpec
+    from alerts.services import alert_raise
+
+    alert_id, _created = alert_raise(
+        spec=AlertSpec(
+            township_id=township_id,
+            category_code=category,
+            severity=severity,
+            source=source,
+            title=title,
+            dedupe_key=dedupe_key,
+            time=time or timezone.now(),
+            **fields,
+        )
+    )
+    return alert_id
+
+
 def signed_in(username: str) -> Any:
     """A Django test client logged in as a demo user."""
     from django.test import Client

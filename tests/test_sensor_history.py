@@ -15,15 +15,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from alerts.models import Alert, AlertRule
-from alerts.rules import AlertSpec, rulebook
-from alerts.services import alert_raise
+from alerts.rules import rulebook
 from command.incidents import services
 from command.incidents.models import Incident, Whistle
 from command.org.models import Category, Department, Device, Township, User
 from frontend.charts import HEIGHT, PAD
 from streams.models import Reading
 from streams.timeseries import timescaledb_enabled
-from tests.conftest import signed_in
+from tests.conftest import raise_alert, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -39,19 +38,16 @@ def fresh_rulebook():
 
 
 def gauge_alert(device: Device, at: datetime, *, value: float = 3.4) -> Alert:
-    alert_id, _created = alert_raise(
-        spec=AlertSpec(
-            township_id=device.township_id,
-            category_code="flood",
-            severity="major",
-            source="sensor",
-            title=f"water_level {value} @ {device.code}",
-            dedupe_key=f"test:{device.pk}:water_level",
-            time=at,
-            device_id=device.pk,
-            grid_id=device.grid_id,
-            detail={"metric": "water_level", "value": value, "threshold": 3.0},
-        )
+    alert_id = raise_alert(
+        device.township_id,
+        f"test:{device.pk}:water_level",
+        category="flood",
+        source="sensor",
+        title=f"water_level {value} @ {device.code}",
+        time=at,
+        device_id=device.pk,
+        grid_id=device.grid_id,
+        detail={"metric": "water_level", "value": value, "threshold": 3.0},
     )
     return Alert.objects.get(pk=alert_id)
 
@@ -115,17 +111,12 @@ def test_a_chart_per_device_and_metric_with_the_rules_thresholds_and_key_moments
         for metric, value in [("water_level", 2.0 + m / 25), ("battery", 12.5 - m / 100)]
     )
     crossed = gauge_alert(gauge, now - timedelta(minutes=30))
-    parked, _created = alert_raise(
-        spec=AlertSpec(
-            township_id=camera.township_id,
-            category_code="parking",
-            severity="minor",
-            source="camera",
-            title="违停",
-            dedupe_key="test:camera",
-            time=now - timedelta(minutes=20),
-            device_id=camera.pk,
-        )
+    parked = raise_alert(
+        camera.township_id,
+        "test:camera",
+        severity="minor",
+        time=now - timedelta(minutes=20),
+        device_id=camera.pk,
     )
     incident = incident_from(crossed, Alert.objects.get(pk=parked))
     duty, member = User.objects.get(username="duty"), User.objects.get(username="chengguan")

@@ -1,6 +1,5 @@
 """One open alert per key, even when ingest workers raise it at the same moment."""
 
-import dataclasses
 import threading
 from datetime import timedelta
 
@@ -77,21 +76,24 @@ def test_the_timeline_tells_what_crossed_the_line(demo):
     acknowledged alert is recorded as acknowledged."""
     from alerts.services import alert_acknowledge
     from command.incidents.models import TimelineEntry
+    from tests.conftest import raise_alert
 
     township = Township.objects.get(code="qingshui")
-    spec = AlertSpec(
-        township_id=township.pk,
-        category_code="flood",
-        severity="critical",
-        source="sensor",
-        title="积水: water_level 0.82 @ wl-01",
-        dedupe_key="rule:1:wl-01",
-        time=timezone.now(),
-        detail={"metric": "water_level", "value": 0.82, "threshold": 0.5, "rule": 1},
-    )
-    alert_id, _ = alert_raise(spec=spec)
+
+    def crossed() -> int:
+        return raise_alert(
+            township.pk,
+            "rule:1:wl-01",
+            category="flood",
+            severity="critical",
+            source="sensor",
+            title="积水: water_level 0.82 @ wl-01",
+            detail={"metric": "water_level", "value": 0.82, "threshold": 0.5, "rule": 1},
+        )
+
+    alert_id = crossed()
     alert_acknowledge(alert_id=alert_id, actor_id=None, township_ids=None)
-    alert_raise(spec=dataclasses.replace(spec, time=timezone.now()))
+    crossed()
     raised, _ack, repeated = TimelineEntry.objects.filter(subject_id=alert_id).order_by("time")
     assert raised.after == {
         "status": "new",

@@ -6,30 +6,18 @@ import pytest
 from django.utils import timezone, translation
 
 from alerts.models import Alert
-from alerts.rules import AlertSpec
-from alerts.services import alert_acknowledge, alert_raise
+from alerts.services import alert_acknowledge
 from command.incidents import replay, services
 from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
 from command.org.models import Category, Department, Grid, Township, User
-from tests.conftest import signed_in
+from tests.conftest import raise_alert, signed_in
 
 pytestmark = pytest.mark.django_db
 
 
 def _raise(township: Township, key: str, title: str = "违停", grid: str = "110112-QS-007") -> int:
-    alert_id, _created = alert_raise(
-        spec=AlertSpec(
-            township_id=township.pk,
-            category_code="parking",
-            severity="major",
-            source="camera",
-            title=title,
-            dedupe_key=key,
-            grid_id=Grid.objects.get(code=grid).pk,  # so it has a marker on the map
-            time=timezone.now(),
-        )
-    )
-    return alert_id
+    # With a grid, so it has a marker on the map.
+    return raise_alert(township.pk, key, title=title, grid_id=Grid.objects.get(code=grid).pk)
 
 
 def _moment(incident: Incident, action: str, nth: int = 0):

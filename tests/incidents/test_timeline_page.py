@@ -5,12 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from alerts.rules import AlertSpec
-from alerts.services import alert_raise
 from command.incidents import services
 from command.incidents.models import Whistle
 from command.org.models import Category, Department, Township, User
-from tests.conftest import signed_in
+from tests.conftest import raise_alert, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -19,17 +17,7 @@ def test_timeline_tells_the_incident_in_order(demo):
     duty, member = User.objects.get(username="duty"), User.objects.get(username="chengguan")
     township = Township.objects.get(code="qingshui")
     for _ in range(2):  # a repeat counts on the same alert
-        alert_id, _created = alert_raise(
-            spec=AlertSpec(
-                township_id=township.pk,
-                category_code="parking",
-                severity="major",
-                source="camera",
-                title="违停",
-                dedupe_key="cam-01:parking",
-                time=timezone.now(),
-            )
-        )
+        alert_id = raise_alert(township.pk, "cam-01:parking")
     from alerts.models import Alert
 
     incident = services.incident_open(
@@ -96,17 +84,15 @@ def test_a_night_of_repeats_is_one_row(demo):
     from alerts.models import Alert
 
     for n, value in enumerate([0.61, 0.92, 0.75, 0.58, 0.7]):
-        alert_id, _created = alert_raise(
-            spec=AlertSpec(
-                township_id=township.pk,
-                category_code="flood",
-                severity="critical",
-                source="sensor",
-                title="积水",
-                dedupe_key="rule:1:wl-01",
-                time=timezone.now() - timedelta(seconds=10 - n),
-                detail={"metric": "water_level", "value": value, "threshold": 0.5},
-            )
+        alert_id = raise_alert(
+            township.pk,
+            "rule:1:wl-01",
+            category="flood",
+            severity="critical",
+            source="sensor",
+            title="积水",
+            time=timezone.now() - timedelta(seconds=10 - n),
+            detail={"metric": "water_level", "value": value, "threshold": 0.5},
         )
     incident = services.incident_open(
         actor=User.objects.get(username="duty"),
