@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from command.incidents import replay
-from command.incidents.models import Incident, Summons
+from command.incidents.models import Incident
 from command.org.models import Township
 from frontend import maps
 from frontend.supervision import ACTIONS
@@ -51,9 +51,11 @@ def frame_parts(township: Township, incident: Incident, frame: replay.Frame) -> 
     """The parts of the board a frame replaces, each an element with its id: the map's
     overlay, the alert queue and its count, the incident panel, the recent entries."""
     _devices, markers = maps.overlay(township, frame.alerts, only_alerts=True)
+    # Who each summons of the recent entries is: the frame's incident has them, as they were.
     departments = {
         s.pk: s.department.display_name
-        for s in Summons.objects.filter(whistle__incident=incident).select_related("department")
+        for w in (frame.incident.whistles.all() if frame.incident else [])
+        for s in w.summonses.all()
     }
     context = {
         "township": township,

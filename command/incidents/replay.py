@@ -19,7 +19,6 @@ The objects are unsaved copies of the models, so the live board's partials rende
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,7 +28,7 @@ from django.db.models import Prefetch
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
-from alerts.models import Alert
+from alerts.models import Alert, open_during
 from command.incidents.models import (
     TIMELINE_TIE_RANKS,
     Incident,
@@ -38,7 +37,7 @@ from command.incidents.models import (
     Whistle,
     handled_during,
 )
-from command.incidents.selectors import subject_arrays, timeline_subjects
+from command.incidents.selectors import decoded_json, subject_arrays, timeline_subjects
 
 QUEUE_LENGTH = 50  # as many rows as the live board keeps
 OTHER_INCIDENTS = 19  # the live panel lists 20 incidents
@@ -102,11 +101,6 @@ def parse_moment(value: str | None, span: Span | None = None) -> datetime:
     return min(max(at, span.start), span.end) if span else at
 
 
-def _decoded(after: Any) -> dict | None:
-    # Django reads jsonb through a raw cursor as text (JSONField decodes it itself).
-    return json.loads(after) if isinstance(after, str) else after
-
-
 def _fold(rows: list[tuple[str, int, str, datetime, Any]]) -> dict[tuple[str, int], dict]:
     """Each subject's state: the latest value of every field its rows set, and when it was
     first and last seen. ``rows`` in timeline order."""
@@ -114,7 +108,7 @@ def _fold(rows: list[tuple[str, int, str, datetime, Any]]) -> dict[tuple[str, in
     for subject_type, subject_id, action, time, after in rows:
         current = state.setdefault((subject_type, subject_id), {"_first": time, "_actions": set()})
         if after:
-            current.update(_decoded(after))
+            current.update(decoded_json(after))
         current["_actions"].add(action)
         if action in _SEEN:
             current["_seen"] = time
@@ -181,21 +175,20 @@ def board_at(incident: Incident, at: datetime) -> Frame:
         )
         .order_by("blown_at")
     )
+    # The alerts open at the moment (the index alerts_open_during answers), and the incident's.
+    open_then = (
+        Alert.objects.alias(open=open_during())
+        .filter(township_id=township_id, open__contains=at)
+        .values_list("pk", flat=True)
+    )
+    everything = {
+        "incident": [incident.pk, *(o.pk for o in others)],
+        "whistle": [w.pk for w in whistles],
+        "summons": [s.pk for w in whistles for s in w.summonses.all()],
+        "alert": sorted(set(open_then) | set(subjects["alert"])),
+    }
     table = TimelineEntry._meta.db_table
     with connection.cursor() as cursor:
-        # The same expression as the index alerts_open_during, so the index answers.
-        cursor.execute(
-            "SELECT id FROM alerts_alert WHERE township_id = %s"
-            " AND tstzrange(first_seen, closed_at, '[)') @> %s::timestamptz",
-            [township_id, at],
-        )
-        alert_ids = sorted({row[0] for row in cursor} | set(subjects["alert"]))
-        everything = {
-            "incident": [incident.pk, *(o.pk for o in others)],
-            "whistle": [w.pk for w in whistles],
-            "summons": [s.pk for w in whistles for s in w.summonses.all()],
-            "alert": alert_ids,
-        }
         cursor.execute(_STATE_ROWS.format(table=table), {**subject_arrays(everything), "at": at})
         rows = _in_order(cursor.fetchall())
         cursor.execute(
@@ -220,7 +213,7 @@ def board_at(incident: Incident, at: datetime) -> Frame:
                 subject_id=subject_id,
                 action=action,
                 time=time,
-                after=_decoded(after),
+                after=decoded_json(after),
             )
             for subject_type, subject_id, action, time, after in reversed(recent)
         ],

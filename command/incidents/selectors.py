@@ -206,12 +206,18 @@ SELECT time, subject_type, subject_id, action, source, actor_id, after,
 """
 
 
+def decoded_json(value: Any) -> Any:
+    """A jsonb value read through a raw cursor: Django has psycopg hand it over as text (its
+    JSONField decodes it itself)."""
+    import json
+
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def incident_timeline_rows(*, incident, collapse: bool = True) -> list[TimelineRow]:
     """The incident's timeline for people: consecutive repeats of one alert (a sensor over its
     threshold all night writes thousands) as one row with their span, count and readings.
     The JSON API keeps every entry."""
-    import json
-
     from django.db import connection
 
     from command.incidents.models import TIMELINE_TIE_RANK, TimelineEntry
@@ -242,12 +248,10 @@ def incident_timeline_rows(*, incident, collapse: bool = True) -> list[TimelineR
             action=action,
             source=source,
             actor_id=actor_id,
-            # A raw cursor reads jsonb as text; JSONField would decode it itself.
-            after=json.loads(after) if isinstance(after, str) else after,
+            after=decoded_json(after),
         )
         if repeats > 1:
-            count = json.loads(count) if isinstance(count, str) else count
-            rows.append(TimelineRow(entry, repeats, first, count, *span))
+            rows.append(TimelineRow(entry, repeats, first, decoded_json(count), *span))
         else:
             rows.append(TimelineRow(entry))
     actors = {r.entry.actor_id for r in rows if r.entry.actor_id}
