@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time as monotonic_time
-import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 
 from alerts.models import SEVERITY_RANK, AlertRule, RuleState, Severity
+from command.org.models import township_zone
 
 # label → (category code, severity). Labels are Frigate's / the gateways' own words.
 CAMERA_LABELS: dict[str, tuple[str, str]] = {
@@ -151,7 +151,7 @@ def in_window(
     midnight when end <= start (22:00-06:00: a closed mine at night)."""
     if start is None or end is None:
         return True
-    local = moment.astimezone(zoneinfo.ZoneInfo(zone)).time()
+    local = moment.astimezone(township_zone(zone)).time()
     if start < end:
         return start <= local < end
     return local >= start or local < end

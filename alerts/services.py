@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.db import connection, transaction
@@ -32,6 +33,20 @@ RETURNING id, (xmax = 0) AS created, count, status,
 _TOLD = ("metric", "value", "threshold", "rate", "label", "score", "report")
 
 
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _bounded_key(key: str) -> str:
+    """A dedupe key that fits its column and stays distinct: a long one keeps its start and ends
+    in a digest of the whole."""
+    limit = Alert._meta.get_field("dedupe_key").max_length
+    if len(key) <= limit:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16]
+    return f"{key[: limit - 17]}~{digest}"
+
+
 def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
     """Raise an alert or count a repeat of the open one with the same key.
 
@@ -46,10 +61,12 @@ def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
                 spec.category_code,
                 spec.severity,
                 spec.source,
-                spec.title,
+                # A rule's name and a device's code can add up past the column: the title is
+                # cut, not the reading that raised it dead-lettered.
+                _bounded(spec.title, Alert._meta.get_field("title").max_length),
                 spec.device_id,
                 spec.grid_id,
-                spec.dedupe_key,
+                _bounded_key(spec.dedupe_key),
                 spec.time,
                 spec.time,
                 Jsonb(spec.detail or {}),
@@ -201,7 +218,7 @@ def alert_clear(
         alert = (
             Alert.objects.select_for_update()
             .select_related("township")
-            .filter(township_id=township_id, dedupe_key=dedupe_key, status__in=Alert.OPEN_STATUSES)
+            .filter(township_id=township_id, dedupe_key=_bounded_key(dedupe_key), status__in=Alert.OPEN_STATUSES)
             .first()
         )
         if alert is None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 log = logging.getLogger("whistle.cli")
 
-OWN_COMMANDS = ("demo", "serve", "ingest", "worker", "simulate")
+OWN_COMMANDS = ("demo", "serve", "ingest", "worker", "simulate", "healthcheck")
 NEEDS_MQTT = ("demo", "ingest", "simulate")
 
 
@@ -181,6 +181,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         worker.stop()
     say(worker.progress_line())
+    if worker.failure:
+        say(f"ingest: stopped: {worker.failure}")
+        return 1
     return 0
 
 
@@ -209,6 +212,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         simulator.stop()
     say(f"simulate: published {simulator.published} messages")
     return 0
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from command import health
+
+    alive, line = health.check(args.process, stale_after=args.stale_after)
+    say(line)
+    return 0 if alive else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_parser.set_defaults(func=cmd_ingest)
     worker = sub.add_parser("worker", help="job queue worker (deadlines, webhooks, sweeps)")
     worker.set_defaults(func=cmd_worker)
+    healthcheck = sub.add_parser(
+        "healthcheck", help="exit 0 if the process beat recently (compose's healthcheck)"
+    )
+    healthcheck.add_argument("process", choices=["ingest", "worker"])
+    healthcheck.add_argument("--stale-after", type=float, default=60.0, help="seconds")
+    healthcheck.set_defaults(func=cmd_healthcheck)
     simulate = sub.add_parser("simulate", help="the demo township's gateways")
     simulate.add_argument("--township", default="qingshui")
     simulate.add_argument("--camera-interval", type=float, default=4.0)

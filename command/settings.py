@@ -120,7 +120,11 @@ DATABASES = {
     )
 }
 DATABASES["default"].setdefault("OPTIONS", {})
-DATABASES["default"]["TEST"] = {"NAME": os.environ.get("WHISTLE_TEST_DATABASE", "test_whistle")}
+# The test database is named after the database (test_<name>, as Django does) so that two
+# checkouts with different DATABASE_URLs on one server do not drop each other's test database.
+DATABASES["default"]["TEST"] = {
+    "NAME": os.environ.get("WHISTLE_TEST_DATABASE") or f"test_{DATABASES['default']['NAME']}"
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- channel layer --------------------------------------------------------------------------
@@ -158,6 +162,10 @@ MQTT_TOPIC_PREFIX = os.environ.get("MQTT_TOPIC_PREFIX", "whistle")
 # Set to share the gateways' topics between several `whistle ingest` workers ($share/<group>/…).
 MQTT_SHARE_GROUP = os.environ.get("MQTT_SHARE_GROUP", "")
 FRIGATE_TOPIC_PREFIX = os.environ.get("FRIGATE_TOPIC_PREFIX", "frigate")
+# The township whose cameras Frigate's unprefixed frigate/events and frigate/reviews describe, in
+# a one-township deployment; unset, those topics are dead letters (a township's Frigate publishes
+# under frigate/<township>/…, which the broker confines to that township's credential).
+FRIGATE_TOWNSHIP = os.environ.get("FRIGATE_TOWNSHIP", "")
 
 # --- auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "org.User"

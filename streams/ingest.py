@@ -10,14 +10,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import psycopg
 from django.conf import settings
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import (
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
@@ -32,13 +39,14 @@ from alerts.services import alert_outcomes_apply
 from command.org.models import Device
 from streams.adapters import frigate as frigate_adapter
 from streams.adapters import native
-from streams.adapters.base import CameraEvent, Presence, Reading, Rejected
+from streams.adapters.base import CameraEvent, Presence, Reading, Rejected, short_repr
 from streams.adapters.frigate import FrigateDetection
 from streams.devices import presence_event_id
 from streams.models import DeadLetter
 from streams.mqtt import topics
 
 log = logging.getLogger("whistle.ingest")
+_T = TypeVar("_T")
 
 
 class InboundMessage(NamedTuple):
@@ -77,7 +85,7 @@ class DeviceDirectory:
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], DeviceRef | None] = {}
-        self._frigate: dict[str, DeviceRef | str] = {}
+        self._frigate: dict[tuple[str, str], DeviceRef | str] = {}
         self._lock = threading.Lock()
         self._loaded_at = time.monotonic()
 
@@ -107,33 +115,49 @@ class DeviceDirectory:
         with self._lock:
             return {key: self._cache.get(key) for key in keys}
 
-    def resolve_frigate(self, cameras: set[str]) -> dict[str, DeviceRef | str]:
-        """Frigate camera name → device (``metadata.frigate_camera``), or why there is none."""
+    def resolve_frigate(
+        self, cameras: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], DeviceRef | str]:
+        """(township code, Frigate camera name) → that township's device whose
+        ``metadata.frigate_camera`` is the name, or why there is none. A camera is looked up only
+        in the township its topic names, so one township's Frigate cannot raise alerts in
+        another's."""
         with self._lock:
             self._expire()
-            missing = [name for name in cameras if name not in self._frigate]
+            missing = [key for key in cameras if key not in self._frigate]
         if missing:
-            found: dict[str, DeviceRef | str] = {
-                name: f"no device has frigate_camera {name!r}" for name in missing
+            found: dict[tuple[str, str], DeviceRef | str] = {
+                (township, name): f"no device of {township} has frigate_camera {short_repr(name)}"
+                for township, name in missing
             }
-            matches: dict[str, list[DeviceRef]] = {}
-            rows = Device.objects.filter(metadata__frigate_camera__in=missing).values_list(
-                "id", "township_id", "grid_id", "kind", "code", "metadata__frigate_camera"
+            matches: dict[tuple[str, str], list[DeviceRef]] = {}
+            rows = Device.objects.filter(
+                township__code__in={township for township, _ in missing},
+                metadata__frigate_camera__in={name for _, name in missing},
+            ).values_list(
+                "id",
+                "township_id",
+                "grid_id",
+                "kind",
+                "code",
+                "township__code",
+                "metadata__frigate_camera",
             )
-            for device_id, township_id, grid_id, kind, code, name in rows:
-                matches.setdefault(name, []).append(
-                    DeviceRef(device_id, township_id, grid_id, kind, code)
-                )
-            for name, refs in matches.items():
-                found[name] = (
+            for device_id, township_id, grid_id, kind, code, township, name in rows:
+                if (township, name) in found:
+                    matches.setdefault((township, name), []).append(
+                        DeviceRef(device_id, township_id, grid_id, kind, code)
+                    )
+            for key, refs in matches.items():
+                found[key] = (
                     refs[0]
                     if len(refs) == 1
-                    else f"frigate_camera {name!r} is set on {len(refs)} devices"
+                    else f"frigate_camera {short_repr(key[1])} is set on {len(refs)} devices"
                 )
             with self._lock:
                 self._frigate.update(found)
         with self._lock:
-            return {name: self._frigate[name] for name in cameras}
+            return {key: self._frigate[key] for key in cameras}
 
     def forget(self) -> None:
         with self._lock:
@@ -261,33 +285,40 @@ def prepare_batch(
             matched.append((message, match))
 
     # Frigate names its camera inside the payload, so it is parsed before the device is known.
-    frigate: dict[int, FrigateDetection] = {}
+    frigate: dict[int, tuple[str, FrigateDetection]] = {}
     for index, (message, match) in enumerate(matched):
         if match.kind in (topics.FRIGATE_EVENT, topics.FRIGATE_REVIEW):
+            township = match.township or settings.FRIGATE_TOWNSHIP
+            if not township:
+                dead.append(_dead(message, FRIGATE_WITHOUT_TOWNSHIP, now))
+                continue
             parse = (
                 frigate_adapter.parse_frigate_event
                 if match.kind == topics.FRIGATE_EVENT
                 else frigate_adapter.parse_frigate_review
             )
-            detection = parse(message.payload, now)
+            detection = _parsed(parse, message, now)
             if isinstance(detection, Rejected):
                 dead.append(_dead(message, detection.reason, now))
             elif detection is not None:
-                frigate[index] = detection
+                frigate[index] = (township, detection)
     refs = directory.resolve(
         {(m.township, m.device) for _, m in matched if m.kind not in topics.FRIGATE_KINDS}
     )
-    cameras = directory.resolve_frigate({d.camera for d in frigate.values()})
+    cameras = directory.resolve_frigate(
+        {(township, detection.camera) for township, detection in frigate.values()}
+    )
     # (device, event, whether it may raise an alert)
     events: list[tuple[DeviceRef, CameraEvent, bool]] = []
     readings: list[tuple[DeviceRef, Reading]] = []
     seen: dict[int, tuple[datetime, bool]] = {}
     for index, (message, match) in enumerate(matched):
         if match.kind in topics.FRIGATE_KINDS:
-            detection = frigate.get(index)
-            if detection is None:
+            found = frigate.get(index)
+            if found is None:
                 continue  # dead-lettered above
-            camera = cameras[detection.camera]
+            township, detection = found
+            camera = cameras[(township, detection.camera)]
             if isinstance(camera, str):
                 dead.append(_dead(message, camera, now))
                 continue
@@ -300,11 +331,11 @@ def prepare_batch(
             continue
         parsed: CameraEvent | list[Reading] | Presence | Rejected
         if match.kind == topics.CAMERA_EVENT:
-            parsed = native.parse_camera_event(message.payload, now)
+            parsed = _parsed(native.parse_camera_event, message, now)
         elif match.kind == topics.TELEMETRY:
-            parsed = native.parse_telemetry(message.payload, now)
+            parsed = _parsed(native.parse_telemetry, message, now)
         else:
-            parsed = native.parse_status(message.payload, now)
+            parsed = _parsed(native.parse_status, message, now)
         if isinstance(parsed, Rejected):
             dead.append(_dead(message, parsed.reason, now))
             continue
@@ -336,6 +367,22 @@ def prepare_batch(
         seen[ref.id] = (now, online)
 
     return PreparedBatch(messages, now, dead, events, readings, seen)
+
+
+FRIGATE_WITHOUT_TOWNSHIP = (
+    "Frigate topic names no township: set the township's Frigate mqtt.topic_prefix to "
+    "frigate/<township code> (or FRIGATE_TOWNSHIP for a one-township deployment)"
+)
+
+
+def _parsed(parse: Callable[[bytes, datetime], _T], message: InboundMessage, now: datetime) -> _T:
+    """The adapters never raise by contract; should one break it on some input, that message
+    is a dead letter with the reason, and the batch around it goes on."""
+    try:
+        return parse(message.payload, now)
+    except Exception as exc:
+        log.exception("adapter %s raised on a message of %s", parse.__name__, message.topic)
+        return Rejected(f"the parser failed on this payload ({type(exc).__name__})")  # type: ignore[return-value]
 
 
 def write_batch(prepared: PreparedBatch, *, keep_dead: bool = True) -> BatchResult:
@@ -477,8 +524,19 @@ def _copy(
 def _dead(message: InboundMessage, reason: str, now: datetime) -> DeadLetter:
     log.warning("dead letter on %s: %s", message.topic, reason)
     return DeadLetter(
-        topic=message.topic[:512], payload=message.payload, reason=reason[:500], received_at=now
+        topic=storable_text(message.topic, 512),
+        payload=bytes(message.payload),
+        reason=storable_text(reason, 500),
+        received_at=now,
     )
+
+
+def storable_text(text: str, limit: int) -> str:
+    """``text`` as PostgreSQL can keep it in a column of ``limit`` characters: no NUL, no lone
+    surrogate (both come from the sender's bytes and would make the dead letter itself fail)."""
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text.replace("\x00", "\ufffd")[:limit]
 
 
 def dead_letters_replay(*, ids: Sequence[int]) -> tuple[int, int]:
@@ -492,9 +550,16 @@ def dead_letters_replay(*, ids: Sequence[int]) -> tuple[int, int]:
     for letter in DeadLetter.objects.filter(pk__in=ids, replayed_at__isnull=True).order_by("pk"):
         message = InboundMessage(letter.topic, bytes(letter.payload))
         with transaction.atomic():
-            result = store_batch([message], keep_dead=False)
+            try:
+                with transaction.atomic():
+                    result = store_batch([message], keep_dead=False)
+            except Exception as exc:
+                if _connection_lost(exc):
+                    raise
+                reason = f"{type(exc).__name__}: {_first_line(exc)}"
+                result = BatchResult(messages=1, rejected=[(letter.topic, reason)])
             if result.rejected:
-                letter.reason = result.rejected[0][1][:500]
+                letter.reason = storable_text(result.rejected[0][1], 500)
                 letter.save(update_fields=["reason"])
                 failing += 1
             else:
@@ -514,24 +579,80 @@ def store_batch_isolating(messages: Sequence[InboundMessage]) -> BatchResult:
 
 
 def write_batch_isolating(prepared: PreparedBatch) -> BatchResult:
-    """:func:`write_batch`, bisecting a batch the database refuses down to the message(s) it
-    refuses, which become dead letters."""
+    """:func:`write_batch`, bisecting a batch that fails down to the message(s) that make it
+    fail, which become dead letters; the rest is stored.
+
+    Only a lost database connection (or a transient conflict on a single message) is raised for
+    the caller to retry with nothing acked: anything else a message can provoke (a value the
+    database refuses, a bug that one odd payload reaches) must not stop ingest for every
+    township. A message that fails alone is kept as a dead letter with the reason and can be
+    replayed once the cause is fixed.
+    """
     try:
         return write_batch(prepared)
-    except (DataError, IntegrityError) as exc:
+    except Exception as exc:
+        if _connection_lost(exc):
+            raise
         messages = prepared.messages
         if len(messages) == 1:
-            reason = f"database refused the message: {str(exc).splitlines()[0]}"
-            DeadLetter.objects.create(
-                topic=messages[0].topic[:512], payload=messages[0].payload, reason=reason[:500]
-            )
-            log.warning("dead letter on %s: %s", messages[0].topic, reason)
-            return BatchResult(messages=1, dead_letters=1, rejected=[(messages[0].topic, reason)])
+            if isinstance(exc, _TRANSIENT):
+                raise  # a deadlock or a lock timeout says nothing about the message
+            return _dead_alone(messages[0], exc, prepared.now)
+        log.warning(
+            "a batch of %d failed (%s: %s); isolating the message(s) that fail",
+            len(messages),
+            type(exc).__name__,
+            _first_line(exc),
+        )
         # Halves that store go through in one transaction each; the bad one is isolated.
         middle = len(messages) // 2
         left = write_batch_isolating(prepare_batch(messages[:middle], now=prepared.now))
         right = write_batch_isolating(prepare_batch(messages[middle:], now=prepared.now))
         return _merge(left, right)
+
+
+# Conflicts between concurrent transactions: retried, never blamed on a message.
+_TRANSIENT = (
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.LockNotAvailable,
+)
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database went away (retry), not that a message is bad."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if isinstance(exc, OperationalError | psycopg.OperationalError):
+        raw = connection.connection
+        if raw is None or raw.closed or getattr(raw, "broken", False):
+            return True
+        cause = exc.__cause__ if isinstance(exc, OperationalError) else exc
+        # The server going down answers with these before the socket closes.
+        return isinstance(
+            cause,
+            psycopg.errors.AdminShutdown
+            | psycopg.errors.CrashShutdown
+            | psycopg.errors.CannotConnectNow
+            | psycopg.errors.ConnectionException,
+        )
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _dead_alone(message: InboundMessage, exc: BaseException, now: datetime) -> BatchResult:
+    if isinstance(exc, DataError | IntegrityError):
+        reason = f"database refused the message: {_first_line(exc)}"
+    else:
+        reason = f"storing this message failed: {type(exc).__name__}: {_first_line(exc)}"
+        log.error("message on %s failed alone; kept as a dead letter", message.topic, exc_info=exc)
+    letter = _dead(message, reason, now)
+    letter.save()
+    return BatchResult(messages=1, dead_letters=1, rejected=[(letter.topic, letter.reason)])
 
 
 def _merge(a: BatchResult, b: BatchResult) -> BatchResult:

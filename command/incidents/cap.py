@@ -9,7 +9,6 @@ resolved or closed the message is an ``Update`` that says so in ``note``.
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Callable
 from datetime import datetime
 from xml.etree import ElementTree as ET
@@ -18,6 +17,7 @@ from django.conf import settings
 from django.utils import timezone, translation
 
 from command.incidents.models import Incident
+from command.org.models import township_zone
 
 NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
 CONTENT_TYPE = "application/cap+xml"
@@ -48,7 +48,7 @@ _FORBIDDEN = str.maketrans({c: "-" for c in " ,<&"})
 
 def _time(moment: datetime, zone: str) -> str:
     # CAP wants seconds and an explicit offset ("2026-11-23T21:05:00+08:00"), never "Z".
-    local = moment.astimezone(zoneinfo.ZoneInfo(zone)).replace(microsecond=0)
+    local = moment.astimezone(township_zone(zone)).replace(microsecond=0)
     text = local.isoformat()
     return text.replace("+00:00", "-00:00") if text.endswith("+00:00") else text
 

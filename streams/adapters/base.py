@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -13,6 +14,12 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 # Gateways with a drifting clock are common; a reading from further out than this is a bug.
 MAX_FUTURE = timedelta(minutes=10)
 MAX_PAST = timedelta(days=30)
+# Deeper than any real payload; a stored payload is rendered and re-encoded, so it is bounded.
+MAX_DEPTH = 16
+# A JSON escape of a UTF-16 surrogate. A pair is one character once decoded; a lone half (firmware
+# that cut a string in two) is not text: PostgreSQL cannot store it. Checked precisely only when
+# this cheap scan finds one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +61,39 @@ def decode_json(payload: bytes) -> Any | Rejected:
     if "\x00" in text or "\\u0000" in text:
         return Rejected("payload contains a NUL character, which PostgreSQL cannot store")
     try:
-        return _DECODER.decode(text)
+        data = _DECODER.decode(text)
+    except RecursionError:
+        return Rejected("JSON is nested too deeply")
     except ValueError as exc:
         return Rejected(f"malformed JSON: {exc}")
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(data):
+        return Rejected("payload contains a lone UTF-16 surrogate (a string cut in half)")
+    return data
+
+
+def _encodable(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError, ValueError):
+        return False
+    return True
+
+
+def check_stored_json(data: Any) -> str | None:
+    """Why ``data`` cannot be kept as a jsonb payload (too deep, a number that is not finite),
+    or None. Walks without recursion: the depth is what is being checked."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if value.__class__ is float:
+            if not math.isfinite(value):
+                return "payload holds a number too large for a float (JSON allows no Infinity)"
+        elif isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return f"payload is nested deeper than {MAX_DEPTH} levels"
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+    return None
 
 
 def _reject_constant(name: str) -> Any:
@@ -78,23 +115,27 @@ def parse_time(value: Any, now: datetime) -> datetime | Rejected:
     if isinstance(value, bool):
         return Rejected(f"timestamp {value!r} is not a time")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            return Rejected("timestamp is not finite")
-        seconds = value / 1000 if value > 1e11 else value
         try:
+            if not math.isfinite(value):
+                return Rejected("timestamp is not finite")
+            seconds = value / 1000 if value > 1e11 else value
             moment = datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):
-            return Rejected(f"timestamp {value!r} is out of range")
+            return Rejected(f"timestamp {_short(value)} is out of range")
     elif isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            return Rejected(f"timestamp {value!r} is not ISO 8601")
+            return Rejected(f"timestamp {_short(value)} is not ISO 8601")
         if moment.tzinfo is None:
-            return Rejected(f"timestamp {value!r} has no time zone")
-        moment = moment.astimezone(UTC)
+            return Rejected(f"timestamp {_short(value)} has no time zone")
+        try:
+            # 9999-12-31T23:59:59-12:00 is a valid ISO time that no datetime can hold in UTC.
+            moment = moment.astimezone(UTC)
+        except (OverflowError, ValueError):
+            return Rejected(f"timestamp {_short(value)} is out of range")
     else:
-        return Rejected(f"timestamp {value!r} is not a number or a string")
+        return Rejected(f"timestamp {_short(value)} is not a number or a string")
     earliest, latest = _window(now)
     if moment > latest:
         return Rejected(f"timestamp {moment.isoformat()} is in the future")
@@ -108,5 +149,19 @@ def finite_number(value: Any) -> float | None:
         return value if math.isfinite(value) else None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
     return number if math.isfinite(number) else None
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr`` for a reason text: bounded, so a huge value cannot bloat a dead letter's reason."""
+    if isinstance(value, int) and value.bit_length() > 200:
+        return "<huge integer>"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_short = short_repr

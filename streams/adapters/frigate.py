@@ -46,7 +46,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from streams.adapters.base import CameraEvent, Rejected, decode_json, finite_number, parse_time
+from streams.adapters.base import (
+    CameraEvent,
+    Rejected,
+    decode_json,
+    finite_number,
+    parse_time,
+    short_repr,
+)
 
 MAX_EVENT_ID = 64  # streams.models.DeviceEvent.event_id
 MAX_LABEL = 48  # streams.models.DeviceEvent.label
@@ -96,7 +103,10 @@ def _event(
 ) -> FrigateDetection:
     object_id = _text(after.get("id"), "after.id")
     camera = _text(after.get("camera"), "after.camera")
-    label = _text(after.get("label"), "after.label", max_length=MAX_LABEL).lower()
+    # Lowercased before its length is checked: a few letters grow when lowercased (İ → i̇).
+    label = _text(after.get("label"), "after.label").lower()
+    if len(label) > MAX_LABEL:
+        raise _Invalid(f"'after.label' must be at most {MAX_LABEL} characters")
     top_score = _score(after.get("top_score"), "after.top_score")
     score = _score(after.get("score"), "after.score")
     false_positive = _flag(after.get("false_positive"), "after.false_positive")
@@ -179,7 +189,7 @@ def _review(
         raise _Invalid("review has no objects in 'after.data.objects' nor sounds in 'audio'")
     label = labels[0].removesuffix(VERIFIED_SUFFIX).lower()
     if not label or len(label) > MAX_LABEL:
-        raise _Invalid(f"review label {labels[0]!r} must be 1–{MAX_LABEL} characters")
+        raise _Invalid(f"review label {short_repr(labels[0])} must be 1–{MAX_LABEL} characters")
     detections = _strings(data.get("detections"), "after.data.detections")
     sub_labels = _strings(data.get("sub_labels"), "after.data.sub_labels")
     zones = _strings(data.get("zones"), "after.data.zones")
@@ -240,7 +250,7 @@ def _envelope(payload: bytes, what: str) -> tuple[str, dict[str, Any] | None, di
         raise _Invalid(f"Frigate {what} must be a JSON object")
     kind = data.get("type")
     if kind not in MESSAGE_TYPES:
-        raise _Invalid(f"'type' must be 'new', 'update' or 'end', not {kind!r}")
+        raise _Invalid(f"'type' must be 'new', 'update' or 'end', not {short_repr(kind)}")
     after = data.get("after")
     if not isinstance(after, dict):
         raise _Invalid(f"Frigate {what} needs 'after' as an object")
@@ -284,7 +294,7 @@ def _score(value: Any, field: str) -> float | None:
 
 def _severity(value: Any, field: str) -> str | None:
     if value is not None and value not in SEVERITIES:
-        raise _Invalid(f"'{field}' must be 'alert' or 'detection', not {value!r}")
+        raise _Invalid(f"'{field}' must be 'alert' or 'detection', not {short_repr(value)}")
     return value
 
 

@@ -10,9 +10,11 @@ from streams.adapters.base import (
     Presence,
     Reading,
     Rejected,
+    check_stored_json,
     decode_json,
     finite_number,
     parse_time,
+    short_repr,
 )
 
 
@@ -28,6 +30,8 @@ def parse_camera_event(payload: bytes, now: datetime) -> CameraEvent | Rejected:
     if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
         return Rejected("camera event needs an 'id' string of 1–64 characters")
     label = data.get("label")
+    if isinstance(label, str):
+        label = label.lower()  # before the length check: a few letters grow when lowercased
     if not isinstance(label, str) or not label or len(label) > 48:
         return Rejected("camera event needs a 'label' string of 1–48 characters")
     time = parse_time(data.get("ts"), now) if "ts" in data else now
@@ -41,10 +45,15 @@ def parse_camera_event(payload: bytes, now: datetime) -> CameraEvent | Rejected:
     zones_raw = data.get("zones", [])
     if not isinstance(zones_raw, list) or not all(isinstance(z, str) for z in zones_raw):
         return Rejected("'zones' must be a list of strings")
+    # The whole object is kept as the event's payload, so what it carries besides must be
+    # storable too.
+    unstorable = check_stored_json(data)
+    if unstorable:
+        return Rejected(unstorable)
     return CameraEvent(
         event_id=event_id,
         time=time,
-        label=label.lower(),
+        label=label,
         score=score,
         zones=tuple(zones_raw),
         payload=data,
@@ -73,9 +82,12 @@ def parse_telemetry(payload: bytes, now: datetime) -> list[Reading] | Rejected:
         for metric, raw in values.items():
             value = finite_number(raw)
             if value is None:
-                return Rejected(f"telemetry value {metric!r} is not a finite number: {raw!r}")
+                return Rejected(
+                    f"telemetry value {short_repr(metric)} is not a finite number: "
+                    f"{short_repr(raw)}"
+                )
             if not metric or len(metric) > 48:
-                return Rejected(f"metric name {metric!r} must be 1–48 characters")
+                return Rejected(f"metric name {short_repr(metric)} must be 1–48 characters")
             readings.append(Reading(time=time, metric=metric, value=value))
     if not readings:
         return Rejected("telemetry carries no readings")

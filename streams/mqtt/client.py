@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 from django.conf import settings
 from django.db import connection
 
+from command import health
 from streams import ingest, metrics
 from streams.mqtt import topics
 
@@ -173,6 +174,8 @@ class IngestWorker:
         self._pending: list[tuple[int, ingest.InboundMessage]] = []
         self._stop = threading.Event()
         self._subscribed = threading.Event()
+        # Why run() stopped by itself (a refused subscription), for the exit status.
+        self.failure: str | None = None
         self._progress = progress
         self._progress_every = progress_every
         # Packet ids belong to one connection; a message received before a reconnect must not
@@ -199,15 +202,27 @@ class IngestWorker:
         client.subscribe([(topic, 1) for topic in self.topics()] + [(BROKER_STORE_TOPIC, 0)])
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        failed = [code for code in reason_codes[:-1] if code.is_failure]
-        if failed:
-            log.error("broker refused the subscriptions: %s", failed)
+        refused = [
+            f"{topic} ({code})"
+            for topic, code in zip(self.topics(), reason_codes[:-1], strict=False)
+            if code.is_failure
+        ]
+        if refused:
+            # Running on without them would look healthy and store nothing: stop, say why, and
+            # let the supervisor (compose's restart policy) and the operator see it.
+            self.failure = f"the broker refused the subscriptions: {', '.join(refused)}"
+            log.error("%s; check the ACL of %s", self.failure, self.config.username or "anonymous")
+            self._stop.set()
             return
         self._subscribed.set()
         log.info("ingest subscribed on %s as %s", self.config.display, self.client_id)
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
-        topic = message.topic  # a property that decodes on every access: once is enough
+        try:
+            topic = message.topic  # a property that decodes on every access: once is enough
+        except UnicodeDecodeError:
+            # Brokers check topics are UTF-8; one that does not must not stop the loop.
+            topic = message._topic.decode("utf-8", "replace")
         if topic == BROKER_STORE_TOPIC:
             with contextlib.suppress(ValueError):
                 metrics.BROKER_STORED.set(float(message.payload))
@@ -262,6 +277,8 @@ class IngestWorker:
                     ):
                         self._flush()
                         first_at = 0.0
+                if self._subscribed.is_set():
+                    health.beat("ingest")
                 if self._progress and time.monotonic() - last_progress >= self._progress_every:
                     last_progress = time.monotonic()
                     self._progress(self.progress_line())
