@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "procrastinate.contrib.django",
+    "axes",
     "command.org",
     "command.incidents",
     "streams",
@@ -87,6 +89,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "command.urls"
@@ -172,6 +176,23 @@ AUTH_USER_MODEL = "org.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+AUTHENTICATION_BACKENDS = [
+    "command.org.auth.LoginThrottle",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in throttling (django-axes, command/org/auth.py): failures are counted per account and
+# address in the database, so every web process sees them.
+AXES_FAILURE_LIMIT = int(os.environ.get("WHISTLE_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("WHISTLE_LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "command.org.auth.client_ip"
+AXES_LOCKOUT_CALLABLE = "command.org.auth.locked_out"
+AXES_VERBOSE = False
+# Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or networks).
+WHISTLE_TRUSTED_PROXIES = [
+    net.strip() for net in os.environ.get("WHISTLE_TRUSTED_PROXIES", "").split(",") if net.strip()
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

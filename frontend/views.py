@@ -16,6 +16,7 @@ from command.incidents import services as incident_services
 from command.incidents.models import Incident
 from command.incidents.photos import visible_photos
 from command.org import selectors as org_selectors
+from command.org.auth import is_local_request
 from command.org.models import Township, User
 from frontend import maps, rendering
 from frontend.forms import WhistleForm
@@ -154,11 +155,13 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 @login_not_required
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus metrics of this process: for a scraper on the same host, or one that presents
-    ``Authorization: Bearer $METRICS_TOKEN``."""
+    """Prometheus metrics of this process: with ``METRICS_TOKEN`` set, for a scraper that
+    presents ``Authorization: Bearer $METRICS_TOKEN``; without, for this host only."""
     token = settings.METRICS_TOKEN
     presented = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    local = request.META.get("REMOTE_ADDR") in ("127.0.0.1", "::1")
+    # Without a token only this host may scrape, and a request a proxy on this host relayed is
+    # not this host; once a token is set, everyone presents it.
+    local = not token and is_local_request(request)
     if not (local or (token and constant_time_compare(presented, token))):
         raise PermissionDenied
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

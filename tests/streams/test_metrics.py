@@ -38,3 +38,16 @@ def test_metrics_need_the_token_from_elsewhere(client, settings, db):
     assert wrong.status_code == 403
     good = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret", **remote)
     assert good.status_code == 200 and b"whistle_ingest" in good.content
+
+
+def test_metrics_relayed_by_a_local_proxy_are_not_local(client, settings, db):
+    """A reverse proxy on the same host connects from 127.0.0.1 on behalf of anyone."""
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+    relayed = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert relayed.status_code == 403
+    forwarded = client.get("/metrics", REMOTE_ADDR="::1", HTTP_FORWARDED="for=203.0.113.9")
+    assert forwarded.status_code == 403
+    # Once a token is set, this host presents it too.
+    settings.METRICS_TOKEN = "scrape-secret"
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
