@@ -120,7 +120,11 @@ DATABASES = {
     )
 }
 DATABASES["default"].setdefault("OPTIONS", {})
-DATABASES["default"]["TEST"] = {"NAME": os.environ.get("WHISTLE_TEST_DATABASE", "test_whistle")}
+# The test database is named after the database (test_<name>, as Django does) so that two
+# checkouts with different DATABASE_URLs on one server do not drop each other's test database.
+DATABASES["default"]["TEST"] = {
+    "NAME": os.environ.get("WHISTLE_TEST_DATABASE") or f"test_{DATABASES['default']['NAME']}"
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- channel layer --------------------------------------------------------------------------

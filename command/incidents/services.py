@@ -21,6 +21,7 @@ from alerts.models import Alert
 from command import realtime
 from command.errors import ActionForbidden, TransitionNotAllowed
 from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
+from command.org import policy
 from command.org.models import Category, Department, Grid, Responsibility, Township, User
 
 # Report-on-site deadlines per whistle kind. Emergency: the reform's 30 minutes. General: two
@@ -109,18 +110,15 @@ def _broadcast(incident: Incident, event_type: str, **fields: Any) -> None:
 
 
 def _require_officer(actor: User, township: Township) -> None:
-    """Duty officers of the township (and administrators) run incidents."""
-    if actor.is_superuser or actor.role == User.Role.ADMINISTRATOR:
-        return
-    if actor.role == User.Role.DUTY_OFFICER and actor.township_id == township.pk:
+    """Duty officers of the township (and its or the district's administrators) run
+    incidents (command.org.policy.can_command)."""
+    if policy.can_command(actor, township):
         return
     raise ActionForbidden(_("Only the township's duty officers may do this."))
 
 
 def _require_member(actor: User, department_id: int) -> None:
-    if actor.is_superuser or (
-        actor.role == User.Role.DEPARTMENT_MEMBER and actor.department_id == department_id
-    ):
+    if policy.can_act_for_department(actor, department_id):
         return
     raise ActionForbidden(_("Only members of the summoned department may do this."))
 
