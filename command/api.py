@@ -260,6 +260,15 @@ class WhistleOut(Schema):
     purpose: str
     blown_at: datetime
     summonses: list[SummonsOut]
+    # A joint whistle (联合哨): the other township, whether it confirmed ("pending",
+    # "confirmed", "declined"), and its departments still waiting for that.
+    joint_township: str | None = None
+    joint_status: str = ""
+    awaiting: list[str] = []
+
+
+class JointDeclineIn(Schema):
+    reason: str
 
 
 class CheckInIn(Schema):
@@ -462,7 +471,11 @@ def blow_whistle(request: HttpRequest, incident_id: int, body: WhistleIn):
 
 
 def _whistle_out(whistle: Whistle) -> WhistleOut:
+    waiting = [p["department"] for p in whistle.joint_pending]
     return WhistleOut(
+        joint_township=whistle.joint_township.code if whistle.joint_township else None,
+        joint_status=whistle.joint_status,
+        awaiting=list(Department.objects.filter(pk__in=waiting).values_list("code", flat=True)),
         id=whistle.pk,
         incident=whistle.incident_id,
         kind=whistle.kind,
@@ -473,6 +486,56 @@ def _whistle_out(whistle: Whistle) -> WhistleOut:
             for s in whistle.summonses.select_related("whistle", "department")
         ],
     )
+
+
+def _joint_whistle(request: HttpRequest, whistle_id: int) -> Whistle:
+    visible = visible_incidents(_actor(request))
+    return get_object_or_404(
+        Whistle.objects.select_related("joint_township"),
+        pk=whistle_id,
+        incident__in=visible.values("pk"),
+    )
+
+
+@api.get("/whistles/joint-pending", response=list[WhistleOut], tags=["incidents"])
+def joint_pending(request: HttpRequest):
+    """Joint whistles another township blew with the caller's, waiting for its confirmation."""
+    user = _actor(request)
+    townships = policy.command_township_ids(user)
+    queryset = Whistle.objects.filter(joint_status=Whistle.JointStatus.PENDING).select_related(
+        "joint_township"
+    )
+    if townships is not None:
+        queryset = queryset.filter(joint_township_id__in=townships)
+    return [_whistle_out(w) for w in queryset.order_by("blown_at")[:200]]
+
+
+@api.post(
+    "/whistles/{whistle_id}/joint/confirm",
+    response={200: WhistleOut, 403: Problem, 404: Problem, 409: Problem},
+    tags=["incidents"],
+)
+def confirm_joint(request: HttpRequest, whistle_id: int):
+    """The other township confirms a joint whistle: its departments are summoned now."""
+    whistle = services.whistle_joint_confirm(
+        actor=_actor(request), whistle=_joint_whistle(request, whistle_id), source=_source(request)
+    )
+    return _whistle_out(whistle)
+
+
+@api.post(
+    "/whistles/{whistle_id}/joint/decline",
+    response={200: WhistleOut, 403: Problem, 404: Problem, 409: Problem},
+    tags=["incidents"],
+)
+def decline_joint(request: HttpRequest, whistle_id: int, body: JointDeclineIn):
+    whistle = services.whistle_joint_decline(
+        actor=_actor(request),
+        whistle=_joint_whistle(request, whistle_id),
+        reason=body.reason,
+        source=_source(request),
+    )
+    return _whistle_out(whistle)
 
 
 @api.post(

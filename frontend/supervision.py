@@ -145,6 +145,8 @@ ACTIONS = {
     "incident.closed": _("Incident closed"),
     "incident.updated": _("Incident updated"),
     "whistle.blown": _("Whistle blown"),
+    "whistle.joint_confirmed": _("The other township confirmed the joint whistle"),
+    "whistle.joint_declined": _("The other township declined the joint whistle"),
     "summons.notified": _("Department notified"),
     "summons.acknowledged": _("Department acknowledged"),
     "summons.checked_in": _("Department checked in on site"),
