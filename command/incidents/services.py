@@ -328,9 +328,13 @@ def incident_add_evidence(
     source: str = TimelineEntry.Source.WEB,
 ) -> Incident:
     """A photo or link from the officer or from a department summoned to the incident."""
-    summoned = Summons.objects.filter(
-        whistle__incident=incident, department_id=actor.department_id
-    ).exists()
+    summoned = (
+        actor.department_id is not None
+        and policy.can_act_for_department(actor, actor.department_id)
+        and Summons.objects.filter(
+            whistle__incident=incident, department_id=actor.department_id
+        ).exists()
+    )
     if not summoned:
         _require_officer(actor, incident.township)
     from command.incidents.photos import is_acceptable_url, photos_attach
