@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, URLResolver
+from django.utils.translation import gettext as _
 from ninja import File, NinjaAPI, Schema, Status, UploadedFile
 from ninja.security import HttpBearer, django_auth
 
@@ -23,6 +23,7 @@ from alerts.models import Alert
 from command.incidents import selectors as incident_selectors
 from command.incidents import services
 from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
+from command.org import policy
 from command.org.models import Category, Department, Grid, Township, User
 from command.org.tokens import api_token_user
 
@@ -82,52 +83,22 @@ def _alert_missing(request: HttpRequest, exc: Exception):
 # --- scoping ----------------------------------------------------------------------------------
 
 
-def visible_township_ids(user: User) -> set[int] | None:
-    """None means every township (administrators, district-wide supervisors)."""
-    if user.is_superuser or user.role == User.Role.ADMINISTRATOR:
-        return None
-    if user.role == User.Role.SUPERVISOR and user.township_id is None:
-        return None
-    if user.township_id:
-        return {user.township_id}
-    return set()
-
-
 def visible_incidents(user: User):
-    queryset = Incident.objects.select_related("township", "category", "grid")
-    if user.role == User.Role.DEPARTMENT_MEMBER and not user.is_superuser:
-        return queryset.filter(whistles__summonses__department_id=user.department_id).distinct()
-    townships = visible_township_ids(user)
-    return queryset if townships is None else queryset.filter(township_id__in=townships)
+    return policy.incidents(user, Incident.objects.select_related("township", "category", "grid"))
 
 
 def visible_reports(user: User):
-    """Grid reports: a grid officer's own, an officer's townships', none for departments."""
     from streams.models import GridReport
 
     queryset = GridReport.objects.select_related(
         "category", "grid", "township", "alert__incident"
     ).order_by("-created_at")
-    if user.role == User.Role.GRID_OFFICER:
-        return queryset.filter(reporter=user)
-    if user.role == User.Role.DEPARTMENT_MEMBER and not user.is_superuser:
-        return queryset.none()
-    townships = visible_township_ids(user)
-    return queryset if townships is None else queryset.filter(township_id__in=townships)
+    return policy.reports(user, queryset)
 
 
 def visible_summonses(user: User):
-    queryset = Summons.objects.select_related("whistle__incident__township", "department")
-    if user.is_superuser or user.role == User.Role.ADMINISTRATOR:
-        return queryset
-    if user.role == User.Role.DEPARTMENT_MEMBER:
-        return queryset.filter(department_id=user.department_id)
-    townships = visible_township_ids(user)
-    if townships is None:
-        return queryset
-    return queryset.filter(
-        Q(whistle__incident__township_id__in=townships)
-        | Q(whistle__joint_township_id__in=townships)
+    return policy.summonses(
+        user, Summons.objects.select_related("whistle__incident__township", "department")
     )
 
 
@@ -289,6 +260,15 @@ class WhistleOut(Schema):
     purpose: str
     blown_at: datetime
     summonses: list[SummonsOut]
+    # A joint whistle (联合哨): the other township, whether it confirmed ("pending",
+    # "confirmed", "declined"), and its departments still waiting for that.
+    joint_township: str | None = None
+    joint_status: str = ""
+    awaiting: list[str] = []
+
+
+class JointDeclineIn(Schema):
+    reason: str
 
 
 class CheckInIn(Schema):
@@ -320,11 +300,9 @@ class DepartmentOut(Schema):
 
 @api.get("/alerts", response=list[AlertOut], tags=["alerts"])
 def list_alerts(request: HttpRequest, status: str = "open", limit: int = 100):
-    user = _actor(request)
-    townships = visible_township_ids(user)
-    queryset = Alert.objects.select_related("township", "category", "device")
-    if townships is not None:
-        queryset = queryset.filter(township_id__in=townships)
+    queryset = policy.alerts(
+        _actor(request), Alert.objects.select_related("township", "category", "device")
+    )
     if status == "open":
         queryset = queryset.filter(status__in=Alert.OPEN_STATUSES)
     elif status != "all":
@@ -333,9 +311,11 @@ def list_alerts(request: HttpRequest, status: str = "open", limit: int = 100):
 
 
 def _officer_townships(user: User) -> set[int] | None:
-    if user.role not in (User.Role.DUTY_OFFICER, User.Role.ADMINISTRATOR) and not user.is_superuser:
-        raise services.ActionForbidden("Only duty officers act on alerts.")
-    return visible_township_ids(user)
+    """Where ``user`` acts on alerts; an alert elsewhere answers 404 (the service's scope)."""
+    townships = policy.command_township_ids(user)
+    if townships is not None and not townships:
+        raise services.ActionForbidden(_("Only duty officers act on alerts."))
+    return townships
 
 
 @api.post("/alerts/{alert_id}/acknowledge", response={200: AlertOut, 409: Problem}, tags=["alerts"])
@@ -491,7 +471,11 @@ def blow_whistle(request: HttpRequest, incident_id: int, body: WhistleIn):
 
 
 def _whistle_out(whistle: Whistle) -> WhistleOut:
+    waiting = [p["department"] for p in whistle.joint_pending]
     return WhistleOut(
+        joint_township=whistle.joint_township.code if whistle.joint_township else None,
+        joint_status=whistle.joint_status,
+        awaiting=list(Department.objects.filter(pk__in=waiting).values_list("code", flat=True)),
         id=whistle.pk,
         incident=whistle.incident_id,
         kind=whistle.kind,
@@ -502,6 +486,56 @@ def _whistle_out(whistle: Whistle) -> WhistleOut:
             for s in whistle.summonses.select_related("whistle", "department")
         ],
     )
+
+
+def _joint_whistle(request: HttpRequest, whistle_id: int) -> Whistle:
+    visible = visible_incidents(_actor(request))
+    return get_object_or_404(
+        Whistle.objects.select_related("joint_township"),
+        pk=whistle_id,
+        incident__in=visible.values("pk"),
+    )
+
+
+@api.get("/whistles/joint-pending", response=list[WhistleOut], tags=["incidents"])
+def joint_pending(request: HttpRequest):
+    """Joint whistles another township blew with the caller's, waiting for its confirmation."""
+    user = _actor(request)
+    townships = policy.command_township_ids(user)
+    queryset = Whistle.objects.filter(joint_status=Whistle.JointStatus.PENDING).select_related(
+        "joint_township"
+    )
+    if townships is not None:
+        queryset = queryset.filter(joint_township_id__in=townships)
+    return [_whistle_out(w) for w in queryset.order_by("blown_at")[:200]]
+
+
+@api.post(
+    "/whistles/{whistle_id}/joint/confirm",
+    response={200: WhistleOut, 403: Problem, 404: Problem, 409: Problem},
+    tags=["incidents"],
+)
+def confirm_joint(request: HttpRequest, whistle_id: int):
+    """The other township confirms a joint whistle: its departments are summoned now."""
+    whistle = services.whistle_joint_confirm(
+        actor=_actor(request), whistle=_joint_whistle(request, whistle_id), source=_source(request)
+    )
+    return _whistle_out(whistle)
+
+
+@api.post(
+    "/whistles/{whistle_id}/joint/decline",
+    response={200: WhistleOut, 403: Problem, 404: Problem, 409: Problem},
+    tags=["incidents"],
+)
+def decline_joint(request: HttpRequest, whistle_id: int, body: JointDeclineIn):
+    whistle = services.whistle_joint_decline(
+        actor=_actor(request),
+        whistle=_joint_whistle(request, whistle_id),
+        reason=body.reason,
+        source=_source(request),
+    )
+    return _whistle_out(whistle)
 
 
 @api.post(

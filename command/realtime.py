@@ -3,7 +3,7 @@
 Services call :func:`broadcast_on_commit`; the event leaves only if the transaction that caused
 it commits, so a board never shows a change the database does not hold (Zulip's
 ``send_event_on_commit``). Groups: ``board.{township}``, ``dept.{department}``,
-``incident.{id}``. Event types are dotted and listed in :data:`EVENT_TYPES`.
+``incident.{id}``, ``user.{id}``. Event types are dotted and listed in :data:`EVENT_TYPES`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ EventType = Literal[
     "whistle.blown",
     "summons.notified",
     "summons.updated",
+    # A user's rights may have changed (saved, deactivated, logged out): their sockets re-check.
+    "user.changed",
 ]
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 
@@ -50,6 +52,11 @@ def department_group(department_code: str) -> str:
 
 def incident_group(incident_id: int) -> str:
     return f"incident.{incident_id}"
+
+
+def user_group(user_id: int) -> str:
+    """Every socket of one user: told when the user's rights may have changed."""
+    return f"user.{user_id}"
 
 
 def set_server_loop(loop: asyncio.AbstractEventLoop | None) -> None:

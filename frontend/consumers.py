@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from http.cookies import SimpleCookie
+from importlib import import_module
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -63,6 +64,10 @@ class FragmentConsumer(AsyncWebsocketConsumer):
     # At most this many frames a second under a burst: enough to look live, few enough that
     # a browser swaps each one before the next arrives.
     min_interval = 0.1
+    # Rights are re-checked before a frame when the last check is older than this, and at
+    # once when the user is saved or logs out (command.org.signals): a deactivated, demoted or
+    # logged-out user's socket closes instead of receiving pushes.
+    recheck_seconds = 15.0
 
     def authorize(self, user: Any, key: str) -> tuple[Any, str] | None:
         """(the scoped object, its group), or None to refuse. Runs in a thread (ORM)."""
@@ -83,6 +88,10 @@ class FragmentConsumer(AsyncWebsocketConsumer):
             await self.close(code=FORBIDDEN)
             return
         self.scoped, self.group = allowed
+        self.key = key
+        self.user_id = self.scope["user"].pk
+        self._checked = asyncio.get_running_loop().time()
+        await self.channel_layer.group_add(realtime.user_group(self.user_id), self.channel_name)
         self.language = scope_language(self.scope)
         self._marked: dict[str, set[int]] = {}
         self._events: set[Any] = set()
@@ -95,6 +104,9 @@ class FragmentConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.channel_layer.group_discard(
+                realtime.user_group(self.user_id), self.channel_name
+            )
         flusher = getattr(self, "_flusher", None)
         if flusher is not None:
             flusher.cancel()
@@ -109,12 +121,57 @@ class FragmentConsumer(AsyncWebsocketConsumer):
             return
         await super().dispatch(message)
 
+    def still_allowed(self) -> bool:
+        """The user as the database holds them now, with this socket's session still theirs
+        (not logged out, password unchanged), may still open this socket. Runs in a thread."""
+        from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+        from django.utils.crypto import constant_time_compare
+
+        user = get_user_model().objects.filter(pk=self.user_id).first()
+        if user is None:
+            return False
+        session = self.scope.get("session")
+        if session is not None:
+            store = import_module(settings.SESSION_ENGINE).SessionStore
+            stored = store(session_key=session.session_key).load()
+            if str(stored.get(SESSION_KEY)) != str(user.pk) or not constant_time_compare(
+                stored.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()
+            ):
+                return False
+        return self.authorize(user, self.key) is not None
+
+    async def recheck(self) -> bool:
+        """Close the socket (4403) unless its user may still have it."""
+        self._checked = asyncio.get_running_loop().time()
+        if await database_sync_to_async(self.still_allowed)():
+            return True
+        log.info("closing %s for user %s: no longer allowed", self.group, self.user_id)
+        await self._refuse()
+        return False
+
+    async def _refuse(self) -> None:
+        self._refused = True
+        self._marked.clear()
+        await self.close(code=FORBIDDEN)
+
+    async def user_changed(self, event: dict[str, Any]) -> None:
+        session = self.scope.get("session")
+        if event.get("ended_session") and session is not None:
+            from command.org.signals import session_tag
+
+            if event["ended_session"] == session_tag(session.session_key):
+                await self._refuse()
+                return
+        await self.recheck()
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Actions go through HTTP (CSRF, one code path); the socket only pushes.
         return
 
     def mark(self, event: dict[str, Any], what: str, item: int | None = None) -> None:
         """Note that ``what`` changed (``item``: which one); it goes out with the next frame."""
+        if getattr(self, "_refused", False):
+            return
         items = self._marked.setdefault(what, set())
         if item is not None:
             items.add(item)
@@ -128,6 +185,8 @@ class FragmentConsumer(AsyncWebsocketConsumer):
             wait = self._last_frame + self.min_interval - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
+            if loop.time() - self._checked > self.recheck_seconds and not await self.recheck():
+                return
             batch, self._marked = self._marked, {}
             events, self._events = frozenset(self._events), set()
             try:

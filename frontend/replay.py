@@ -17,7 +17,7 @@ from command.incidents.models import Incident
 from command.org.models import Township
 from frontend import maps
 from frontend.supervision import ACTIONS
-from frontend.views import watched_township
+from frontend.views import supervised_township
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SPEEDS = (1, 10, 60)
@@ -38,7 +38,7 @@ def _ms(moment: datetime) -> int:
 
 
 def _incident(request: HttpRequest, township: str, incident: int) -> tuple[Township, Incident]:
-    found = watched_township(request, township)
+    found = supervised_township(request, township)
     target = get_object_or_404(
         Incident.objects.select_related("category", "grid", "township"),
         pk=incident,

@@ -17,7 +17,7 @@ from command.incidents import selectors as incident_selectors
 from command.incidents.models import Incident, Summons
 from command.supervision import stats
 from frontend import maps
-from frontend.views import watched_township
+from frontend.views import supervised_township
 
 
 class PeriodForm(forms.Form):
@@ -47,7 +47,7 @@ def _bounds(start: date, end: date, zone: str) -> tuple[datetime, datetime]:
 
 
 def performance(request: HttpRequest, township: str) -> HttpResponse:
-    found = watched_township(request, township)
+    found = supervised_township(request, township)
     today = timezone.localdate(timezone=zoneinfo.ZoneInfo(found.time_zone))
     # The last 30 days unless the page asks for another period.
     period = {"start": today - timedelta(days=29), "end": today}
@@ -145,6 +145,8 @@ ACTIONS = {
     "incident.closed": _("Incident closed"),
     "incident.updated": _("Incident updated"),
     "whistle.blown": _("Whistle blown"),
+    "whistle.joint_confirmed": _("The other township confirmed the joint whistle"),
+    "whistle.joint_declined": _("The other township declined the joint whistle"),
     "summons.notified": _("Department notified"),
     "summons.acknowledged": _("Department acknowledged"),
     "summons.checked_in": _("Department checked in on site"),
@@ -163,7 +165,7 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
     devices involved."""
     from frontend.charts import WIDTH, incident_history
 
-    found = watched_township(request, township)
+    found = supervised_township(request, township)
     target = get_object_or_404(
         Incident.objects.select_related("category", "grid"), pk=incident, township=found
     )

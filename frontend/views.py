@@ -15,6 +15,7 @@ from command.incidents import selectors as incident_selectors
 from command.incidents import services as incident_services
 from command.incidents.models import Incident
 from command.incidents.photos import visible_photos
+from command.org import policy
 from command.org import selectors as org_selectors
 from command.org.auth import is_local_request
 from command.org.models import Township, User
@@ -31,20 +32,23 @@ def watched_township(request: HttpRequest, code: str) -> Township:
     return found
 
 
+def supervised_township(request: HttpRequest, code: str) -> Township:
+    """The township whose performance, timelines and replays the user may see, else 403."""
+    found = Township.objects.filter(code=code).first()
+    if found is None or not policy.can_supervise(request.user, found):
+        raise PermissionDenied
+    return found
+
+
 def home(request: HttpRequest) -> HttpResponse:
     """Each role lands on its own page."""
     user: User = request.user  # type: ignore[assignment]
-    if user.is_superuser or user.role in (
-        User.Role.DUTY_OFFICER,
-        User.Role.SUPERVISOR,
-        User.Role.ADMINISTRATOR,
-    ):
-        township = org_selectors.home_township(user=user)
-        if township is not None and user.can_watch_board(township):
-            return redirect("board", township=township.code)
-    if user.role == User.Role.DEPARTMENT_MEMBER and user.department_id:
+    township = org_selectors.home_township(user=user)
+    if township is not None and policy.can_watch_board(user, township):
+        return redirect("board", township=township.code)
+    if user.department_id and policy.can_open_console(user, user.department_id):
         return redirect("console", department=user.department.code)
-    if user.role == User.Role.GRID_OFFICER and user.township_id:
+    if policy.can_file_report(user):
         return redirect("report")
     return render(request, "frontend/home.html", {"user": user})
 
@@ -97,6 +101,8 @@ def board_whistle(request: HttpRequest, township: str, incident: int) -> HttpRes
     dialog goes away and the incident panel changes through the board's socket, like every
     other change; a refusal is shown in the dialog."""
     found = watched_township(request, township)
+    if not policy.can_command(request.user, found):
+        raise PermissionDenied
     target = get_object_or_404(
         Incident.objects.select_related("township", "category"), pk=incident, township=found
     )
@@ -125,14 +131,14 @@ def report(request: HttpRequest) -> HttpResponse:
     from streams.models import GridReport
 
     user: User = request.user  # type: ignore[assignment]
-    if user.role != User.Role.GRID_OFFICER or not user.township_id:
+    if not policy.can_file_report(user):
         raise PermissionDenied
     context = {
         "categories": Category.objects.order_by("code"),
         "grids": Grid.objects.filter(township_id=user.township_id).order_by("code"),
         "my_grid": (user.headed_grids.first() or user.grids.first()),
         "map": maps.base_map(user.township),
-        "reports": GridReport.objects.filter(reporter=user).select_related(
+        "reports": policy.reports(user, GridReport.objects.filter(reporter=user)).select_related(
             "category", "grid", "alert"
         )[:30],
     }

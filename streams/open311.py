@@ -25,9 +25,9 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from command.api import visible_reports
 from command.errors import ActionForbidden, TransitionNotAllowed
 from command.incidents.models import Incident
+from command.org import policy
 from command.org.models import Category, Grid, User
 from command.org.tokens import api_token_user
 from streams.models import GridReport
@@ -79,6 +79,11 @@ def _endpoint(root: str, item: str):
         return wrapped
 
     return decorate
+
+
+def _reports(user: User):
+    queryset = GridReport.objects.select_related("category", "grid", "township", "alert__incident")
+    return policy.reports(user, queryset.order_by("-created_at"))
 
 
 def _caller(request: HttpRequest) -> User:
@@ -201,8 +206,10 @@ def _float(value: str | None, name: str, low: float, high: float) -> float | Non
 def requests(request: HttpRequest) -> list[dict[str, Any]]:
     user = _caller(request)
     if request.method == "POST":
+        if not policy.can_file_report(user):
+            raise Problem(403, "only grid officers file requests")
         return [_file(request, user)]
-    queryset = visible_reports(user)
+    queryset = _reports(user)
     query = request.GET
     if query.get("service_request_id"):
         ids = [i for i in query["service_request_id"].split(",") if i.strip().isdigit()]
@@ -227,7 +234,7 @@ def requests(request: HttpRequest) -> list[dict[str, Any]]:
 @_endpoint("service_requests", "request")
 def request_detail(request: HttpRequest, pk: int) -> list[dict[str, Any]]:
     user = _caller(request)
-    report = visible_reports(user).filter(pk=pk).first()
+    report = _reports(user).filter(pk=pk).first()
     if report is None:
         raise Problem(404, f"no request {pk}")
     return [_request(report, request)]

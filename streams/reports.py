@@ -11,6 +11,7 @@ from alerts.rules import AlertSpec
 from alerts.services import alert_raise
 from command.incidents.photos import own_photo_ids, photos_attach
 from command.incidents.services import ActionForbidden, TransitionNotAllowed
+from command.org import policy
 from command.org.models import Category, Grid, User
 from streams.models import GridReport
 
@@ -30,11 +31,11 @@ def report_file(
     longitude: float | None = None,
     photos: list[str] | None = None,
 ) -> GridReport:
-    if reporter.role != User.Role.GRID_OFFICER or reporter.township_id is None:
+    if not policy.can_file_report(reporter):
         raise ActionForbidden(_("Only grid officers file reports."))
     if not description.strip():
         raise TransitionNotAllowed(_("Describe what you found."), code="description_missing")
-    if grid is not None and grid.township_id != reporter.township_id:
+    if grid is not None and not policy.can_file_report(reporter, grid):
         raise ActionForbidden(_("That grid is in another township."))
     photos = list(photos or [])
     if len(photos) > MAX_PHOTOS or not all(own_photo_ids([p]) for p in photos):

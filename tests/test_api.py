@@ -407,3 +407,47 @@ def test_supervisors_list_of_overdue_summons(token):
     overdue = call("get", "/summonses?overdue_only=true", supervisor).json()
     assert [(s["id"], s["escalation_level"]) for s in overdue] == [(summons.pk, 1)]
     assert Summons.objects.get(pk=summons.pk).overdue
+
+
+def test_joint_whistle_is_confirmed_by_the_other_township_through_the_api(token):
+    neighbour = Township.objects.create(code="dongshan", name="东山镇", name_en="Dongshan")
+    Department.objects.create(
+        code="ds-zhifa", name="东山镇执法队", kind=Department.Kind.STATION, township=neighbour
+    )
+    User.objects.create(username="ds-duty", role=User.Role.DUTY_OFFICER, township=neighbour)
+    duty, ds_duty = token("duty"), token("ds-duty")
+    incident = call(
+        "post",
+        "/incidents",
+        duty,
+        {"township": "qingshui", "category": "parking", "severity": "major", "title": "交界违停"},
+    ).json()["id"]
+    blown = call(
+        "post",
+        f"/incidents/{incident}/whistles",
+        duty,
+        {
+            "kind": "general",
+            "purpose": "joint_enforcement",
+            "joint_township": "dongshan",
+            "departments": [
+                {"department": "traffic"},
+                {"department": "ds-zhifa", "reason": "交界"},
+            ],
+        },
+    )
+    assert blown.status_code == 201, blown.content
+    whistle = blown.json()
+    assert whistle["joint_status"] == "pending" and whistle["awaiting"] == ["ds-zhifa"]
+    assert [s["department"] for s in whistle["summonses"]] == ["traffic"]
+    # The neighbour sees what waits for it; the township that blew cannot confirm for it.
+    pending = call("get", "/whistles/joint-pending", ds_duty).json()
+    assert [w["id"] for w in pending] == [whistle["id"]]
+    assert call("get", "/whistles/joint-pending", duty).json() == []
+    assert call("post", f"/whistles/{whistle['id']}/joint/confirm", duty).status_code == 403
+    confirmed = call("post", f"/whistles/{whistle['id']}/joint/confirm", ds_duty)
+    assert confirmed.status_code == 200, confirmed.content
+    assert confirmed.json()["joint_status"] == "confirmed"
+    assert {s["department"] for s in confirmed.json()["summonses"]} == {"traffic", "ds-zhifa"}
+    again = call("post", f"/whistles/{whistle['id']}/joint/confirm", ds_duty)
+    assert again.status_code == 409

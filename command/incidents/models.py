@@ -176,6 +176,30 @@ class Whistle(models.Model):
         blank=True,
         related_name="+",
     )
+
+    # The other township confirms a joint whistle before its own offices are summoned (its
+    # duty officer on its board or API; a district role's joint whistle is confirmed at once).
+    class JointStatus(models.TextChoices):
+        NONE = "", _("Not joint")
+        PENDING = "pending", _("Awaiting the other township")
+        CONFIRMED = "confirmed", _("Confirmed by the other township")
+        DECLINED = "declined", _("Declined by the other township")
+
+    joint_status = models.CharField(
+        _("joint status"), max_length=10, choices=JointStatus.choices, default="", blank=True
+    )
+    # The other township's departments waiting for its confirmation: [{"department": id,
+    # "reason": str}]; summoned (and emptied) when it confirms.
+    joint_pending = models.JSONField(_("awaiting confirmation"), default=list, blank=True)
+    joint_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("confirmed or declined by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    joint_decided_at = models.DateTimeField(_("confirmed or declined at"), null=True, blank=True)
     blown_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("blown by"),

@@ -9,11 +9,11 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from command.errors import TransitionNotAllowed
-from command.incidents.models import Photo, Summons
+from command.incidents.models import Incident, Photo
+from command.org import policy
 from command.org.models import Township, User
 
 _OWN_URL = re.compile(r"^/photos/([0-9a-f-]{36})$")
@@ -77,19 +77,13 @@ def photos_attach(*, urls: Iterable[str], township: Township, actor: User) -> No
 
 
 def visible_photos(user: User):
-    """Photos ``user`` may see: their own, their department's, and those of the townships whose
-    board they may watch or where their department has been summoned."""
-    queryset = Photo.objects.all()
-    if user.is_superuser:
-        return queryset
-    allowed = Q(uploaded_by=user)
-    if user.department_id:
-        allowed |= Q(uploaded_by__department_id=user.department_id)
-        summoned_in = Summons.objects.filter(department_id=user.department_id).values(
-            "whistle__incident__township_id"
-        )
-        allowed |= Q(township_id__in=summoned_in)
-    watched = [t.pk for t in Township.objects.all() if user.can_watch_board(t)]
-    if watched:
-        allowed |= Q(township_id__in=watched)
-    return queryset.filter(allowed)
+    """Photos ``user`` may see (command.org.policy.photos): their own, their department's,
+    their townships', and those an incident or report they may see shows."""
+    from streams.models import GridReport
+
+    return policy.photos(
+        user,
+        Photo.objects.all(),
+        incidents=policy.incidents(user, Incident.objects.all()),
+        reports=policy.reports(user, GridReport.objects.all()),
+    )

@@ -7,21 +7,18 @@ from datetime import datetime
 from typing import Any
 
 from command.incidents.models import Summons
+from command.org import policy
 from command.org.models import Department, User
 
 
 def department_for_console(*, user: User, code: str) -> Department | None:
-    """The department whose console ``user`` may open: its own members (and administrators)."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
+    """The department whose console ``user`` may open (command.org.policy)."""
+    if not policy.is_active(user):
         return None
     department = Department.objects.filter(code=code).first()
-    if department is None:
+    if department is None or not policy.can_open_console(user, department):
         return None
-    if user.is_superuser or (
-        user.role == User.Role.DEPARTMENT_MEMBER and user.department_id == department.pk
-    ):
-        return department
-    return None
+    return department
 
 
 def console_summonses(*, department_id: int) -> list[Summons]:

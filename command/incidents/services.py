@@ -21,6 +21,7 @@ from alerts.models import Alert
 from command import realtime
 from command.errors import ActionForbidden, TransitionNotAllowed
 from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
+from command.org import policy
 from command.org.models import Category, Department, Grid, Responsibility, Township, User
 
 # Report-on-site deadlines per whistle kind. Emergency: the reform's 30 minutes. General: two
@@ -109,18 +110,15 @@ def _broadcast(incident: Incident, event_type: str, **fields: Any) -> None:
 
 
 def _require_officer(actor: User, township: Township) -> None:
-    """Duty officers of the township (and administrators) run incidents."""
-    if actor.is_superuser or actor.role == User.Role.ADMINISTRATOR:
-        return
-    if actor.role == User.Role.DUTY_OFFICER and actor.township_id == township.pk:
+    """Duty officers of the township (and its or the district's administrators) run
+    incidents (command.org.policy.can_command)."""
+    if policy.can_command(actor, township):
         return
     raise ActionForbidden(_("Only the township's duty officers may do this."))
 
 
 def _require_member(actor: User, department_id: int) -> None:
-    if actor.is_superuser or (
-        actor.role == User.Role.DEPARTMENT_MEMBER and actor.department_id == department_id
-    ):
+    if policy.can_act_for_department(actor, department_id):
         return
     raise ActionForbidden(_("Only members of the summoned department may do this."))
 
@@ -330,9 +328,13 @@ def incident_add_evidence(
     source: str = TimelineEntry.Source.WEB,
 ) -> Incident:
     """A photo or link from the officer or from a department summoned to the incident."""
-    summoned = Summons.objects.filter(
-        whistle__incident=incident, department_id=actor.department_id
-    ).exists()
+    summoned = (
+        actor.department_id is not None
+        and policy.can_act_for_department(actor, actor.department_id)
+        and Summons.objects.filter(
+            whistle__incident=incident, department_id=actor.department_id
+        ).exists()
+    )
     if not summoned:
         _require_officer(actor, incident.township)
     from command.incidents.photos import is_acceptable_url, photos_attach
@@ -412,6 +414,10 @@ def whistle_blow(
             category_id=incident.category_id, department_id__in=codes
         ).values_list("department_id", flat=True)
     )
+    if joint_township is not None and joint_township.pk == incident.township_id:
+        raise TransitionNotAllowed(
+            _("A joint whistle is blown with another township."), code="joint_same_township"
+        )
     townships = {None, incident.township_id, joint_township.pk if joint_township else None}
     for summoned in departments:
         if summoned.department.township_id not in townships:
@@ -439,74 +445,195 @@ def whistle_blow(
         _require_active(
             incident, _("A whistle cannot be blown for an incident that is %(status)s.")
         )
+        # 联合哨: the other township's own offices wait for its confirmation, unless whoever
+        # blows it commands there too (a district role).
+        confirmed_now = joint_township is not None and policy.can_confirm_joint(
+            actor, joint_township
+        )
+        waiting = [
+            d
+            for d in departments
+            if joint_township is not None
+            and not confirmed_now
+            and d.department.township_id == joint_township.pk
+        ]
+        summoned_now = [d for d in departments if d not in waiting]
         whistle = Whistle.objects.create(
             incident=incident,
             kind=kind,
             purpose=purpose,
             joint_township=joint_township,
+            joint_status=(
+                ""
+                if joint_township is None
+                else Whistle.JointStatus.CONFIRMED
+                if confirmed_now
+                else Whistle.JointStatus.PENDING
+            ),
+            joint_pending=[
+                {"department": d.department.pk, "reason": d.reason.strip()} for d in waiting
+            ],
+            joint_decided_by=actor if confirmed_now else None,
+            joint_decided_at=now if confirmed_now else None,
             blown_by=actor,
             blown_at=now,
             report_within=report_within(incident.township, kind),
             escalation_policy=DEFAULT_ESCALATION_POLICY,
             note=note,
         )
-        _record(
-            whistle,
-            incident.township_id,
-            "whistle.blown",
+        after: dict[str, Any] = {"kind": kind, "purpose": purpose, "departments": codes}
+        if joint_township is not None:
+            after |= {
+                "joint_township": joint_township.code,
+                "joint_status": whistle.joint_status,
+                "awaiting": [d.department.pk for d in waiting],
+            }
+        _record(whistle, incident.township_id, "whistle.blown", actor=actor, source=source,
+                time=now, after=after)  # fmt: skip
+        _summon(incident, whistle, summoned_now, on_list, actor=actor, source=source, now=now)
+        _broadcast(incident, "whistle.blown", whistle_id=whistle.pk)
+    return whistle
+
+
+def _summon(
+    incident: Incident,
+    whistle: Whistle,
+    departments: Sequence[SummonedDepartment],
+    on_list: set[int],
+    *,
+    actor: User,
+    source: str,
+    now: datetime,
+) -> list[Summons]:
+    """Summon ``departments`` for ``whistle`` (inside the caller's transaction): the rows, their
+    timeline, deadlines, pushes; the incident is dispatched with its first summons."""
+    if not departments:
+        return []
+    deadline = now + whistle.report_within
+    # One INSERT for all summonses and one for their timeline rows: the officer is waiting.
+    summonses = Summons.objects.bulk_create(
+        [
+            Summons(
+                whistle=whistle,
+                department=summoned.department,
+                check_in_deadline=deadline,
+                off_list_reason=summoned.reason.strip()
+                if summoned.department.pk not in on_list
+                else "",
+            )
+            for summoned in departments
+        ]
+    )
+    TimelineEntry.objects.bulk_create(
+        [
+            TimelineEntry(
+                time=now,
+                township_id=incident.township_id,
+                subject_type="summons",
+                subject_id=summons.pk,
+                action="summons.notified",
+                source=source,
+                actor_id=actor.pk,
+                after={"status": summons.status, "deadline": deadline.isoformat()},
+            )
+            for summons in summonses
+        ]
+    )
+    for summons in summonses:
+        realtime.broadcast_on_commit(
+            realtime.department_group(summons.department.code),
+            {"type": "summons.notified", "summons_id": summons.pk},
+        )
+        summons.whistle = whistle
+        _schedule_deadline_step(summons.pk, 0, _step_times(summons, whistle)[0])
+        _push_to_department(summons, "summons.notified")
+    if incident.status == Incident.Status.OPEN:
+        _set_incident_status(
+            incident,
+            Incident.Status.DISPATCHED,
             actor=actor,
             source=source,
-            time=now,
-            after={"kind": kind, "purpose": purpose, "departments": codes},
+            action="incident.dispatched",
+            time=now,  # one moment with the whistle, for a replay
         )
-        deadline = now + whistle.report_within
-        # One INSERT for all summonses and one for their timeline rows: the officer is waiting.
-        summonses = Summons.objects.bulk_create(
-            [
-                Summons(
-                    whistle=whistle,
-                    department=summoned.department,
-                    check_in_deadline=deadline,
-                    off_list_reason=summoned.reason.strip()
-                    if summoned.department.pk not in on_list
-                    else "",
-                )
-                for summoned in departments
-            ]
+    return summonses
+
+
+def whistle_joint_confirm(
+    *, actor: User, whistle: Whistle, source: str = TimelineEntry.Source.WEB
+) -> Whistle:
+    """The other township of a joint whistle confirms it: its offices are summoned now, each
+    with the whistle's report window from this moment."""
+    if not policy.can_confirm_joint(actor, whistle.joint_township_id):
+        raise ActionForbidden(_("Only the other township's duty officers may confirm this."))
+    now = timezone.now()
+    with transaction.atomic():
+        whistle = _joint_pending_for_update(whistle)
+        incident = (
+            Incident.objects.select_for_update()
+            .select_related("township")
+            .get(pk=whistle.incident_id)
         )
-        TimelineEntry.objects.bulk_create(
-            [
-                TimelineEntry(
-                    time=now,
-                    township_id=incident.township_id,
-                    subject_type="summons",
-                    subject_id=summons.pk,
-                    action="summons.notified",
-                    source=source,
-                    actor_id=actor.pk,
-                    after={"status": summons.status, "deadline": deadline.isoformat()},
-                )
-                for summons in summonses
-            ]
+        _require_active(incident, _("The incident is %(status)s."))
+        waiting = {p["department"]: p.get("reason", "") for p in whistle.joint_pending}
+        found = Department.objects.in_bulk(list(waiting))
+        departments = [SummonedDepartment(found[pk], waiting[pk]) for pk in waiting if pk in found]
+        on_list = set(
+            Responsibility.objects.filter(
+                category_id=incident.category_id, department_id__in=list(waiting)
+            ).values_list("department_id", flat=True)
         )
-        for summons in summonses:
-            realtime.broadcast_on_commit(
-                realtime.department_group(summons.department.code),
-                {"type": "summons.notified", "summons_id": summons.pk},
-            )
-            summons.whistle = whistle
-            _schedule_deadline_step(summons.pk, 0, _step_times(summons, whistle)[0])
-            _push_to_department(summons, "summons.notified")
-        if incident.status == Incident.Status.OPEN:
-            _set_incident_status(
-                incident,
-                Incident.Status.DISPATCHED,
-                actor=actor,
-                source=source,
-                action="incident.dispatched",
-                time=now,  # one moment with the whistle, for a replay
-            )
-        _broadcast(incident, "whistle.blown", whistle_id=whistle.pk)
+        whistle.joint_status = Whistle.JointStatus.CONFIRMED
+        whistle.joint_pending = []
+        whistle.joint_decided_by = actor
+        whistle.joint_decided_at = now
+        whistle.save(
+            update_fields=["joint_status", "joint_pending", "joint_decided_by", "joint_decided_at"]
+        )
+        _record(whistle, incident.township_id, "whistle.joint_confirmed", actor=actor,
+                source=source, time=now,
+                before={"joint_status": Whistle.JointStatus.PENDING},
+                after={"joint_status": whistle.joint_status,
+                       "departments": [d.department.pk for d in departments]})  # fmt: skip
+        _summon(incident, whistle, departments, on_list, actor=actor, source=source, now=now)
+        _broadcast(incident, "incident.updated")
+    return whistle
+
+
+def whistle_joint_decline(
+    *, actor: User, whistle: Whistle, reason: str, source: str = TimelineEntry.Source.WEB
+) -> Whistle:
+    """The other township declines a joint whistle: its offices are not summoned."""
+    if not policy.can_confirm_joint(actor, whistle.joint_township_id):
+        raise ActionForbidden(_("Only the other township's duty officers may confirm this."))
+    if not reason.strip():
+        raise TransitionNotAllowed(_("Declining needs a reason."), code="reason_missing")
+    now = timezone.now()
+    with transaction.atomic():
+        whistle = _joint_pending_for_update(whistle)
+        whistle.joint_status = Whistle.JointStatus.DECLINED
+        waiting = [p["department"] for p in whistle.joint_pending]
+        whistle.joint_pending = []
+        whistle.joint_decided_by = actor
+        whistle.joint_decided_at = now
+        whistle.save(
+            update_fields=["joint_status", "joint_pending", "joint_decided_by", "joint_decided_at"]
+        )
+        incident = Incident.objects.select_related("township").get(pk=whistle.incident_id)
+        _record(whistle, incident.township_id, "whistle.joint_declined", actor=actor,
+                source=source, time=now,
+                before={"joint_status": Whistle.JointStatus.PENDING, "awaiting": waiting},
+                after={"joint_status": whistle.joint_status, "reason": reason.strip()})  # fmt: skip
+        _broadcast(incident, "incident.updated")
+    return whistle
+
+
+def _joint_pending_for_update(whistle: Whistle) -> Whistle:
+    whistle = Whistle.objects.select_for_update().get(pk=whistle.pk)
+    if whistle.joint_status != Whistle.JointStatus.PENDING:
+        raise TransitionNotAllowed(
+            _("This joint whistle is not awaiting confirmation."), code="joint_not_pending"
+        )
     return whistle
 
 

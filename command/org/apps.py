@@ -6,3 +6,6 @@ class OrgConfig(AppConfig):
     name = "command.org"
     label = "org"
     verbose_name = _("Organisation")
+
+    def ready(self) -> None:
+        from command.org import signals  # noqa: F401 - connects the receivers

@@ -238,23 +238,6 @@ class User(AbstractUser):
             return f"{last}{first}"
         return f"{first} {last}".strip()
 
-    def can_watch_board(self, township: Township) -> bool:
-        """Duty officers of the township, supervisors and administrators (district-wide when
-        they have no township) may watch a township's board."""
-        if not self.is_active:
-            return False
-        if self.is_superuser:
-            return True
-        if self.role not in {
-            self.Role.DUTY_OFFICER,
-            self.Role.SUPERVISOR,
-            self.Role.ADMINISTRATOR,
-        }:
-            return False
-        if self.role == self.Role.DUTY_OFFICER:
-            return self.township_id == township.pk
-        return self.township_id is None or self.township_id == township.pk
-
 
 class Grid(BilingualName):
     class Kind(models.TextChoices):

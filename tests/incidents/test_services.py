@@ -241,38 +241,85 @@ def test_state_changes_broadcast_only_on_commit(
     }
 
 
-def test_joint_whistle_summons_a_neighbouring_townships_office(people, township):
-    neighbour = Township.objects.create(code="dongshan", name="东山镇", name_en="Dongshan Town")
-    office = Department.objects.create(
-        code="ds-zhifa",
-        name="东山镇综合行政执法队",
-        kind=Department.Kind.STATION,
-        township=neighbour,
+@pytest.fixture
+def neighbour(demo):
+    """A neighbouring township with its own office and duty officer."""
+    township = Township.objects.create(code="dongshan", name="东山镇", name_en="Dongshan Town")
+    Department.objects.create(
+        code="ds-zhifa", name="东山镇执法队", kind=Department.Kind.STATION, township=township
     )
-    incident = open_incident(people, township)
-    with pytest.raises(TransitionNotAllowed) as refused:
-        blow(people, incident, "ds-zhifa", reasons={"ds-zhifa": "边界违停"})
-    assert refused.value.code == "other_township"
-    whistle = services.whistle_blow(
-        actor=people["duty"],
+    User.objects.create(username="ds-duty", role=User.Role.DUTY_OFFICER, township=township)
+    return township
+
+
+def blow_joint(actor, incident, neighbour):
+    return services.whistle_blow(
+        actor=actor,
         incident=incident,
         kind=Whistle.Kind.GENERAL,
         purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
         joint_township=neighbour,
         departments=[
             SummonedDepartment(Department.objects.get(code="chengguan")),
-            SummonedDepartment(office, "两镇交界处违停"),
+            SummonedDepartment(Department.objects.get(code="ds-zhifa"), "两镇交界处违停"),
         ],
     )
-    assert whistle.joint_township == neighbour
-    assert {s.department.code for s in whistle.summonses.all()} == {"chengguan", "ds-zhifa"}
-    # The neighbour's duty officer sees the summons of the joint whistle.
-    from command.api import visible_summonses
 
-    neighbour_duty = User.objects.create(
-        username="ds-duty", role=User.Role.DUTY_OFFICER, township=neighbour
-    )
-    assert visible_summonses(neighbour_duty).filter(whistle=whistle).count() == 2
+
+def test_a_joint_whistle_summons_the_neighbours_office_only_once_it_confirms(
+    people, township, neighbour
+):
+    incident = open_incident(people, township)
+    with pytest.raises(TransitionNotAllowed) as refused:
+        blow(people, incident, "ds-zhifa", reasons={"ds-zhifa": "边界违停"})
+    assert refused.value.code == "other_township"
+    whistle = blow_joint(people["duty"], incident, neighbour)
+    assert whistle.joint_status == Whistle.JointStatus.PENDING
+    # Our own office is summoned now; the neighbour's waits for the neighbour.
+    assert {s.department.code for s in whistle.summonses.all()} == {"chengguan"}
+    ds_duty = User.objects.get(username="ds-duty")
+    from command.api import visible_incidents, visible_summonses
+
+    # The neighbour's duty officer sees the incident it is asked to join.
+    assert visible_incidents(ds_duty).filter(pk=incident.pk).exists()
+    # Nobody but the neighbour (or a district role) confirms.
+    for who in (people["duty"], people["supervisor"], people["chengguan"]):
+        with pytest.raises(ActionForbidden):
+            services.whistle_joint_confirm(actor=who, whistle=whistle)
+    services.whistle_joint_confirm(actor=ds_duty, whistle=whistle)
+    whistle.refresh_from_db()
+    assert whistle.joint_status == Whistle.JointStatus.CONFIRMED
+    assert whistle.joint_decided_by == ds_duty and whistle.joint_pending == []
+    assert {s.department.code for s in whistle.summonses.all()} == {"chengguan", "ds-zhifa"}
+    assert visible_summonses(ds_duty).filter(whistle=whistle).count() == 2
+    assert actions("whistle", whistle.pk) == ["whistle.blown", "whistle.joint_confirmed"]
+    late = whistle.summonses.get(department__code="ds-zhifa")
+    assert actions("summons", late.pk) == ["summons.notified"]
+    assert late.check_in_deadline == whistle.joint_decided_at + whistle.report_within
+    with pytest.raises(TransitionNotAllowed) as again:
+        services.whistle_joint_confirm(actor=ds_duty, whistle=whistle)
+    assert again.value.code == "joint_not_pending"
+
+
+def test_a_declined_joint_whistle_never_summons_the_neighbour(people, township, neighbour):
+    incident = open_incident(people, township)
+    whistle = blow_joint(people["duty"], incident, neighbour)
+    ds_duty = User.objects.get(username="ds-duty")
+    with pytest.raises(TransitionNotAllowed):
+        services.whistle_joint_decline(actor=ds_duty, whistle=whistle, reason=" ")
+    services.whistle_joint_decline(actor=ds_duty, whistle=whistle, reason="不在我镇辖区")
+    whistle.refresh_from_db()
+    assert whistle.joint_status == Whistle.JointStatus.DECLINED
+    assert {s.department.code for s in whistle.summonses.all()} == {"chengguan"}
+    assert actions("whistle", whistle.pk) == ["whistle.blown", "whistle.joint_declined"]
+
+
+def test_a_district_role_blows_a_joint_whistle_confirmed_at_once(people, township, neighbour):
+    incident = open_incident(people, township)
+    whistle = blow_joint(people["admin"], incident, neighbour)
+    assert whistle.joint_status == Whistle.JointStatus.CONFIRMED
+    assert whistle.joint_decided_by == people["admin"]
+    assert {s.department.code for s in whistle.summonses.all()} == {"chengguan", "ds-zhifa"}
 
 
 def test_a_township_sets_its_own_report_deadlines(people, township):

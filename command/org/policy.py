@@ -1,0 +1,284 @@
+"""Who may see and do what: the one scoping policy.
+
+Every view, API endpoint, export, socket and service asks here; nothing else decides from a
+user's role. docs/api.md has the matrix (role × resource → allowed) this module implements.
+
+The module sits at the bottom layer with the organisation: it imports nothing above it. The
+scoping functions therefore take the caller's queryset (``policy.incidents(user, Incident.objects
+.all())``) and filter it by field names, so streams, alerts, incidents and frontend can all use it.
+
+Scopes, in short:
+
+- superuser, and an administrator without a township: every township (district-wide), acts;
+- administrator with a township: that township, acts;
+- duty officer: their township (and joint whistles blown with it), acts;
+- supervisor: their township, or every township without one; reads, never acts;
+- department member: their department's summonses, the incidents it was summoned to, the photos
+  of those incidents and of their colleagues; no alerts, no boards, no grid reports;
+- grid officer: their own grids (head or member): the grids' reports, alerts and incidents (with
+  timeline and CAP); files reports in their township;
+- anyone inactive or anonymous: nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from django.core.exceptions import EmptyResultSet
+from django.db.models import BooleanField, Q, QuerySet
+from django.db.models.expressions import RawSQL
+
+from command.org.models import Department, Grid, Township, User
+
+Role = User.Role
+Q_ = TypeVar("Q_", bound=QuerySet)
+
+# Roles whose township scope is the whole township (board, alerts, incidents, reports).
+_TOWNSHIP_ROLES = frozenset({Role.DUTY_OFFICER, Role.SUPERVISOR, Role.ADMINISTRATOR})
+# Roles that act on a township's matters (alerts, incidents, whistles, releases).
+_COMMAND_ROLES = frozenset({Role.DUTY_OFFICER, Role.ADMINISTRATOR})
+# Roles that hold the whole district when they have no township.
+_DISTRICT_ROLES = frozenset({Role.SUPERVISOR, Role.ADMINISTRATOR})
+
+
+def is_active(user: Any) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and getattr(user, "is_active", False))
+
+
+def is_district(user: Any) -> bool:
+    """Sees (and, unless a supervisor, acts in) every township."""
+    if not is_active(user):
+        return False
+    return user.is_superuser or (user.role in _DISTRICT_ROLES and user.township_id is None)
+
+
+def is_district_commander(user: Any) -> bool:
+    """A district role that may act in every township: it confirms joint whistles itself."""
+    return is_district(user) and (user.is_superuser or user.role == Role.ADMINISTRATOR)
+
+
+# --- townships ------------------------------------------------------------------------------
+
+
+def township_ids(user: Any) -> set[int] | None:
+    """Townships whose board, alerts, incidents and reports ``user`` sees; None means all."""
+    if not is_active(user):
+        return set()
+    if is_district(user):
+        return None
+    if user.role in _TOWNSHIP_ROLES and user.township_id:
+        return {user.township_id}
+    return set()
+
+
+def command_township_ids(user: Any) -> set[int] | None:
+    """Townships where ``user`` acts (alerts, incidents, whistles); None means all."""
+    if not is_active(user):
+        return set()
+    if user.is_superuser:
+        return None
+    if user.role not in _COMMAND_ROLES:
+        return set()
+    if user.township_id is None:
+        return None if user.role == Role.ADMINISTRATOR else set()
+    return {user.township_id}
+
+
+def _covers(ids: set[int] | None, township_id: int | None) -> bool:
+    return ids is None or township_id in ids
+
+
+def townships(user: Any, queryset: QuerySet[Township] | None = None) -> QuerySet[Township]:
+    queryset = Township.objects.all() if queryset is None else queryset
+    ids = township_ids(user)
+    return queryset if ids is None else queryset.filter(pk__in=ids)
+
+
+def can_watch_board(user: Any, township: Township) -> bool:
+    """The live board, its device panels and sockets."""
+    return _covers(township_ids(user), township.pk)
+
+
+def can_supervise(user: Any, township: Township) -> bool:
+    """Performance tables and their CSV, the incident timeline page and replay: whoever
+    watches the board (duty officers review their own township's incidents too)."""
+    return can_watch_board(user, township)
+
+
+def can_command(user: Any, township: Township | int | None) -> bool:
+    """Acknowledge, dismiss and merge alerts, open and close incidents, blow whistles, release."""
+    pk = township.pk if isinstance(township, Township) else township
+    return pk is not None and _covers(command_township_ids(user), pk)
+
+
+# --- departments ----------------------------------------------------------------------------
+
+
+def can_open_console(user: Any, department: Department | int) -> bool:
+    """A department's console and socket, and acting on its summonses (acknowledge, check in,
+    report done): its own members; superusers for support."""
+    if not is_active(user):
+        return False
+    pk = department.pk if isinstance(department, Department) else department
+    if user.is_superuser:
+        return True
+    return user.role == Role.DEPARTMENT_MEMBER and user.department_id == pk
+
+
+can_act_for_department = can_open_console
+
+
+def departments(user: Any, queryset: QuerySet[Department] | None = None) -> QuerySet[Department]:
+    queryset = Department.objects.all() if queryset is None else queryset
+    if not is_active(user):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    if user.role == Role.DEPARTMENT_MEMBER:
+        return queryset.filter(pk=user.department_id)
+    return queryset.none()
+
+
+# --- grids ------------------------------------------------------------------------------------
+
+
+def own_grid_ids(user: Any) -> set[int]:
+    """The grids a grid officer heads or belongs to."""
+    if not is_active(user) or user.role != Role.GRID_OFFICER:
+        return set()
+    return set(Grid.objects.filter(Q(head=user) | Q(members=user)).values_list("pk", flat=True))
+
+
+def grids(user: Any, queryset: QuerySet[Grid] | None = None) -> QuerySet[Grid]:
+    queryset = Grid.objects.all() if queryset is None else queryset
+    if not is_active(user):
+        return queryset.none()
+    if user.role == Role.GRID_OFFICER and not user.is_superuser:
+        return queryset.filter(township_id=user.township_id)
+    ids = township_ids(user)
+    return queryset if ids is None else queryset.filter(township_id__in=ids)
+
+
+def can_file_report(user: Any, grid: Grid | None = None) -> bool:
+    """Grid officers file reports, in their own township only."""
+    if not is_active(user) or user.role != Role.GRID_OFFICER or user.township_id is None:
+        return False
+    return grid is None or grid.township_id == user.township_id
+
+
+# --- alerts, incidents, summonses, reports ----------------------------------------------------
+
+
+def alerts(user: Any, queryset: Q_) -> Q_:
+    """Alerts: the township's for its officers; a grid officer's grids'; none for departments."""
+    if not is_active(user):
+        return queryset.none()
+    if user.role == Role.GRID_OFFICER and not user.is_superuser:
+        return queryset.filter(grid_id__in=own_grid_ids(user))
+    ids = township_ids(user)
+    return queryset if ids is None else queryset.filter(township_id__in=ids)
+
+
+def incidents(user: Any, queryset: Q_) -> Q_:
+    """Incidents (with their timeline, CAP and summonses): the township's for its officers and
+    the joint whistles blown with it; the ones a department was summoned to; a grid officer's
+    grids'."""
+    if not is_active(user):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    if user.role == Role.DEPARTMENT_MEMBER:
+        if not user.department_id:
+            return queryset.none()
+        summoned = queryset.model.objects.filter(
+            whistles__summonses__department_id=user.department_id
+        ).values("pk")
+        return queryset.filter(pk__in=summoned)
+    if user.role == Role.GRID_OFFICER:
+        return queryset.filter(grid_id__in=own_grid_ids(user))
+    ids = township_ids(user)
+    if ids is None:
+        return queryset
+    joint = queryset.model.objects.filter(whistles__joint_township_id__in=ids).values("pk")
+    return queryset.filter(Q(township_id__in=ids) | Q(pk__in=joint))
+
+
+def can_see_incident(user: Any, incident: Any) -> bool:
+    return incidents(user, type(incident).objects.filter(pk=incident.pk)).exists()
+
+
+def summonses(user: Any, queryset: Q_) -> Q_:
+    """Summons: a department's own; those of the incidents an officer or grid officer sees."""
+    if not is_active(user):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    if user.role == Role.DEPARTMENT_MEMBER:
+        return queryset.filter(department_id=user.department_id or 0)
+    if user.role == Role.GRID_OFFICER:
+        return queryset.filter(whistle__incident__grid_id__in=own_grid_ids(user))
+    ids = township_ids(user)
+    if ids is None:
+        return queryset
+    return queryset.filter(
+        Q(whistle__incident__township_id__in=ids) | Q(whistle__joint_township_id__in=ids)
+    )
+
+
+def reports(user: Any, queryset: Q_) -> Q_:
+    """Grid reports (also Open311 requests): a grid officer's own and their grids'; an
+    officer's townships'; none for departments."""
+    if not is_active(user):
+        return queryset.none()
+    if user.role == Role.GRID_OFFICER and not user.is_superuser:
+        return queryset.filter(Q(reporter_id=user.pk) | Q(grid_id__in=own_grid_ids(user)))
+    ids = township_ids(user)
+    return queryset if ids is None else queryset.filter(township_id__in=ids)
+
+
+def photos(user: Any, queryset: Q_, *, incidents: QuerySet, reports: QuerySet) -> Q_:
+    """Photos: one's own uploads, one's department's, those of the townships one watches, and
+    those shown by an incident (evidence) or a report that one may see. ``incidents`` and
+    ``reports`` are the caller's querysets already scoped for ``user`` (this module cannot
+    import their models)."""
+    if not is_active(user):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    allowed = Q(uploaded_by_id=user.pk)
+    if user.role == Role.DEPARTMENT_MEMBER and user.department_id:
+        allowed |= Q(uploaded_by__department_id=user.department_id)
+    ids = township_ids(user)
+    if ids is None:
+        return queryset
+    if ids:
+        allowed |= Q(township_id__in=ids)
+    photo = f'"{queryset.model._meta.db_table}"."id"'
+    for scoped, column, elements in (
+        (incidents, "evidence", "jsonb_array_elements({}) AS e(v) WHERE e.v->>'url'"),
+        (reports, "photos", "jsonb_array_elements_text({}) AS e(v) WHERE e.v"),
+    ):
+        table = scoped.model._meta.db_table
+        try:
+            sub_sql, sub_params = scoped.values("pk").query.sql_with_params()
+        except EmptyResultSet:  # nothing of this kind is in scope
+            continue
+        where = elements.format(f's."{column}"')
+        allowed |= Q(
+            RawSQL(
+                f"EXISTS (SELECT 1 FROM \"{table}\" s, {where} = '/photos/' || {photo}::text "
+                f'AND s."id" IN ({sub_sql}))',
+                sub_params,
+                output_field=BooleanField(),
+            )
+        )
+    return queryset.filter(allowed)
+
+
+# --- joint whistles ---------------------------------------------------------------------------
+
+
+def can_confirm_joint(user: Any, joint_township: Township | int | None) -> bool:
+    """The other township of a joint whistle (联合哨) confirms it: its duty officers (or
+    administrators, or a district role)."""
+    return can_command(user, joint_township)

@@ -1,0 +1,454 @@
+"""The scoping matrix (docs/api.md): every role × every page, API operation, Open311 call,
+export and socket, allowed or refused, and no list showing rows out of the role's scope.
+
+The endpoints are read from the URLconf, the OpenAPI document and the websocket routes: a new
+endpoint without a row here fails :func:`test_every_endpoint_has_a_row`.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver
+
+from command.incidents import services
+from command.incidents.models import Incident, Whistle
+from command.incidents.photos import photo_store
+from command.org.demo import GRID_OFFICER_GRID
+from command.org.models import Category, Department, Device, Grid, Township, User
+from command.org.tokens import api_token_create
+from tests.conftest import raise_alert
+
+ADMIN, ADMIN_B, DUTY, SUPERVISOR = "admin", "admin_b", "duty", "supervisor"
+MEMBER, GRID, DUTY_B, INACTIVE, ANON = "chengguan", "grid01", "duty_b", "inactive", "anonymous"
+ROLES = (ADMIN, ADMIN_B, DUTY, SUPERVISOR, MEMBER, GRID, DUTY_B, INACTIVE, ANON)
+ACTIVE = frozenset(ROLES) - {INACTIVE, ANON}
+EVERYONE = frozenset(ROLES)
+BOARD_Q = frozenset({ADMIN, DUTY, SUPERVISOR})  # qingshui's board and supervision
+COMMAND_Q = frozenset({ADMIN, DUTY})  # acts in qingshui
+CONSOLE = frozenset({ADMIN, MEMBER})  # the chengguan department
+JOINT_B = frozenset({ADMIN, ADMIN_B, DUTY_B})  # confirms for beishan
+# Incident 1 (grid 001, chengguan summoned, a joint whistle with beishan) and incident 2
+# (another grid, nobody summoned).
+SEES_INCIDENT_1 = frozenset({ADMIN, DUTY, SUPERVISOR, MEMBER, GRID, DUTY_B, ADMIN_B})
+SEES_INCIDENT_2 = BOARD_Q
+
+# What must never appear in a response to a role (titles and descriptions carry these marks).
+FORBIDDEN_MARKS = {
+    DUTY: ("ALERT-BS", "INC-BS", "REPORT-BS"),
+    MEMBER: ("ALERT-", "INC-QS-G2", "INC-BS", "REPORT-"),
+    GRID: ("ALERT-QS-G2", "INC-QS-G2", "ALERT-BS", "INC-BS", "REPORT-BS"),
+    DUTY_B: ("ALERT-QS", "INC-QS-G2", "REPORT-QS"),
+    ADMIN_B: ("ALERT-QS", "INC-QS-G2", "REPORT-QS"),
+}
+
+
+@dataclass
+class Case:
+    key: str  # the URLconf route, "METHOD /api/v1/path" or "ws:route"
+    path: str  # with {placeholders} filled from the world
+    allowed: frozenset[str]
+    method: str = "get"
+    body: dict[str, Any] | None = None
+    kind: str = "page"  # page | api | open311 | ws
+    form: dict[str, Any] = field(default_factory=dict)
+    public: bool = False  # any answer but 401/403/404 is "allowed" (a redirect to log in, too)
+
+
+def api(method: str, route: str, path: str, allowed: frozenset[str], body=None) -> Case:
+    return Case(f"{method.upper()} /api/v1{route}", f"/api/v1{path}", allowed, method, body, "api")
+
+
+CASES = [
+    # pages
+    Case("", "/", ACTIVE),
+    Case("login/", "/login/", EVERYONE),
+    Case("logout/", "/logout/", EVERYONE, "post", public=True),
+    Case("i18n/", "/i18n/setlang/", ACTIVE, "post", form={"language": "en"}),
+    Case("healthz", "/healthz", EVERYONE),
+    Case("metrics", "/metrics", EVERYONE),  # a scraper's, not a user's: local or its token
+    Case("admin/", "/admin/", frozenset({ADMIN})),
+    Case("board/<slug:township>/", "/board/qingshui/", BOARD_Q),
+    Case(
+        "board/<slug:township>/", "/board/beishan/", frozenset({ADMIN, ADMIN_B, DUTY_B, SUPERVISOR})
+    ),
+    Case(
+        "board/<slug:township>/devices/<slug:device>/", "/board/qingshui/devices/{device}/", BOARD_Q
+    ),
+    Case(
+        "board/<slug:township>/incidents/<int:incident>/whistle/",
+        "/board/qingshui/incidents/{i1}/whistle/",
+        COMMAND_Q,
+    ),
+    Case("supervise/<slug:township>/", "/supervise/qingshui/", BOARD_Q),
+    Case("supervise/<slug:township>/", "/supervise/qingshui/?csv=departments", BOARD_Q),
+    Case(
+        "supervise/<slug:township>/incidents/<int:incident>/",
+        "/supervise/qingshui/incidents/{i1}/",
+        BOARD_Q,
+    ),
+    Case(
+        "supervise/<slug:township>/incidents/<int:incident>/replay/",
+        "/supervise/qingshui/incidents/{i1}/replay/",
+        BOARD_Q,
+    ),
+    Case(
+        "supervise/<slug:township>/incidents/<int:incident>/replay/frame",
+        "/supervise/qingshui/incidents/{i1}/replay/frame?at={opened}",
+        BOARD_Q,
+    ),
+    Case("console/<slug:department>/", "/console/chengguan/", CONSOLE),
+    Case("report/", "/report/", frozenset({GRID})),
+    Case(
+        "photos/<uuid:photo>", "/photos/{report_photo}", frozenset({ADMIN, DUTY, SUPERVISOR, GRID})
+    ),
+    Case("photos/<uuid:photo>", "/photos/{evidence_photo}", SEES_INCIDENT_1),
+    Case(
+        "photos/<uuid:photo>",
+        "/photos/{beishan_photo}",
+        frozenset({ADMIN, ADMIN_B, DUTY_B, SUPERVISOR}),
+    ),
+    # Open311 (api_key)
+    Case("open311/v2/services.<str:fmt>", "/open311/v2/services.json", ACTIVE, kind="open311"),
+    Case(
+        "open311/v2/services/<slug:code>.<str:fmt>",
+        "/open311/v2/services/parking.json",
+        ACTIVE,
+        kind="open311",
+    ),
+    Case("open311/v2/requests.<str:fmt>", "/open311/v2/requests.json", ACTIVE, kind="open311"),
+    Case(
+        "open311/v2/requests.<str:fmt>",
+        "/open311/v2/requests.json",
+        frozenset({GRID}),
+        "post",
+        kind="open311",
+        form={"service_code": "parking", "description": "OPEN311", "address_id": GRID_OFFICER_GRID},
+    ),
+    Case(
+        "open311/v2/requests/<int:pk>.<str:fmt>",
+        "/open311/v2/requests/{report}.json",
+        frozenset({ADMIN, DUTY, SUPERVISOR, GRID}),
+        kind="open311",
+    ),
+    # the JSON API
+    api("get", "/alerts", "/alerts", ACTIVE),
+    api("post", "/alerts/{alert_id}/acknowledge", "/alerts/{a1}/acknowledge", COMMAND_Q),
+    api("post", "/alerts/{alert_id}/dismiss", "/alerts/{a1}/dismiss", COMMAND_Q, {"reason": "x"}),
+    api("post", "/alerts/{alert_id}/merge", "/alerts/{a1}/merge", COMMAND_Q, {"into": "{a2}"}),
+    api(
+        "post",
+        "/incidents",
+        "/incidents",
+        COMMAND_Q,
+        {"township": "qingshui", "category": "parking", "severity": "major", "title": "t"},
+    ),
+    api("get", "/incidents/{incident_id}", "/incidents/{i1}", SEES_INCIDENT_1),
+    api("get", "/incidents/{incident_id}", "/incidents/{i2}", SEES_INCIDENT_2),
+    api("get", "/incidents/{incident_id}", "/incidents/{i1}?timeline=true", SEES_INCIDENT_1),
+    api("get", "/incidents/{incident_id}/cap", "/incidents/{i2}/cap", SEES_INCIDENT_2),
+    api("get", "/incidents/{incident_id}/cap", "/incidents/{i1}/cap", SEES_INCIDENT_1),
+    api("get", "/incidents/{incident_id}/timeline", "/incidents/{i2}/timeline", SEES_INCIDENT_2),
+    api("get", "/incidents/{incident_id}/timeline", "/incidents/{i1}/timeline", SEES_INCIDENT_1),
+    api(
+        "get",
+        "/incidents/{incident_id}/suggested-departments",
+        "/incidents/{i2}/suggested-departments",
+        SEES_INCIDENT_2,
+    ),
+    api(
+        "post",
+        "/incidents/{incident_id}/whistles",
+        "/incidents/{i2}/whistles",
+        COMMAND_Q,
+        {"kind": "general", "purpose": "key_task", "departments": [{"department": "traffic"}]},
+    ),
+    api("post", "/incidents/{incident_id}/resolve", "/incidents/{i1}/resolve", COMMAND_Q),
+    api(
+        "post",
+        "/incidents/{incident_id}/close",
+        "/incidents/{i1}/close",
+        COMMAND_Q,
+        {"feedback": "ok", "settled_level": "township"},
+    ),
+    api(
+        "post",
+        "/incidents/{incident_id}/evidence",
+        "/incidents/{i1}/evidence",
+        COMMAND_Q | {MEMBER},  # a summoned department adds photos of its work
+        {"url": "https://example.org/a.jpg"},
+    ),
+    api("get", "/whistles/joint-pending", "/whistles/joint-pending", ACTIVE),
+    api("post", "/whistles/{whistle_id}/joint/confirm", "/whistles/{joint}/joint/confirm", JOINT_B),
+    api(
+        "post",
+        "/whistles/{whistle_id}/joint/decline",
+        "/whistles/{joint}/joint/decline",
+        JOINT_B,
+        {"reason": "no"},
+    ),
+    api("get", "/summonses", "/summonses", ACTIVE),
+    api("post", "/summonses/{summons_id}/acknowledge", "/summonses/{s1}/acknowledge", CONSOLE),
+    api("post", "/summonses/{summons_id}/check-in", "/summonses/{s1}/check-in", CONSOLE, {}),
+    api("post", "/summonses/{summons_id}/done", "/summonses/{s1}/done", CONSOLE, {"note": "x"}),
+    api(
+        "post",
+        "/summonses/{summons_id}/release",
+        "/summonses/{s1}/release",
+        COMMAND_Q,
+        {"reason": "x"},
+    ),
+    api("post", "/photos", "/photos", ACTIVE),
+    api(
+        "post",
+        "/reports",
+        "/reports",
+        frozenset({GRID}),
+        {"category": "parking", "description": "REPORT-QS-G1 again"},
+    ),
+    api("get", "/reports", "/reports", ACTIVE),
+    # sockets
+    Case("ws:ws/board/<slug:township>/", "/ws/board/qingshui/", BOARD_Q, kind="ws"),
+    Case("ws:ws/dept/<slug:department>/", "/ws/dept/chengguan/", CONSOLE, kind="ws"),
+]
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+
+def _photo(user: User):
+    return photo_store(uploader=user, upload=SimpleUploadedFile("p.png", PNG, "image/png"))
+
+
+def build_world(demo: Any) -> dict[str, Any]:
+    """Two townships with every kind of row, marked so a leak shows in any response."""
+    from streams.reports import report_file
+
+    qingshui = Township.objects.get(code="qingshui")
+    beishan = Township.objects.create(code="beishan", name="北山镇", name_en="Beishan")
+    g1 = Grid.objects.get(code=GRID_OFFICER_GRID)
+    g2 = Grid.objects.filter(township=qingshui).exclude(pk=g1.pk).first()
+    gb = Grid.objects.create(
+        township=beishan, code="110112-BS-001", kind="comprehensive", name="北"
+    )
+    Department.objects.create(code="bs-office", name="北山镇办", kind="office", township=beishan)
+    users = {u.username: u for u in User.objects.all()}
+    make = User.objects.create
+    users[DUTY_B] = make(username=DUTY_B, role=User.Role.DUTY_OFFICER, township=beishan)
+    users[ADMIN_B] = make(username=ADMIN_B, role=User.Role.ADMINISTRATOR, township=beishan)
+    users[INACTIVE] = make(username=INACTIVE, role=User.Role.DUTY_OFFICER, township=qingshui)
+    grid_b = make(username="grid_b", role=User.Role.GRID_OFFICER, township=beishan)
+    gb.members.add(grid_b)
+    duty = users[DUTY]
+    parking = Category.objects.get(code="parking")
+
+    a1 = raise_alert(qingshui.pk, "a1", title="ALERT-QS-G1 one", grid_id=g1.pk)
+    a2 = raise_alert(qingshui.pk, "a2", title="ALERT-QS-G1 two", grid_id=g1.pk)
+    raise_alert(qingshui.pk, "a3", title="ALERT-QS-G2", grid_id=g2.pk)
+    raise_alert(beishan.pk, "ab", title="ALERT-BS", grid_id=gb.pk)
+
+    report_photo = _photo(users[GRID])
+    report = report_file(
+        reporter=users[GRID], category=parking, description="REPORT-QS-G1", grid=g1,
+        photos=[report_photo.url],
+    )  # fmt: skip
+    beishan_photo = _photo(grid_b)
+    report_file(reporter=grid_b, category=parking, description="REPORT-BS", grid=gb,
+                photos=[beishan_photo.url])  # fmt: skip
+
+    def incident(township, grid, title, actor):
+        return services.incident_open(actor=actor, township=township, category=parking,
+                                      severity="major", title=title, grid=grid)  # fmt: skip
+
+    i1 = incident(qingshui, g1, "INC-QS-G1", duty)
+    i2 = incident(qingshui, g2, "INC-QS-G2", duty)
+    incident(beishan, gb, "INC-BS", users[DUTY_B])
+    evidence_photo = _photo(duty)
+    services.incident_add_evidence(actor=duty, incident=i1, url=evidence_photo.url)
+    whistle = services.whistle_blow(
+        actor=duty,
+        incident=i1,
+        kind=Whistle.Kind.GENERAL,
+        purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
+        joint_township=beishan,
+        departments=[
+            services.SummonedDepartment(Department.objects.get(code="chengguan")),
+            services.SummonedDepartment(Department.objects.get(code="bs-office"), "border"),
+        ],
+    )
+    assert whistle.joint_status == Whistle.JointStatus.PENDING
+    return {
+        "users": users,
+        "values": {
+            "a1": a1,
+            "a2": a2,
+            "i1": i1.pk,
+            "i2": i2.pk,
+            "s1": whistle.summonses.get().pk,
+            "joint": whistle.pk,
+            "opened": Incident.objects.get(pk=i1.pk).opened_at.isoformat().replace("+", "%2B"),
+            "device": Device.objects.filter(township=qingshui).first().code,
+            "report": report.pk,
+            "report_photo": report_photo.pk,
+            "evidence_photo": evidence_photo.pk,
+            "beishan_photo": beishan_photo.pk,
+        },
+    }
+
+
+def fill(template: Any, values: dict[str, Any]) -> Any:
+    if isinstance(template, str):
+        filled = template
+        for name, value in values.items():
+            filled = filled.replace("{" + name + "}", str(value))
+        if filled != template and filled.lstrip("-").isdigit() and template.startswith("{"):
+            return int(filled)
+        return filled
+    if isinstance(template, dict):
+        return {k: fill(v, values) for k, v in template.items()}
+    if isinstance(template, list):
+        return [fill(v, values) for v in template]
+    return template
+
+
+def login_client(role: str, users: dict[str, User]) -> Client:
+    client = Client()
+    if role != ANON:
+        client.force_login(users[role])
+    if role == INACTIVE:
+        User.objects.filter(username=INACTIVE).update(is_active=False)
+    return client
+
+
+def request(case: Case, role: str, world: dict[str, Any]):
+    users, values = world["users"], world["values"]
+    client = login_client(role, users)
+    path = fill(case.path, values)
+    if case.kind == "open311":
+        client = Client()
+        if role != ANON:
+            user = users[role]
+            _, raw = api_token_create(user=user, name="matrix")
+            data = {**case.form, "api_key": raw}
+        else:
+            data = dict(case.form)
+        if case.method == "get":
+            return client.get(path, data)
+        return client.post(path, data)
+    if case.kind == "api" and case.key == "POST /api/v1/photos":
+        return client.post(path, {"file": SimpleUploadedFile("p.png", PNG, "image/png")})
+    if case.kind == "api":
+        body = fill(case.body, values)
+        return getattr(client, case.method)(
+            path,
+            data=json.dumps(body) if body is not None else None,
+            content_type="application/json",
+        )
+    if case.method == "post":
+        return client.post(path, case.form)
+    return client.get(path)
+
+
+def refused(response, *, public: bool = False) -> bool:
+    if response.status_code in (401, 403, 404):
+        return True
+    if public:
+        return False
+    location = response.get("Location", "") if response.status_code == 302 else ""
+    return location.startswith(("/login/", "/admin/login/"))
+
+
+def body_text(response) -> str:
+    if getattr(response, "streaming", False):
+        return ""
+    return response.content.decode("utf-8", "replace")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.kind != "ws"], ids=lambda c: f"{c.method} {c.path}"
+)
+def test_role_matrix(demo, case):
+    world = build_world(demo)
+    wrong = []
+    for role in ROLES:
+        # Each role meets the same world: what one does is rolled back before the next.
+        with transaction.atomic():
+            response = request(case, role, world)
+            transaction.set_rollback(True)
+        allowed = not refused(response, public=case.public)
+        if allowed != (role in case.allowed):
+            wrong.append(f"{role}: {response.status_code} {body_text(response)[:120]!r}")
+            continue
+        text = body_text(response)
+        leaked = [mark for mark in FORBIDDEN_MARKS.get(role, ()) if mark in text]
+        if allowed and leaked:
+            wrong.append(f"{role} sees {leaked}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_endpoint_has_a_row(demo):
+    from command.routing import websocket_urlpatterns
+    from command.urls import urlpatterns
+
+    keys: set[str] = set()
+    for entry in urlpatterns:
+        route = str(entry.pattern)
+        if isinstance(entry, URLResolver) and route == "api/v1/":
+            schema = Client().get("/api/v1/openapi.json").json()
+            keys |= {
+                f"{method.upper()} /api/v1{path.removeprefix('/api/v1')}"
+                for path, operations in schema["paths"].items()
+                for method in operations
+            }
+        else:
+            assert isinstance(entry, URLPattern | URLResolver)
+            keys.add(route)
+    keys |= {f"ws:{entry.pattern}" for entry in websocket_urlpatterns}
+    rows = {case.key for case in CASES}
+    assert keys - rows == set(), "endpoints without a row in the scoping matrix"
+    assert rows - keys == set(), "rows for endpoints that no longer exist"
+
+
+def _socket_accepted(path: str, cookie: bytes | None) -> bool:
+    from channels.testing import WebsocketCommunicator
+
+    from command.asgi import application
+
+    async def run() -> bool:
+        headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+        if cookie:
+            headers.append((b"cookie", cookie))
+        communicator = WebsocketCommunicator(application, path, headers=headers)
+        connected, _ = await communicator.connect(timeout=5)
+        if connected:
+            await communicator.disconnect()
+        return connected
+
+    with ThreadPoolExecutor(1) as executor:
+        return executor.submit(async_to_sync(run)).result()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_role_matrix_sockets(demo_committed):
+    world = build_world(demo_committed)
+    wrong = []
+    for case in (c for c in CASES if c.kind == "ws"):
+        for role in ROLES:
+            client = login_client(role, world["users"])
+            cookie = client.cookies.get("sessionid")
+            accepted = _socket_accepted(
+                case.path, f"sessionid={cookie.value}".encode() if cookie else None
+            )
+            if accepted != (role in case.allowed):
+                wrong.append(f"{case.path} {role}: accepted={accepted}")
+            if role == INACTIVE:
+                User.objects.filter(username=INACTIVE).update(is_active=True)
+    assert not wrong, "\n".join(wrong)
