@@ -218,7 +218,11 @@ def alert_clear(
         alert = (
             Alert.objects.select_for_update()
             .select_related("township")
-            .filter(township_id=township_id, dedupe_key=_bounded_key(dedupe_key), status__in=Alert.OPEN_STATUSES)
+            .filter(
+                township_id=township_id,
+                dedupe_key=_bounded_key(dedupe_key),
+                status__in=Alert.OPEN_STATUSES,
+            )
             .first()
         )
         if alert is None:

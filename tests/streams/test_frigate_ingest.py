@@ -110,9 +110,7 @@ def test_frigate_of_one_township_cannot_raise_alerts_in_another(demo):
     store_batch([InboundMessage("frigate/dongshan/events", frigate_event("new"))])
     assert not Alert.objects.exists()
     assert not DeviceEvent.objects.exists()
-    assert DeadLetter.objects.get().reason == (
-        "no device of dongshan has frigate_camera 'quarry'"
-    )
+    assert DeadLetter.objects.get().reason == ("no device of dongshan has frigate_camera 'quarry'")
 
 
 @pytest.mark.django_db
