@@ -170,6 +170,9 @@ FRIGATE_TOPIC_PREFIX = os.environ.get("FRIGATE_TOPIC_PREFIX", "frigate")
 # a one-township deployment; unset, those topics are dead letters (a township's Frigate publishes
 # under frigate/<township>/…, which the broker confines to that township's credential).
 FRIGATE_TOWNSHIP = os.environ.get("FRIGATE_TOWNSHIP", "")
+# Dead letters keep the raw payloads of bad messages for diagnosis and replay; the worker deletes
+# them after this many days (nightly).
+DEAD_LETTER_RETENTION_DAYS = int(os.environ.get("DEAD_LETTER_RETENTION_DAYS", "30"))
 
 # --- auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "org.User"

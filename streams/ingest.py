@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple, TypeVar
 
 import psycopg
@@ -567,6 +567,21 @@ def dead_letters_replay(*, ids: Sequence[int]) -> tuple[int, int]:
                 letter.save(update_fields=["replayed_at"])
                 replayed += 1
     return replayed, failing
+
+
+def dead_letters_expire(*, now: datetime | None = None, batch: int = 5_000) -> int:
+    """Delete dead letters older than ``DEAD_LETTER_RETENTION_DAYS``: they hold raw payloads
+    from outside, which are kept for diagnosis and replay, not for ever. Returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.DEAD_LETTER_RETENTION_DAYS)
+    deleted = 0
+    while True:
+        # In slices, so a backlog of millions never holds one long transaction.
+        ids = list(
+            DeadLetter.objects.filter(received_at__lt=cutoff).values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return deleted
+        deleted += DeadLetter.objects.filter(pk__in=ids).delete()[0]
 
 
 def store_batch_isolating(messages: Sequence[InboundMessage]) -> BatchResult:

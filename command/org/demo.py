@@ -612,6 +612,7 @@ ACCOUNTS: tuple[tuple[str, str, str, str, str | None], ...] = (
     ("grid01", _ROLE.GRID_OFFICER, "赵", "春燕", None),
 )
 DEMO_USERNAMES: tuple[str, ...] = tuple(account[0] for account in ACCOUNTS)
+ADMIN_USERNAMES = frozenset(name for name, role, *_ in ACCOUNTS if role == _ROLE.ADMINISTRATOR)
 _TOWNSHIP_ROLES = {_ROLE.DUTY_OFFICER, _ROLE.GRID_OFFICER}
 GRID_OFFICER_GRID = f"{GRID_CODE_PREFIX}-001"
 

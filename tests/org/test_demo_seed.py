@@ -357,3 +357,15 @@ def test_management_command_prints_a_bilingual_summary_and_the_accounts() -> Non
         call_command("seed_demo", "--password", "nobody=x", stdout=StringIO())
     with pytest.raises(CommandError):
         call_command("seed_demo", "--password", "admin", stdout=StringIO())
+
+
+def test_password_for_all_is_validated_and_never_opens_the_administrator() -> None:
+    with pytest.raises(CommandError, match="too short|太短"):
+        call_command("seed_demo", "--password-for-all", "1234", stdout=StringIO())
+    with pytest.raises(CommandError, match="password"):
+        call_command("seed_demo", "--password-for-all", "password123", stdout=StringIO())
+    assert not User.objects.exists()
+
+    call_command("seed_demo", "--password-for-all", "qs-shared-7731", stdout=StringIO())
+    assert User.objects.get(username="duty").check_password("qs-shared-7731")
+    assert not User.objects.get(username="admin").check_password("qs-shared-7731")

@@ -495,3 +495,17 @@ def test_healthcheck_passes_while_ingest_runs(demo_committed, mqtt_settings, tmp
         assert "alive" in health.stdout
     finally:
         worker.stop()
+
+
+@pytest.mark.django_db
+def test_dead_letters_expire_after_the_retention(settings):
+    from streams.ingest import dead_letters_expire
+
+    settings.DEAD_LETTER_RETENTION_DAYS = 30
+    now = datetime.now(UTC)
+    for age in (31, 45, 29, 0):
+        DeadLetter.objects.create(
+            topic="t", payload=b"x", reason=f"{age} days", received_at=now - timedelta(days=age)
+        )
+    assert dead_letters_expire(now=now, batch=1) == 2
+    assert sorted(DeadLetter.objects.values_list("reason", flat=True)) == ["0 days", "29 days"]

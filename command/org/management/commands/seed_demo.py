@@ -6,7 +6,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from command.org.demo import DEMO_USERNAMES, seed_demo
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+
+from command.org.demo import ADMIN_USERNAMES, DEMO_USERNAMES, seed_demo
+from command.org.models import User
 
 
 class Command(BaseCommand):
@@ -27,13 +31,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--password-for-all",
             metavar="SECRET",
-            help="set the same password on every demo account (a --password overrides it)",
+            help="set the same password on every demo account but the administrator, which "
+            "gets its own with --password admin=… or keeps a random one (a --password "
+            "overrides it)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         passwords: dict[str, str] = {}
         if options["password_for_all"]:
-            passwords = dict.fromkeys(DEMO_USERNAMES, options["password_for_all"])
+            # One shared password must never open the administrator's account too.
+            passwords = dict.fromkeys(
+                (name for name in DEMO_USERNAMES if name not in ADMIN_USERNAMES),
+                options["password_for_all"],
+            )
         for item in options["password"]:
             username, sep, secret = item.partition("=")
             if not sep or not username or not secret:
@@ -43,6 +53,18 @@ class Command(BaseCommand):
                     f"{username!r} is not a demo account ({', '.join(DEMO_USERNAMES)})"
                 )
             passwords[username] = secret
+
+        problems = []
+        for username, secret in sorted(passwords.items()):
+            try:
+                validate_password(secret, user=User(username=username))
+            except ValidationError as exc:
+                problems.append(f"{username}: {' '.join(exc.messages)}")
+        if problems:
+            raise CommandError(
+                "密码不符合要求 / password refused by the password validators:\n  "
+                + "\n  ".join(problems)
+            )
 
         summary = seed_demo(passwords=passwords)
 
