@@ -360,7 +360,7 @@ def test_management_command_prints_a_bilingual_summary_and_the_accounts() -> Non
 
 
 def test_password_for_all_is_validated_and_never_opens_the_administrator() -> None:
-    with pytest.raises(CommandError, match="too short|太短"):
+    with pytest.raises(CommandError, match=r"too short|太短"):
         call_command("seed_demo", "--password-for-all", "1234", stdout=StringIO())
     with pytest.raises(CommandError, match="password"):
         call_command("seed_demo", "--password-for-all", "password123", stdout=StringIO())
