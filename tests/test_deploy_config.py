@@ -301,3 +301,13 @@ def test_persistent_session_keeps_messages_while_ingest_is_away(
     clients.append(back)
     back.wait_for(lambda: len(back.received(topic)) >= len(payloads), "the queued readings")
     assert back.received(topic) == payloads
+
+
+def test_compose_publishes_ports_on_loopback_unless_told(compose: dict[str, Any]) -> None:
+    """Nothing listens on every interface by default: the web port is for the TLS proxy, the
+    broker for the gateways' network, each named by an address in .env."""
+    for name in ("web", "mqtt"):
+        for mapping in compose["services"][name].get("ports", []):
+            assert str(mapping).startswith(
+                ("${WEB_PUBLISH_ADDRESS:-127.0.0.1}:", "${MQTT_PUBLISH_ADDRESS:-127.0.0.1}:")
+            ), (name, mapping)
