@@ -242,6 +242,10 @@ WHISTLE_MAP_TILES = os.environ.get("WHISTLE_MAP_TILES", "")
 WHISTLE_CAP_SENDER = os.environ.get("WHISTLE_CAP_SENDER", "")
 # Phones send photos downscaled (the report page does it); 10 MB leaves room for an original.
 WHISTLE_PHOTO_MAX_BYTES = int(os.environ.get("WHISTLE_PHOTO_MAX_BYTES", 10_000_000))
+# Any request body: the largest photo and its multipart wrapping. Refused before it is read.
+WHISTLE_REQUEST_MAX_BYTES = WHISTLE_PHOTO_MAX_BYTES + 1_000_000
+# A photo uploaded and never attached to a report or an incident is deleted after this many hours.
+WHISTLE_PHOTO_ORPHAN_HOURS = int(os.environ.get("WHISTLE_PHOTO_ORPHAN_HOURS", "24"))
 
 # --- jobs -----------------------------------------------------------------------------------
 PROCRASTINATE_IMPORT_PATHS: list[str] = []

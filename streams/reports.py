@@ -3,12 +3,16 @@ once. The report form and Open311 arrive with the boards and open-formats work."
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from alerts.rules import AlertSpec
 from alerts.services import alert_raise
+from command.incidents.models import Incident, Photo
 from command.incidents.photos import own_photo_ids, photos_attach
 from command.incidents.services import ActionForbidden, TransitionNotAllowed
 from command.org import policy
@@ -80,3 +84,22 @@ def report_file(
         report.alert_id = alert_id
         report.save(update_fields=["alert"])
     return report
+
+
+def photos_expire_orphans(*, now: datetime | None = None) -> int:
+    """Delete photos uploaded more than ``WHISTLE_PHOTO_ORPHAN_HOURS`` ago that nothing uses: no
+    report and no incident's evidence names them (an upload whose report was never sent). Their
+    files go with them. Returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.WHISTLE_PHOTO_ORPHAN_HOURS)
+    deleted = 0
+    for photo in Photo.objects.filter(township__isnull=True, uploaded_at__lt=cutoff):
+        url = photo.url
+        if (
+            GridReport.objects.filter(photos__contains=[url]).exists()
+            or Incident.objects.filter(evidence__contains=[{"url": url}]).exists()
+        ):
+            continue
+        photo.file.delete(save=False)
+        photo.delete()
+        deleted += 1
+    return deleted

@@ -1,6 +1,8 @@
 """Photos from the field: uploaded through the API, attached to reports and done reports,
 served only to those who may see the township's matters."""
 
+import os
+
 import pytest
 from django.test import Client
 
@@ -122,3 +124,112 @@ def test_done_report_with_a_photo_becomes_the_incidents_evidence(demo):
         -1
     ].items()
     assert signed_in("duty").get(photo["url"]).status_code == 200
+
+
+def test_unused_uploads_are_deleted_after_a_day_with_their_files(demo):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from streams.reports import photos_expire_orphans
+
+    grid01 = token("grid01")
+    kept, orphan, fresh = (upload(grid01, JPEG).json() for _ in range(3))
+    filed = call(
+        "post",
+        "/reports",
+        grid01,
+        {"category": "garbage", "description": "垃圾", "photos": [kept["url"]]},
+    )
+    assert filed.status_code == 201, filed.content
+    day_ago = timezone.now() - timedelta(hours=25)
+    Photo.objects.filter(pk__in=[kept["id"], orphan["id"]]).update(uploaded_at=day_ago)
+    # The report attached `kept` to the township; an unattached photo a report names stays too.
+    Photo.objects.filter(pk=kept["id"]).update(township=None)
+    path = Photo.objects.get(pk=orphan["id"]).file.path
+    assert photos_expire_orphans() == 1
+    assert {str(pk) for pk in Photo.objects.values_list("pk", flat=True)} == {
+        kept["id"],
+        fresh["id"],
+    }
+    assert not os.path.exists(path)
+
+
+async def _post(app, headers, chunks):
+    from asgiref.testing import ApplicationCommunicator
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/photos",
+        "raw_path": b"/api/v1/photos",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"localhost"), *headers],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    communicator = ApplicationCommunicator(app, scope)
+    for index, chunk in enumerate(chunks):
+        await communicator.send_input(
+            {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
+        )
+    start = await communicator.receive_output(timeout=10)
+    return start, communicator
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_body_over_the_ceiling_is_refused_before_it_is_read(settings):
+    """The real ASGI application (what daphne serves): a declared size over the ceiling gets
+    413 at once, before a byte of the body is read."""
+    import asyncio
+
+    from command.asgi import application
+
+    settings.WHISTLE_REQUEST_MAX_BYTES = 1_000_000
+    headers = [(b"content-length", b"2000000000"), (b"content-type", b"multipart/form-data")]
+    start, _ = asyncio.run(_post(application, headers, []))
+    assert start["status"] == 413
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunked_body_is_cut_when_it_passes_the_ceiling(settings):
+    import asyncio
+
+    from asgiref.testing import ApplicationCommunicator
+
+    from command.asgi import application
+
+    settings.WHISTLE_REQUEST_MAX_BYTES = 100_000
+
+    async def run() -> bool:
+        scope_headers = [(b"content-type", b"multipart/form-data; boundary=x")]
+        communicator = ApplicationCommunicator(
+            application,
+            {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "POST",
+                "scheme": "http",
+                "path": "/api/v1/photos",
+                "raw_path": b"/api/v1/photos",
+                "query_string": b"",
+                "root_path": "",
+                "headers": [(b"host", b"localhost"), *scope_headers],
+                "client": ("127.0.0.1", 5000),
+                "server": ("127.0.0.1", 8000),
+            },
+        )
+        for _ in range(3):  # 150 KB, no declared length
+            await communicator.send_input(
+                {"type": "http.request", "body": bytes(50_000), "more_body": True}
+            )
+        # Django sees a disconnect past the ceiling and gives up: no response, no spooled body.
+        await communicator.wait(timeout=10)
+        return True
+
+    assert asyncio.run(run())
