@@ -9,6 +9,7 @@ current state does not allow, 422 for a malformed body.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -17,6 +18,7 @@ from django.urls import URLPattern, URLResolver
 from django.utils.translation import gettext as _
 from ninja import File, NinjaAPI, Schema, Status, UploadedFile
 from ninja.security import HttpBearer, django_auth
+from pydantic import Field
 
 from alerts import services as alert_services
 from alerts.models import Alert
@@ -26,6 +28,11 @@ from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
 from command.org import policy
 from command.org.models import Category, Department, Grid, Township, User
 from command.org.tokens import api_token_user
+
+# A place on Earth: NaN, infinities and out-of-range degrees are refused with 422 (stored, they
+# made every later JSON document of the incident invalid and its webhooks fail).
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 
 
 class TokenAuth(HttpBearer):
@@ -235,8 +242,8 @@ class IncidentIn(Schema):
     title: str
     description: str = ""
     grid: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
     alerts: list[int] = []
 
 
@@ -272,8 +279,8 @@ class JointDeclineIn(Schema):
 
 
 class CheckInIn(Schema):
-    latitude: float | None = None
-    longitude: float | None = None
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
 
 
 class DoneIn(Schema):
@@ -731,8 +738,8 @@ class ReportIn(Schema):
     category: str
     description: str
     grid: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
     photos: list[str] = []  # addresses returned by POST /photos
 
 

@@ -451,3 +451,30 @@ def test_joint_whistle_is_confirmed_by_the_other_township_through_the_api(token)
     assert {s["department"] for s in confirmed.json()["summonses"]} == {"traffic", "ds-zhifa"}
     again = call("post", f"/whistles/{whistle['id']}/joint/confirm", ds_duty)
     assert again.status_code == 409
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        {"latitude": float("nan"), "longitude": 116.4},
+        {"latitude": 39.9, "longitude": float("inf")},
+        {"latitude": 91, "longitude": 116.4},
+        {"latitude": 39.9, "longitude": -180.5},
+    ],
+)
+def test_positions_off_the_earth_are_refused_with_422(demo, token, position):
+    """NaN is not JSON; Python writes it anyway, and stored it broke every later document of the
+    report (webhooks failed with a 500 each time)."""
+    raw = token("grid01")
+    client = Client()
+    body = json.dumps({"category": "garbage", "description": "垃圾", **position})
+    response = client.post(
+        "/api/v1/reports",
+        data=body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )
+    assert response.status_code == 422, response.content
+    from streams.models import GridReport
+
+    assert not GridReport.objects.exists()
