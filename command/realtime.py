@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, Literal, get_args
@@ -92,14 +93,51 @@ class _Outbox:
     layer's queues belong to it.
     """
 
-    def __init__(self) -> None:
+    # A channel layer that accepts connections but never answers (a Redis stuck on disk, a
+    # half-open connection) must not grow the queue without bound nor hold it for ever: each
+    # send has a deadline, and past MAX_QUEUED waiting events the newest are dropped, counted
+    # and logged. Dropping is safe: the rows are committed, and a board that reconnects (or the
+    # next push of the same list) re-renders from the database.
+    MAX_QUEUED = 10_000
+    SEND_TIMEOUT = 5.0
+    # One warning per this many seconds while sends keep failing, not one per event.
+    LOG_EVERY = 10.0
+
+    def __init__(self, layer: Any = None) -> None:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
+        self._layer = layer
+        self.dropped = 0
+        self.failed = 0
+        self._logged_at: dict[str, float] = {}
 
     def put(self, group: str, event: dict[str, Any]) -> None:
         loop, queue = self._ready()
-        loop.call_soon_threadsafe(queue.put_nowait, (group, event))
+        loop.call_soon_threadsafe(self._enqueue, queue, group, event)
+
+    def depth(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    def _enqueue(self, queue: asyncio.Queue, group: str, event: dict[str, Any]) -> None:
+        try:
+            queue.put_nowait((group, event))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            _metric("dropped").inc()
+            self._warn(
+                "broadcast outbox full (%d waiting): the channel layer does not keep up; "
+                "%d pushes dropped so far (boards catch up from the database)",
+                queue.qsize(),
+                self.dropped,
+            )
+        _metric("depth").set(queue.qsize())
+
+    def _warn(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._logged_at.get(message, -self.LOG_EVERY) >= self.LOG_EVERY:
+            self._logged_at[message] = now
+            log.error(message, *args)
 
     def _ready(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue]:
         with self._lock:
@@ -116,20 +154,62 @@ class _Outbox:
             return loop, self._queue
 
     async def _start(self) -> asyncio.Queue:
-        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(self.MAX_QUEUED)
         self._task = asyncio.get_running_loop().create_task(self._drain(queue))
         return queue
 
     async def _drain(self, queue: asyncio.Queue) -> None:
-        layer = get_channel_layer()
+        layer = self._layer or get_channel_layer()
         while True:
             group, event = await queue.get()
+            _metric("depth").set(queue.qsize())
             try:
-                await layer.group_send(group, event)
-            except Exception:
+                await asyncio.wait_for(layer.group_send(group, event), self.SEND_TIMEOUT)
+            except Exception as exc:
                 # The row is committed and a reconnecting board re-renders from the database,
                 # so a lost push is a delay, not a loss; say so and carry on.
-                log.exception("broadcast to %s failed", group)
+                self.failed += 1
+                _metric("failed").inc()
+                reason = (
+                    f"no answer within {self.SEND_TIMEOUT:.0f} s"
+                    if isinstance(exc, TimeoutError)
+                    else f"{type(exc).__name__}: {exc}"
+                )
+                self._warn(
+                    "broadcast to %s failed (%s); %d failed so far, %d waiting",
+                    group,
+                    reason,
+                    self.failed,
+                    queue.qsize(),
+                )
+
+
+_METRICS: dict[str, Any] = {}
+
+
+def _metric(name: str) -> Any:
+    """The outbox's Prometheus series, made on first use (web and worker processes alike)."""
+    with _metrics_lock:
+        if not _METRICS:
+            _make_metrics()
+    return _METRICS[name]
+
+
+_metrics_lock = threading.Lock()
+
+
+def _make_metrics() -> None:
+    from prometheus_client import Counter, Gauge
+
+    _METRICS["depth"] = Gauge(
+        "whistle_broadcast_outbox_depth", "Broadcasts waiting for the channel layer"
+    )
+    _METRICS["dropped"] = Counter(
+        "whistle_broadcasts_dropped_total", "Broadcasts dropped because the outbox was full"
+    )
+    _METRICS["failed"] = Counter(
+        "whistle_broadcasts_failed_total", "Broadcasts the channel layer refused or timed out"
+    )
 
 
 _outbox = _Outbox()
@@ -139,7 +219,35 @@ def _forget_loop_after_fork() -> None:
     # A forked child (a pre-forking server, the test server) inherits the parent's outbox loop
     # object but not the thread that runs it: it must start its own.
     global _outbox
-    _outbox = _Outbox()
+    _METRICS: dict[str, Any] = {}
+
+
+def _metric(name: str) -> Any:
+    """The outbox's Prometheus series, made on first use (web and worker processes alike)."""
+    with _metrics_lock:
+        if not _METRICS:
+            _make_metrics()
+    return _METRICS[name]
+
+
+_metrics_lock = threading.Lock()
+
+
+def _make_metrics() -> None:
+    from prometheus_client import Counter, Gauge
+
+    _METRICS["depth"] = Gauge(
+        "whistle_broadcast_outbox_depth", "Broadcasts waiting for the channel layer"
+    )
+    _METRICS["dropped"] = Counter(
+        "whistle_broadcasts_dropped_total", "Broadcasts dropped because the outbox was full"
+    )
+    _METRICS["failed"] = Counter(
+        "whistle_broadcasts_failed_total", "Broadcasts the channel layer refused or timed out"
+    )
+
+
+_outbox = _Outbox()
 
 
 os.register_at_fork(after_in_child=_forget_loop_after_fork)

@@ -1,0 +1,63 @@
+"""Broadcasts when the channel layer is stuck: a Redis that accepts connections but never
+answers (the sends time out, are counted and logged) and cannot grow the outbox without bound."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import wait_for
+
+
+@pytest.fixture
+def silent_redis() -> Iterator[str]:
+    """A TCP server on loopback that accepts, reads whatever it is sent, and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    stop = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(0.2)
+            held.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    stop.set()
+    thread.join(2)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_silent_channel_layer_times_out_and_the_outbox_stays_bounded(silent_redis, caplog):
+    from channels_redis.core import RedisChannelLayer
+
+    from command.realtime import _Outbox
+
+    layer = RedisChannelLayer(hosts=[{"address": silent_redis, "socket_timeout": None}])
+    outbox = _Outbox(layer)
+    outbox.MAX_QUEUED = 50
+    outbox.SEND_TIMEOUT = 0.3
+    with caplog.at_level(logging.ERROR, logger="whistle.realtime"):
+        for i in range(200):
+            outbox.put("board.qingshui", {"type": "alert.raised", "n": i})
+        # The first send waits on the silent server; the rest fill the queue to its bound.
+        wait_for(lambda: outbox.dropped > 0, timeout=10, what="the outbox to refuse more")
+        assert outbox.depth() <= outbox.MAX_QUEUED
+        wait_for(lambda: outbox.failed >= 2, timeout=10, what="sends to time out")
+    messages = " ".join(record.getMessage() for record in caplog.records)
+    assert "no answer within" in messages
+    assert "outbox full" in messages
