@@ -33,6 +33,8 @@ from command.org.tokens import api_token_user
 # made every later JSON document of the incident invalid and its webhooks fail).
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+# How many rows a list returns: 1 to 500 (a negative slice was a 500).
+PageLimit = Annotated[int, Field(ge=1, le=500)]
 
 
 class TokenAuth(HttpBearer):
@@ -306,7 +308,7 @@ class DepartmentOut(Schema):
 
 
 @api.get("/alerts", response=list[AlertOut], tags=["alerts"])
-def list_alerts(request: HttpRequest, status: str = "open", limit: int = 100):
+def list_alerts(request: HttpRequest, status: str = "open", limit: PageLimit = 100):
     queryset = policy.alerts(
         _actor(request), Alert.objects.select_related("township", "category", "device")
     )

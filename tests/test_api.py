@@ -478,3 +478,35 @@ def test_positions_off_the_earth_are_refused_with_422(demo, token, position):
     from streams.models import GridReport
 
     assert not GridReport.objects.exists()
+
+
+def test_text_no_field_can_hold_is_refused_with_400(demo, token):
+    """NUL and lone surrogates (found by fuzzing: each was a 500 from the database driver)."""
+    raw = token("duty")
+    assert call("get", "/alerts?status=open%00", raw).status_code == 400
+    body = '{"category": "garbage", "description": "a\\u0000b"}'
+    response = Client().post(
+        "/api/v1/reports",
+        data=body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token('grid01')}",
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "unstorable_text"
+    lone = '{"category": "garbage", "description": "cut \\ud800 in half"}'
+    response = Client().post(
+        "/api/v1/reports",
+        data=lone,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token('grid01')}",
+    )
+    assert response.status_code == 400
+    # A surrogate pair is one ordinary character (an emoji) and passes.
+    pair = '{"category": "garbage", "description": "\\ud83d\\ude00 垃圾"}'
+    response = Client().post(
+        "/api/v1/reports",
+        data=pair,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token('grid01')}",
+    )
+    assert response.status_code == 201, response.content

@@ -29,38 +29,6 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="session")
-def daphne_server(django_db_setup: Any, django_db_blocker: Any, redis_url: str) -> Iterator[str]:
-    from daphne.testing import DaphneProcess
-    from django.conf import settings
-    from django.db import connections
-
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis"), (
-        "the web server runs in another process, so the channel layer must be Redis"
-    )
-
-    def get_application() -> Any:
-        from command.asgi import application
-
-        return application
-
-    with django_db_blocker.unblock():
-        connections.close_all()  # a forked child must not share our sockets
-
-    def allow_database() -> None:
-        # The child inherits pytest-django's blocker; the server must reach the test database.
-        django_db_blocker.unblock()
-
-    process = DaphneProcess("127.0.0.1", get_application, setup=allow_database)
-    process.daemon = True
-    process.start()
-    if not process.ready.wait(20):
-        raise RuntimeError("daphne did not start in 20 s")
-    yield f"http://127.0.0.1:{process.port.value}"
-    process.terminate()
-    process.join(10)
-
-
-@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
         need_service(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
