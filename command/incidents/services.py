@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Func
+from django.db.models import F, Func, IntegerField
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -807,7 +807,13 @@ def summons_deadlines_sweep(*, now: datetime | None = None) -> int:
         Summons.objects.filter(
             status__in=Summons.WAITING_STATUSES, check_in_deadline__lte=now + REMIND_BEFORE
         )
-        .annotate(levels=Func(F("whistle__escalation_policy"), function="jsonb_array_length"))
+        .annotate(
+            levels=Func(
+                F("whistle__escalation_policy"),
+                function="jsonb_array_length",
+                output_field=IntegerField(),
+            )
+        )
         .filter(escalation_level__lt=F("levels"))
         .select_related("whistle")
         .order_by("check_in_deadline", "pk")
