@@ -190,8 +190,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from command.worker import run_worker
 
-    say("worker: running jobs from the PostgreSQL queue (Ctrl-C stops)")
-    run_worker()
+    queues = [q.strip() for q in (args.queues or "").split(",") if q.strip()] or None
+    say(
+        "worker: running jobs from the PostgreSQL queue, "
+        + (f"queues {','.join(queues)}" if queues else "every queue in two pools")
+        + " (Ctrl-C stops)"
+    )
+    run_worker(queues=queues, concurrency=args.concurrency)
     return 0
 
 
@@ -254,6 +259,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest_parser.set_defaults(func=cmd_ingest)
     worker = sub.add_parser("worker", help="job queue worker (deadlines, webhooks, sweeps)")
+    worker.add_argument(
+        "--queues",
+        default=os.environ.get("WHISTLE_WORKER_QUEUES", ""),
+        help="comma-separated queues to serve (deadlines,default or deliveries); "
+        "default: all of them, deadlines and deliveries in separate pools",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="jobs at once (default: 2 for deadlines, WHISTLE_DELIVERY_CONCURRENCY for deliveries)",
+    )
     worker.set_defaults(func=cmd_worker)
     healthcheck = sub.add_parser(
         "healthcheck", help="exit 0 if the process beat recently (compose's healthcheck)"

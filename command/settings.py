@@ -250,7 +250,26 @@ WHISTLE_REQUEST_MAX_BYTES = WHISTLE_PHOTO_MAX_BYTES + 1_000_000
 WHISTLE_PHOTO_ORPHAN_HOURS = int(os.environ.get("WHISTLE_PHOTO_ORPHAN_HOURS", "24"))
 
 # --- jobs -----------------------------------------------------------------------------------
-PROCRASTINATE_IMPORT_PATHS: list[str] = []
+# Besides each app's tasks module: the queue's own maintenance (stalled-job recovery).
+PROCRASTINATE_IMPORT_PATHS: list[str] = ["command.jobs"]
+# How often the deadline sweep (overdue summonses whose step has not run) and the stalled-job
+# recovery run, in seconds (a divisor of 60: it becomes a cron seconds field). An escalation
+# whose own job was lost fires at most this long (plus the sweep's own run) after its moment.
+WHISTLE_JOB_SWEEP_SECONDS = int(os.environ.get("WHISTLE_JOB_SWEEP_SECONDS", 15))
+# A worker writes a heartbeat this often; the jobs of a worker silent for longer than
+# WHISTLE_WORKER_STALLED_AFTER (killed, frozen, cut off) are retried by the recovery.
+WHISTLE_WORKER_HEARTBEAT = float(os.environ.get("WHISTLE_WORKER_HEARTBEAT", 10))
+WHISTLE_WORKER_STALLED_AFTER = float(os.environ.get("WHISTLE_WORKER_STALLED_AFTER", 30))
+# Deliveries that run at once in a worker that serves the `deliveries` queue.
+WHISTLE_DELIVERY_CONCURRENCY = int(os.environ.get("WHISTLE_DELIVERY_CONCURRENCY", 4))
+
+# --- webhooks to departments' systems ---------------------------------------------------------
+# One attempt's total time (connect + send + read the answer), whatever the server does.
+WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT", 15))
+# Destinations on loopback, link-local, private or reserved addresses are refused unless
+# allowed: all of them (WEBHOOK_ALLOW_PRIVATE) or the networks listed (CIDR, comma-separated).
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS")
 
 # --- logging --------------------------------------------------------------------------------
 LOGGING = {

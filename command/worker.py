@@ -1,41 +1,136 @@
-"""`whistle worker`: the PostgreSQL job queue's worker (procrastinate)."""
+"""`whistle worker`: the PostgreSQL job queue's worker (procrastinate).
+
+Deadlines and deliveries are served by separate procrastinate workers ("pools"), each with its
+own queues and concurrency, so a department's server that is slow or down can take up every
+delivery slot and still not delay another township's reminder or escalation. By default one
+process runs both pools (the demo, a small site); `--queues` runs one, as compose.yaml does
+with a service per pool.
+
+A pool that stops by itself (its database connection lost for longer than the listener and
+heartbeat can bear) is started again with backoff, and its unfinished jobs come back through
+the stalled-job recovery (``command.jobs``); the process only ends when asked to.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger("whistle.worker")
 
+DEADLINE_QUEUES = ("deadlines", "default")
+DELIVERY_QUEUES = ("deliveries",)
+# Deadline steps are short transactions; two at once lets one wait on a row lock (an officer
+# changing the same summons) without holding up the others.
+DEADLINE_CONCURRENCY = 2
+# The most a pool waits before starting again after stopping on an error.
+RESTART_BACKOFF_MAX = 30.0
+# Poll for due jobs this often: a step scheduled for a moment fires within it.
+POLLING_INTERVAL = 2.0
 
-def run_worker(stop: threading.Event | None = None) -> None:
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    queues: tuple[str, ...]
+    concurrency: int
+
+
+def pools_for(queues: Sequence[str] | None = None, concurrency: int | None = None) -> list[Pool]:
+    from django.conf import settings
+
+    if queues:
+        name = "+".join(queues)
+        return [Pool(name, tuple(queues), concurrency or DEADLINE_CONCURRENCY)]
+    return [
+        Pool("deadlines", DEADLINE_QUEUES, DEADLINE_CONCURRENCY),
+        Pool("deliveries", DELIVERY_QUEUES, concurrency or settings.WHISTLE_DELIVERY_CONCURRENCY),
+    ]
+
+
+def run_worker(
+    stop: threading.Event | None = None,
+    *,
+    queues: Sequence[str] | None = None,
+    concurrency: int | None = None,
+) -> None:
     """Run jobs until ``stop`` is set (or until SIGINT/SIGTERM when run on its own)."""
     from procrastinate.contrib.django import app
 
+    pools = pools_for(queues, concurrency)
     with app.replace_connector(app.connector.get_worker_connector()):
-        asyncio.run(_run(app, stop))
+        asyncio.run(_run(app, pools, stop))
 
 
-async def _run(app, stop: threading.Event | None) -> None:
-    async with app.open_async():
-        await _work(app, stop)
-
-
-async def _work(app, stop: threading.Event | None) -> None:
-    worker = asyncio.create_task(app.run_worker_async(install_signal_handlers=stop is None))
-    if stop is None:
-        await worker
-        return
+async def _run(app: Any, pools: list[Pool], stop: threading.Event | None) -> None:
     loop = asyncio.get_running_loop()
-    waiter = loop.run_in_executor(None, stop.wait)
-    done, _ = await asyncio.wait({worker, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if worker not in done:
-        worker.cancel()
-        try:
-            await worker
-        except asyncio.CancelledError:
-            pass
+    # Sync jobs run in the loop's default executor: give every slot of every pool a thread of
+    # its own, so deliveries blocked on a slow server cannot starve the deadline pool.
+    threads = sum(pool.concurrency for pool in pools) + 2
+    loop.set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="job"))
+    stopping = asyncio.Event()
+    if stop is None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
     else:
-        stop.set()
-        await waiter
+
+        def watch() -> None:
+            stop.wait()
+            loop.call_soon_threadsafe(stopping.set)
+
+        threading.Thread(target=watch, name="worker-stop", daemon=True).start()
+    try:
+        async with app.open_async():
+            await asyncio.gather(*(_serve(app, pool, stopping) for pool in pools))
+    finally:
+        if stop is not None:
+            stop.set()  # ends the watcher thread
+
+
+async def _serve(app: Any, pool: Pool, stopping: asyncio.Event) -> None:
+    """Run one pool until ``stopping``; start it again whenever it stops on its own."""
+    from django.conf import settings
+
+    loop = asyncio.get_running_loop()
+    backoff = 1.0
+    while not stopping.is_set():
+        started = loop.time()
+        worker = asyncio.create_task(
+            app.run_worker_async(
+                queues=list(pool.queues),
+                concurrency=pool.concurrency,
+                name=pool.name,
+                install_signal_handlers=False,
+                fetch_job_polling_interval=POLLING_INTERVAL,
+                update_heartbeat_interval=settings.WHISTLE_WORKER_HEARTBEAT,
+                stalled_worker_timeout=settings.WHISTLE_WORKER_STALLED_AFTER,
+            )
+        )
+        stopper = asyncio.create_task(stopping.wait())
+        await asyncio.wait({worker, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopping.is_set():
+            worker.cancel()  # procrastinate stops gracefully: running jobs finish
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await worker
+            return
+        stopper.cancel()
+        error = None if worker.cancelled() else worker.exception()
+        if loop.time() - started > 60:
+            backoff = 1.0
+        log.error(
+            "worker pool %s (%s) stopped by itself (%s); starting it again in %.0f s",
+            pool.name,
+            ",".join(pool.queues),
+            f"{type(error).__name__}: {error}" if error else "a side task failed",
+            backoff,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), backoff)
+        backoff = min(backoff * 2, RESTART_BACKOFF_MAX)

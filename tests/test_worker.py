@@ -49,3 +49,23 @@ def test_worker_runs_the_stale_device_sweep_and_stops_cleanly(demo_committed):
     offline = DeviceEvent.objects.get(device=stale, label="offline")
     assert offline.payload == {"reason": "heartbeat timeout"}
     assert not DeviceEvent.objects.filter(device=fresh, label="offline").exists()
+
+
+def test_deadlines_and_deliveries_are_served_by_separate_pools(settings):
+    from command.cli import build_parser
+    from command.worker import pools_for
+
+    settings.WHISTLE_DELIVERY_CONCURRENCY = 6
+    deadlines, deliveries = pools_for()
+    assert "deadlines" in deadlines.queues and "deliveries" not in deadlines.queues
+    assert deliveries.queues == ("deliveries",) and deliveries.concurrency == 6
+    # Every queue a task is deferred to is served by exactly one of the two pools.
+    from procrastinate.contrib.django import app
+
+    task_queues = {task.queue for task in app.tasks.values() if task.queue != "builtin"}
+    assert task_queues <= {*deadlines.queues, *deliveries.queues}, task_queues
+
+    args = build_parser().parse_args(["worker", "--queues", "deliveries", "--concurrency", "8"])
+    assert (args.queues, args.concurrency) == ("deliveries", 8)
+    (only,) = pools_for(["deliveries"], 8)
+    assert (only.queues, only.concurrency) == (("deliveries",), 8)

@@ -8,12 +8,14 @@ API turns those into precise 409 and 403 answers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F, Func, IntegerField
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,6 +25,8 @@ from command.errors import ActionForbidden, TransitionNotAllowed
 from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
 from command.org import policy
 from command.org.models import Category, Department, Grid, Responsibility, Township, User
+
+log = logging.getLogger("whistle.incidents")
 
 # Report-on-site deadlines per whistle kind. Emergency: the reform's 30 minutes. General: two
 # hours, a working half-day's response for an ordinary matter. Tough (攻坚): a long-running hard
@@ -40,6 +44,9 @@ DEFAULT_ESCALATION_POLICY: list[dict[str, Any]] = [
 ]
 # A reminder goes out this long before the deadline (a third of the window when that is shorter).
 REMIND_BEFORE = timedelta(minutes=10)
+# The deadline sweep leaves a step this long to its own job (which fires within the worker's
+# polling interval) before running it itself, so that on a good day the chain does the work.
+SWEEP_GRACE = timedelta(seconds=5)
 
 
 def report_within(township: Township, kind: str) -> timedelta:
@@ -911,6 +918,64 @@ def summons_deadline_step(*, summons_id: int, step: int) -> str:
         if waiting and step + 1 < len(times):
             _schedule_deadline_step(summons_id, step + 1, times[step + 1])
     return outcome
+
+
+def summons_deadlines_sweep(*, now: datetime | None = None) -> int:
+    """Run every deadline step that is due and has not run; returns how many steps ran.
+
+    The backstop of the job chain (see ``command.incidents.tasks``): it finds waiting summonses
+    whose reminder or escalation moment has passed and runs those steps through the same
+    services, which re-check under the row lock, so a step the chain runs at the same moment
+    happens once. Fully escalated summonses drop out of the query, so its cost is the number of
+    summonses in their last ten minutes or still escalating, not every open one.
+    """
+    now = now or timezone.now()
+    due = (
+        Summons.objects.filter(
+            status__in=Summons.WAITING_STATUSES, check_in_deadline__lte=now + REMIND_BEFORE
+        )
+        .annotate(
+            levels=Func(
+                F("whistle__escalation_policy"),
+                function="jsonb_array_length",
+                output_field=IntegerField(),
+            )
+        )
+        .filter(escalation_level__lt=F("levels"))
+        .select_related("whistle")
+        .order_by("check_in_deadline", "pk")
+    )
+    summonses = list(due)
+    reminded = set(
+        TimelineEntry.objects.filter(
+            subject_type="summons",
+            subject_id__in=[s.pk for s in summonses],
+            action="summons.reminded",
+        ).values_list("subject_id", flat=True)
+    )
+    ran = 0
+    failed: list[int] = []
+    cutoff = now - SWEEP_GRACE
+    for summons in summonses:
+        try:
+            for step, at in enumerate(_step_times(summons, summons.whistle)):
+                if at > cutoff:
+                    break
+                if step == 0:
+                    if summons.pk not in reminded:
+                        ran += summons_remind(summons_id=summons.pk) == "reminded"
+                elif summons.escalation_level < step:
+                    outcome = summons_escalate(summons_id=summons.pk, level=step)
+                    ran += outcome.startswith("escalated")
+        except Exception:
+            # One summons must not hold up the others; the next sweep tries it again.
+            log.exception("deadline sweep failed for summons %s", summons.pk)
+            failed.append(summons.pk)
+    if ran:
+        log.warning("deadline sweep ran %s step(s) the job chain had not", ran)
+    if failed:
+        raise RuntimeError(f"deadline sweep failed for summonses {failed}")
+    return ran
 
 
 def summons_remind(*, summons_id: int) -> str:

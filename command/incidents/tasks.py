@@ -4,16 +4,37 @@ whistle that sets them: a rolled-back whistle leaves no job, a committed one los
 Each job re-reads its summons under a row lock and does nothing if its moment has passed
 (checked in, released, already escalated), so a job that runs twice, or after a restart of
 every process, changes nothing the second time.
+
+Two paths lead to every step, so that no single fault loses one:
+
+- the chain: each summons has one job per step, scheduled at the step's moment, each deferring
+  the next; a step that raises (the database restarting under it) is retried with backoff;
+- the sweep: every ``WHISTLE_JOB_SWEEP_SECONDS`` a periodic job runs every step that is due and
+  has not run, whatever happened to its job (failed for good, lost with a killed worker, never
+  deferred). It is the guarantee; the chain is what makes a step fire on the second.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
+from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
 from command.incidents import services
 
+# 2, 4, 8 … 256 s between attempts (about eight minutes in all); the sweep covers the rest.
+RETRY = RetryStrategy(max_attempts=8, exponential_wait=2)
 
-@app.task(queue="deadlines", pass_context=False)
+
+@app.task(queue="deadlines", retry=RETRY, pass_context=False)
 def summons_deadline(summons_id: int, step: int) -> str:
     """Step 0 reminds; step n escalates to level n; each step schedules the next."""
     return services.summons_deadline_step(summons_id=summons_id, step=step)
+
+
+@app.periodic(
+    cron=f"* * * * * */{settings.WHISTLE_JOB_SWEEP_SECONDS}", periodic_id="summons-deadlines"
+)
+@app.task(queue="deadlines", queueing_lock="summons-deadlines-sweep")
+def summons_deadlines_sweep(timestamp: int) -> int:
+    return services.summons_deadlines_sweep()
