@@ -88,10 +88,28 @@ async def _run(app: Any, pools: list[Pool], stop: threading.Event | None) -> Non
         threading.Thread(target=watch, name="worker-stop", daemon=True).start()
     try:
         async with app.open_async():
-            await asyncio.gather(*(_serve(app, pool, stopping) for pool in pools))
+            await asyncio.gather(
+                *(_serve(app, pool, stopping) for pool in pools), _beat(app, stopping)
+            )
     finally:
         if stop is not None:
             stop.set()  # ends the watcher thread
+
+
+async def _beat(app: Any, stopping: asyncio.Event) -> None:
+    """`whistle healthcheck worker`: beat while this loop runs and reaches the job queue's
+    database; a stuck loop or a lost database stops the beat."""
+    from command import health
+
+    while not stopping.is_set():
+        try:
+            await asyncio.wait_for(app.connector.execute_query_one_async("SELECT 1"), 10)
+        except Exception as exc:
+            log.warning("worker health: the job queue's database did not answer (%s)", exc)
+        else:
+            health.beat("worker")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), health.BEAT_EVERY)
 
 
 async def _serve(app: Any, pool: Pool, stopping: asyncio.Event) -> None:

@@ -69,3 +69,14 @@ def test_deadlines_and_deliveries_are_served_by_separate_pools(settings):
     assert (args.queues, args.concurrency) == ("deliveries", 8)
     (only,) = pools_for(["deliveries"], 8)
     assert (only.queues, only.concurrency) == (("deliveries",), 8)
+
+
+def test_worker_beats_for_its_healthcheck_while_it_runs(job_worker, tmp_path, monkeypatch):
+    from command import health
+
+    monkeypatch.setenv("WHISTLE_HEALTH_DIR", str(tmp_path))
+    assert not health.check("worker")[0]
+    health._last.clear()
+    job_worker.start()
+    wait_for(lambda: health.check("worker")[0], timeout=20, what="the worker's heartbeat")
+    job_worker.stop()
