@@ -20,12 +20,14 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 # Debian packages the tests use: chromium for the browser tests (with a CJK font, so screenshots
-# show Chinese), mosquitto so the tests run the broker with the project's own config. Installed
+# show Chinese), mosquitto so the tests run the broker with the project's own config, redis-server
+# so the tests start a Redis of their own when REDIS_URL is unset or does not answer. Installed
 # where the machine allows (root or sudo).
 system-packages:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
 	[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \

@@ -133,16 +133,17 @@ DATABASES["default"]["TEST"] = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
 # --- channel layer --------------------------------------------------------------------------
-REDIS_URL = os.environ.get("REDIS_URL", "")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
+def redis_channel_layers(url: str) -> dict:
+    """The Redis channel layer at ``url`` (also used by the tests for a Redis of their own)."""
+    return {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
-                        "address": REDIS_URL,
+                        "address": url,
                         # The layer blocks on Redis for up to 5 s waiting for a message; a
                         # read timeout of 5 s killed quiet board sockets (redis-py 8).
                         "socket_timeout": None,
@@ -156,6 +157,11 @@ if REDIS_URL:
             },
         }
     }
+
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = redis_channel_layers(REDIS_URL)
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

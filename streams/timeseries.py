@@ -19,10 +19,52 @@ CHUNK_INTERVALS = {
 }
 
 
+def preloaded_libraries(setting: str) -> set[str]:
+    """The library names in a ``shared_preload_libraries`` value: ``'timescaledb'``,
+    ``pg_stat_statements, timescaledb`` and ``$libdir/timescaledb.so`` all name timescaledb."""
+    names = set()
+    for item in setting.split(","):
+        name = item.strip().strip("'\"").rsplit("/", 1)[-1]
+        names.add(name.removesuffix(".so"))
+    names.discard("")
+    return names
+
+
+def timescaledb_preloaded(cursor: Any) -> bool:
+    """Is TimescaleDB's loader in this server's ``shared_preload_libraries``?
+
+    The setting is visible to superusers and members of pg_read_all_settings. Other roles do not
+    see its row, and then the loader's own settings answer: they exist in every session of a
+    server that preloads it and in none of a server that does not."""
+    cursor.execute("SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'")
+    row = cursor.fetchone()
+    if row is not None:
+        return "timescaledb" in preloaded_libraries(row[0] or "")
+    cursor.execute("SELECT 1 FROM pg_settings WHERE name = 'timescaledb.max_background_workers'")
+    return cursor.fetchone() is not None
+
+
 def timescaledb_available(schema_editor: BaseDatabaseSchemaEditor) -> bool:
+    """Can this database use TimescaleDB? Installed is not enough: ``CREATE EXTENSION`` fails
+    with "extension must be preloaded" unless the server loads the library at start-up, the
+    state a server is in right after ``apt install`` until its configuration is changed and it
+    is restarted. Such a server gets plain tables, with a warning that says how to change it."""
     with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+        if cursor.fetchone() is not None:
+            return True  # created already, which only a preloading server allows
         cursor.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
-        return cursor.fetchone() is not None
+        if cursor.fetchone() is None:
+            return False
+        if timescaledb_preloaded(cursor):
+            return True
+    log.warning(
+        "time-series storage: TimescaleDB is installed on this PostgreSQL server but not in"
+        " shared_preload_libraries, so plain PostgreSQL tables are used. To use TimescaleDB, set"
+        " shared_preload_libraries = 'timescaledb' in postgresql.conf and restart PostgreSQL"
+        " before the first migrate (tables created as plain tables stay plain)."
+    )
+    return False
 
 
 def timescaledb_enabled(connection: Any) -> bool:
@@ -53,7 +95,7 @@ def create_time_series_table(
         kind = "brin"
         log.info(
             "time-series storage: %s is a plain PostgreSQL table with a BRIN index"
-            " (TimescaleDB not installed)",
+            " (TimescaleDB not usable on this server)",
             table,
         )
     return kind
@@ -125,5 +167,33 @@ def policies_operation() -> Any:
 
     def forwards(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
         configure_timescaledb(schema_editor)
+
+    return migrations.RunPython(forwards, migrations.RunPython.noop, elidable=False)
+
+
+def enable_realtime_aggregate(schema_editor: BaseDatabaseSchemaEditor) -> bool:
+    """Make the minute aggregate answer up to now: materialized buckets below its watermark and,
+    above it, buckets computed from the raw readings at query time.
+
+    The aggregate is created WITH NO DATA and its policy materializes up to a minute ago once a
+    minute, and since TimescaleDB 2.13 a continuous aggregate is "materialized only" by default,
+    so the last minutes (what a duty officer looks at) were missing. With real-time aggregation
+    the raw part of a query covers only what is above the watermark (about the last minute or
+    two once the policy runs), so charts stay cheap. A reading that arrives late, below the
+    watermark, shows once the next refresh (within a minute) has materialized it."""
+    if not timescaledb_enabled(schema_editor.connection):
+        return False
+    schema_editor.execute(
+        f"ALTER MATERIALIZED VIEW {MINUTE_AGGREGATE} SET (timescaledb.materialized_only = false)"
+    )
+    log.info("time-series policies: %s aggregates in real time", MINUTE_AGGREGATE)
+    return True
+
+
+def realtime_aggregate_operation() -> Any:
+    from django.db import migrations
+
+    def forwards(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        enable_realtime_aggregate(schema_editor)
 
     return migrations.RunPython(forwards, migrations.RunPython.noop, elidable=False)

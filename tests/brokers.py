@@ -1,4 +1,4 @@
-"""A real Mosquitto for tests, started with the production configuration.
+"""A real Mosquitto (and a real Redis) for tests, started by the tests themselves.
 
 ``render_test_config`` takes ``deploy/mosquitto/mosquitto.conf`` and changes only the listener
 and the paths, so the queue limits, persistence and ACL the tests run against are the ones
@@ -98,13 +98,13 @@ def write_password_file(path: Path, users: dict[str, str]) -> None:
 
 
 def _wait_until_listening(
-    process: subprocess.Popen[bytes], host: str, port: int, log_path: Path
+    process: subprocess.Popen[bytes], host: str, port: int, log_path: Path, name: str = "mosquitto"
 ) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if process.poll() is not None:
             raise RuntimeError(
-                f"mosquitto exited with status {process.returncode} while starting:\n"
+                f"{name} exited with status {process.returncode} while starting:\n"
                 f"{log_path.read_text(errors='replace')}"
             )
         try:
@@ -114,7 +114,7 @@ def _wait_until_listening(
             pass
         if time.monotonic() > deadline:
             raise RuntimeError(
-                f"mosquitto did not listen on {host}:{port} within {START_TIMEOUT:.0f} s:\n"
+                f"{name} did not listen on {host}:{port} within {START_TIMEOUT:.0f} s:\n"
                 f"{log_path.read_text(errors='replace')}"
             )
         time.sleep(0.02)  # poll interval, bounded by the deadline above
@@ -150,10 +150,51 @@ def mosquitto_broker(
         _wait_until_listening(process, host, port, log_path)
         yield Broker(host=host, port=port, url=f"mqtt://{host}:{port}", users=dict(users))
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT)
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
+
+
+def redis_installed() -> bool:
+    return shutil.which("redis-server") is not None or os.access("/usr/bin/redis-server", os.X_OK)
+
+
+@contextmanager
+def redis_server(tmp_path: Path) -> Iterator[str]:
+    """Run a throw-away Redis on a free local port; yields its URL (database 0).
+
+    No persistence (the channel layer's messages live seconds), bound to loopback only. Its log
+    is kept in ``tmp_path/redis/redis.log`` and included in any start-up error."""
+    redis = _executable("redis-server", "/usr/bin/redis-server")
+    root = tmp_path / "redis"
+    root.mkdir(parents=True, exist_ok=True)
+    host = "127.0.0.1"
+    port = _free_port(host)
+    log_path = root / "redis.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                redis,
+                "--bind", host,
+                "--port", str(port),
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(root),
+                "--daemonize", "no",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait_until_listening(process, host, port, log_path, "redis-server")
+        yield f"redis://{host}:{port}/0"
+    finally:
+        _stop(process)

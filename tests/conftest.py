@@ -94,14 +94,49 @@ def _reachable(host: str, port: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """REDIS_URL when it answers; else a Redis the tests start (like Mosquitto), so that a fresh
+    clone's `make test` runs the browser tests too. The channel layer of this process, and of
+    the web server it forks later, is switched to it."""
     url = os.environ.get("REDIS_URL", "")
-    if not url:
-        need_service("REDIS_URL is not set; the web server runs in another process")
-    parts = urlsplit(url)
-    if not _reachable(parts.hostname or "127.0.0.1", parts.port or 6379):
-        need_service(f"Redis at {url} is not reachable")
-    return url
+    if url:
+        parts = urlsplit(url)
+        if _reachable(parts.hostname or "127.0.0.1", parts.port or 6379):
+            yield url
+            return
+    from tests.brokers import redis_installed, redis_server
+
+    if not redis_installed():
+        why = f"Redis at {url} is not reachable" if url else "REDIS_URL is not set"
+        need_service(f"{why} and redis-server is not installed (apt-get install redis-server)")
+    from django.test import override_settings
+
+    from command.settings import redis_channel_layers
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as own_url:
+        # override_settings signals the change, so channels drops a layer it already built.
+        with override_settings(REDIS_URL=own_url, CHANNEL_LAYERS=redis_channel_layers(own_url)):
+            yield own_url
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """On TimescaleDB, pause the test database's background jobs (the aggregate's refresh,
+    compression, retention). They act on the wall clock: a refresh that ran while one test's
+    committed readings existed would move the minute aggregate's watermark, and a later test's
+    readings from before that moment would then be left out of the real-time aggregate until the
+    next refresh. Tests that concern the jobs run them explicitly."""
+    from django.db import connection
+
+    from streams.timeseries import timescaledb_enabled
+
+    with django_db_blocker.unblock():
+        if timescaledb_enabled(connection):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT alter_job(job_id, scheduled => false)"
+                    " FROM timescaledb_information.jobs WHERE hypertable_name IS NOT NULL"
+                )
 
 
 # --- web ----------------------------------------------------------------------------------------
