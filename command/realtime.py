@@ -219,35 +219,7 @@ def _forget_loop_after_fork() -> None:
     # A forked child (a pre-forking server, the test server) inherits the parent's outbox loop
     # object but not the thread that runs it: it must start its own.
     global _outbox
-    _METRICS: dict[str, Any] = {}
-
-
-def _metric(name: str) -> Any:
-    """The outbox's Prometheus series, made on first use (web and worker processes alike)."""
-    with _metrics_lock:
-        if not _METRICS:
-            _make_metrics()
-    return _METRICS[name]
-
-
-_metrics_lock = threading.Lock()
-
-
-def _make_metrics() -> None:
-    from prometheus_client import Counter, Gauge
-
-    _METRICS["depth"] = Gauge(
-        "whistle_broadcast_outbox_depth", "Broadcasts waiting for the channel layer"
-    )
-    _METRICS["dropped"] = Counter(
-        "whistle_broadcasts_dropped_total", "Broadcasts dropped because the outbox was full"
-    )
-    _METRICS["failed"] = Counter(
-        "whistle_broadcasts_failed_total", "Broadcasts the channel layer refused or timed out"
-    )
-
-
-_outbox = _Outbox()
+    _outbox = _Outbox()
 
 
 os.register_at_fork(after_in_child=_forget_loop_after_fork)
