@@ -61,3 +61,24 @@ def test_a_silent_channel_layer_times_out_and_the_outbox_stays_bounded(silent_re
     messages = " ".join(record.getMessage() for record in caplog.records)
     assert "no answer within" in messages
     assert "outbox full" in messages
+
+
+def test_a_forked_process_starts_an_outbox_of_its_own():
+    """The test server and pre-forking servers fork after the parent's outbox loop runs; the
+    child inherits the loop object without its thread and must not send through it."""
+    import os
+
+    from command import realtime
+
+    realtime._outbox._ready()
+    inherited = realtime._outbox
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once
+        fresh = realtime._outbox is not inherited and realtime._outbox._loop is None
+        os.write(write, b"1" if fresh else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    os.close(read)
+    os.close(write)
