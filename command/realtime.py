@@ -217,9 +217,14 @@ _outbox = _Outbox()
 
 def _forget_loop_after_fork() -> None:
     # A forked child (a pre-forking server, the test server) inherits the parent's outbox loop
-    # object but not the thread that runs it: it must start its own.
+    # object but not the thread that runs it: it must start its own. It also inherits the
+    # channel layer with the parent's open Redis connections: two processes talking on one
+    # socket reset it (the child's websocket handshakes failed), so it makes its own layer.
     global _outbox
     _outbox = _Outbox()
+    from channels.layers import channel_layers
+
+    channel_layers.backends = {}
 
 
 os.register_at_fork(after_in_child=_forget_loop_after_fork)

@@ -1,6 +1,7 @@
 """Photos from the field: uploaded through the API, attached to reports and done reports,
 served only to those who may see the township's matters."""
 
+import asyncio
 import os
 
 import pytest
@@ -155,6 +156,14 @@ def test_unused_uploads_are_deleted_after_a_day_with_their_files(demo):
     assert not os.path.exists(path)
 
 
+def _in_a_fresh_loop(coroutine):
+    """asyncio.run in a thread of its own: the browser tests leave a loop in this thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 async def _post(app, headers, chunks):
     from asgiref.testing import ApplicationCommunicator
 
@@ -185,20 +194,16 @@ async def _post(app, headers, chunks):
 def test_a_body_over_the_ceiling_is_refused_before_it_is_read(settings):
     """The real ASGI application (what daphne serves): a declared size over the ceiling gets
     413 at once, before a byte of the body is read."""
-    import asyncio
-
     from command.asgi import application
 
     settings.WHISTLE_REQUEST_MAX_BYTES = 1_000_000
     headers = [(b"content-length", b"2000000000"), (b"content-type", b"multipart/form-data")]
-    start, _ = asyncio.run(_post(application, headers, []))
+    start, _ = _in_a_fresh_loop(_post(application, headers, []))
     assert start["status"] == 413
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_chunked_body_is_cut_when_it_passes_the_ceiling(settings):
-    import asyncio
-
     from asgiref.testing import ApplicationCommunicator
 
     from command.asgi import application
@@ -232,4 +237,4 @@ def test_a_chunked_body_is_cut_when_it_passes_the_ceiling(settings):
         await communicator.wait(timeout=10)
         return True
 
-    assert asyncio.run(run())
+    assert _in_a_fresh_loop(run())
