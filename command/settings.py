@@ -120,7 +120,11 @@ DATABASES = {
     )
 }
 DATABASES["default"].setdefault("OPTIONS", {})
-DATABASES["default"]["TEST"] = {"NAME": os.environ.get("WHISTLE_TEST_DATABASE", "test_whistle")}
+# The test database is named after the database (test_<name>, as Django does) so that two
+# checkouts with different DATABASE_URLs on one server do not drop each other's test database.
+DATABASES["default"]["TEST"] = {
+    "NAME": os.environ.get("WHISTLE_TEST_DATABASE") or f"test_{DATABASES['default']['NAME']}"
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- channel layer --------------------------------------------------------------------------
@@ -210,6 +214,13 @@ WHISTLE_MAP_TILES = os.environ.get("WHISTLE_MAP_TILES", "")
 WHISTLE_CAP_SENDER = os.environ.get("WHISTLE_CAP_SENDER", "")
 # Phones send photos downscaled (the report page does it); 10 MB leaves room for an original.
 WHISTLE_PHOTO_MAX_BYTES = int(os.environ.get("WHISTLE_PHOTO_MAX_BYTES", 10_000_000))
+
+# Lists that grow with the backlog (the board's alert queue, a console's summonses) are sent a
+# page at a time: the newest / most urgent this many, the rest on demand over HTTP.
+WHISTLE_PAGE_SIZE = int(os.environ.get("WHISTLE_PAGE_SIZE", 50))
+# No websocket frame is larger than this (bytes): a bigger state goes out in several frames.
+# Daphne refuses frames over 1 MiB, and a browser on a phone should not parse megabytes at once.
+WEBSOCKET_FRAME_MAX_BYTES = int(os.environ.get("WEBSOCKET_FRAME_MAX_BYTES", 256 * 1024))
 
 # --- jobs -----------------------------------------------------------------------------------
 PROCRASTINATE_IMPORT_PATHS: list[str] = []
