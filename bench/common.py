@@ -46,6 +46,22 @@ def prepare_database(url: str) -> None:
     call_command("migrate", interactive=False, verbosity=0)
 
 
+def drop_database(url: str) -> None:
+    """Drop the database ``url`` names, if there is one: a benchmark that measures what it
+    writes starts from nothing, so a second run measures the same thing as the first."""
+    import psycopg
+    from psycopg import sql
+
+    name = urlsplit(url).path.lstrip("/")
+    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        # FORCE: a server of a run that was killed may still hold a connection.
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+    print(f"[bench] dropped database {name} (a fresh one per run)", file=sys.stderr, flush=True)
+
+
 def prepare_demo(url: str) -> None:
     """The bench database with the demo township seeded (idempotent)."""
     prepare_database(url)
