@@ -70,6 +70,15 @@ def prepare_demo(url: str) -> None:
     seed_demo()
 
 
+def empty_time_series() -> None:
+    """Empty the readings, device events and dead letters earlier runs left (millions of rows
+    after a few runs of a load): each run then writes into the same empty tables."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE streams_reading, streams_deviceevent, streams_deadletter")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
