@@ -5,6 +5,10 @@ on what the socket missed; afterwards each event marks what it changed, and the 
 rendered and sent together: a burst of a thousand alerts a second becomes a few frames a second
 that each carry the latest state, instead of three renders per alert that the browser (and this
 process) cannot keep up with.
+
+What a socket sends is bounded whatever the backlog: lists carry their first page (the rest is
+paged over HTTP, frontend.paging) and no frame exceeds ``WEBSOCKET_FRAME_MAX_BYTES``: a state
+or a batch that is larger goes out in several frames, cut between rows (frontend.frames).
 """
 
 from __future__ import annotations
