@@ -37,6 +37,8 @@ log = logging.getLogger("whistle.frontend")
 # thousand boards of one township receive the same events, so one renders and all send it.
 _frames: dict[tuple[Any, ...], asyncio.Task[list[str]]] = {}
 _FRAME_KEPT_SECONDS = 10.0
+# Full states being rendered, by (consumer class, group, language), with when each started.
+_states: dict[tuple[Any, ...], tuple[float, asyncio.Task[list[str]]]] = {}
 
 
 def scope_language(scope: dict[str, Any]) -> str:
@@ -110,7 +112,7 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         self._last_frame = 0.0
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await self.send_frames(await database_sync_to_async(self.full_state_frames)())
+        await self.send_frames(await self._shared_state(joined=asyncio.get_running_loop().time()))
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -158,6 +160,29 @@ class FragmentConsumer(AsyncWebsocketConsumer):
                 continue
             await self.send_frames(frames)
             self._last_frame = loop.time()
+
+    def _shared_state(self, *, joined: float) -> Any:
+        """The full state for a socket that joined its group at ``joined``. When a thousand
+        boards reconnect at once (a server restart), one render serves every socket that had
+        joined before it started: whatever changes after that render read the database reaches
+        them as a push. It runs in the pool of render threads, not on the one thread of sync
+        code, where the authorize() of each socket would queue behind every full state and its
+        handshake time out (daphne gives it 5 s)."""
+        loop = asyncio.get_running_loop()
+        key = (type(self), self.group, self.language)
+        found = _states.get(key)
+        if found is not None and found[0] >= joined and not found[1].done():
+            return asyncio.shield(found[1])
+        render = DatabaseSyncToAsync(self.full_state_frames, thread_sensitive=False)
+        task = loop.create_task(render())
+        _states[key] = (loop.time(), task)
+
+        def forget(done: asyncio.Task) -> None:
+            if _states.get(key, (0.0, None))[1] is done:
+                del _states[key]
+
+        task.add_done_callback(forget)
+        return asyncio.shield(task)
 
     def _shared_frames(self, batch: dict[str, set[int]], events: frozenset[Any]) -> Any:
         """The frames for these events: rendered by the first socket of the process that asks,
