@@ -46,12 +46,37 @@ def prepare_database(url: str) -> None:
     call_command("migrate", interactive=False, verbosity=0)
 
 
+def drop_database(url: str) -> None:
+    """Drop the database ``url`` names, if there is one: a benchmark that measures what it
+    writes starts from nothing, so a second run measures the same thing as the first."""
+    import psycopg
+    from psycopg import sql
+
+    name = urlsplit(url).path.lstrip("/")
+    maintenance = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        # FORCE: a server of a run that was killed may still hold a connection.
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+    print(f"[bench] dropped database {name} (a fresh one per run)", file=sys.stderr, flush=True)
+
+
 def prepare_demo(url: str) -> None:
     """The bench database with the demo township seeded (idempotent)."""
     prepare_database(url)
     from command.org.demo import seed_demo
 
     seed_demo()
+
+
+def empty_time_series() -> None:
+    """Empty the readings, device events and dead letters earlier runs left (millions of rows
+    after a few runs of a load): each run then writes into the same empty tables."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE streams_reading, streams_deviceevent, streams_deadletter")
 
 
 def free_port() -> int:

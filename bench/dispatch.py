@@ -2,8 +2,11 @@
 whistle to the summons frame on each summoned department's console websocket.
 
 Everything real: ``whistle serve`` (daphne) in its own process, the Redis channel layer, the
-PostgreSQL database ``whistle_bench``. This process holds one websocket per department (the
-console of a logged-in member) and, for each of W whistles, opens an incident (not timed), then
+PostgreSQL database ``whistle_bench_dispatch``, made afresh for every run (migrated, the demo
+seeded): each run leaves W open summonses per department, and a console's state grows with
+them, so a second run on the same data would measure something else. This process holds one
+websocket per department (the console of a logged-in member) and, for each of W whistles, opens
+an incident (not timed), then
 times the POST that blows the whistle until each of the D departments' sockets has received the
 frame carrying its new summons.
 
@@ -29,9 +32,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.common import DATABASE, database_url, free_port, prepare_demo
+from bench.common import database_url, drop_database, free_port, prepare_demo
 
 TARGET_P99_MS = 100.0
+DATABASE = "whistle_bench_dispatch"
 DEPARTMENTS = (
     "chengguan",
     "police",
@@ -137,7 +141,9 @@ async def run(port: int, token: str, cookies: dict[str, str], whistles: int) -> 
             additional_headers={"Cookie": cookie, "Origin": base},
             open_timeout=10,
         )
-        await sockets[code].recv()  # the full inbox on connect
+        # The full inbox on connect: as many frames as it takes, the open count last.
+        while "summons-open-count" not in await sockets[code].recv():
+            pass
     latencies: list[float] = []
     loop = asyncio.get_running_loop()
     codes = list(cookies)
@@ -206,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not os.environ.get("REDIS_URL"):
         os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/0"
-    url = database_url()
-    progress(f"database {DATABASE}, Redis {os.environ['REDIS_URL']}")
+    url = database_url(DATABASE)
+    progress(f"database {DATABASE} (fresh), Redis {os.environ['REDIS_URL']}")
+    drop_database(url)
     prepare_demo(url)
     codes = list(DEPARTMENTS[: args.departments])
     token, cookies = sessions(codes)

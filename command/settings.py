@@ -255,6 +255,13 @@ WHISTLE_REQUEST_MAX_BYTES = WHISTLE_PHOTO_MAX_BYTES + 1_000_000
 # A photo uploaded and never attached to a report or an incident is deleted after this many hours.
 WHISTLE_PHOTO_ORPHAN_HOURS = int(os.environ.get("WHISTLE_PHOTO_ORPHAN_HOURS", "24"))
 
+# Lists that grow with the backlog (the board's alert queue, a console's summonses) are sent a
+# page at a time: the newest / most urgent this many, the rest on demand over HTTP.
+WHISTLE_PAGE_SIZE = int(os.environ.get("WHISTLE_PAGE_SIZE", 50))
+# No websocket frame is larger than this (bytes): a bigger state goes out in several frames.
+# Daphne refuses frames over 1 MiB, and a browser on a phone should not parse megabytes at once.
+WEBSOCKET_FRAME_MAX_BYTES = int(os.environ.get("WEBSOCKET_FRAME_MAX_BYTES", 256 * 1024))
+
 # --- jobs -----------------------------------------------------------------------------------
 # Besides each app's tasks module: the queue's own maintenance (stalled-job recovery).
 PROCRASTINATE_IMPORT_PATHS: list[str] = ["command.jobs"]

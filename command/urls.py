@@ -13,6 +13,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("board/<slug:township>/", views.board, name="board"),
+    path("board/<slug:township>/alerts/", views.board_alerts, name="board_alerts"),
     path(
         "board/<slug:township>/devices/<slug:device>/",
         views.board_device,
@@ -40,6 +41,16 @@ urlpatterns = [
         name="replay_frame",
     ),
     path("console/<slug:department>/", views.console, name="console"),
+    path(
+        "console/<slug:department>/summonses/",
+        views.console_summonses,
+        name="console_summonses",
+    ),
+    path(
+        "console/<slug:department>/summonses/<int:summons>/",
+        views.console_summons_details,
+        name="console_summons_details",
+    ),
     path("report/", views.report, name="report"),
     path("photos/<uuid:photo>", views.photo, name="photo"),
     path("healthz", views.healthz, name="healthz"),

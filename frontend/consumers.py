@@ -5,6 +5,10 @@ on what the socket missed; afterwards each event marks what it changed, and the 
 rendered and sent together: a burst of a thousand alerts a second becomes a few frames a second
 that each carry the latest state, instead of three renders per alert that the browser (and this
 process) cannot keep up with.
+
+What a socket sends is bounded whatever the backlog: lists carry their first page (the rest is
+paged over HTTP, frontend.paging) and no frame exceeds ``WEBSOCKET_FRAME_MAX_BYTES``: a state
+or a batch that is larger goes out in several frames, cut between rows (frontend.frames).
 """
 
 from __future__ import annotations
@@ -26,13 +30,16 @@ from command import realtime
 from command.incidents import selectors as incident_selectors
 from command.org import selectors as org_selectors
 from frontend import rendering
+from frontend.frames import Part, pack
 
 FORBIDDEN = 4403
 log = logging.getLogger("whistle.frontend")
 # Frames being rendered or just rendered, by (consumer class, group, language, event ids): a
 # thousand boards of one township receive the same events, so one renders and all send it.
-_frames: dict[tuple[Any, ...], asyncio.Task[str]] = {}
+_frames: dict[tuple[Any, ...], asyncio.Task[list[str]]] = {}
 _FRAME_KEPT_SECONDS = 10.0
+# Full states being rendered, by (consumer class, group, language), with when each started.
+_states: dict[tuple[Any, ...], tuple[float, asyncio.Task[list[str]]]] = {}
 
 
 def scope_language(scope: dict[str, Any]) -> str:
@@ -73,12 +80,27 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         """(the scoped object, its group), or None to refuse. Runs in a thread (ORM)."""
         raise NotImplementedError
 
-    def full_state(self) -> str:
+    def full_state(self) -> list[Part]:
         raise NotImplementedError
 
-    def render_batch(self, batch: dict[str, set[int]]) -> str:
+    def render_batch(self, batch: dict[str, set[int]]) -> list[Part]:
         """The fragments for everything marked since the last frame. Runs in a thread."""
         raise NotImplementedError
+
+    def frames(self, parts: list[Part]) -> list[str]:
+        """The parts in frames no larger than ``WEBSOCKET_FRAME_MAX_BYTES`` each: a backlog
+        makes more frames, never a frame the server or the browser refuses."""
+        return pack(parts, limit=settings.WEBSOCKET_FRAME_MAX_BYTES)
+
+    def full_state_frames(self) -> list[str]:
+        return self.frames(self.full_state())
+
+    def render_batch_frames(self, batch: dict[str, set[int]]) -> list[str]:
+        return self.frames(self.render_batch(batch))
+
+    async def send_frames(self, frames: list[str]) -> None:
+        for frame in frames:
+            await self.send(text_data=frame)
 
     async def connect(self) -> None:
         key = self.scope["url_route"]["kwargs"][self.url_kwarg]
@@ -99,7 +121,7 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         self._last_frame = 0.0
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await self.send(text_data=await database_sync_to_async(self.full_state)())
+        await self.send_frames(await self._shared_state(joined=asyncio.get_running_loop().time()))
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -190,24 +212,46 @@ class FragmentConsumer(AsyncWebsocketConsumer):
             batch, self._marked = self._marked, {}
             events, self._events = frozenset(self._events), set()
             try:
-                html = await self._shared_frame(batch, events)
+                frames = await self._shared_frames(batch, events)
             except Exception:
                 # A reconnect re-renders from the database; keep this socket serving.
                 log.exception("rendering a frame for %s failed", self.group)
                 continue
-            if html:
-                await self.send(text_data=html)
+            await self.send_frames(frames)
             self._last_frame = loop.time()
 
-    def _shared_frame(self, batch: dict[str, set[int]], events: frozenset[Any]) -> Any:
-        """The frame for these events: rendered by the first socket of the process that asks,
+    def _shared_state(self, *, joined: float) -> Any:
+        """The full state for a socket that joined its group at ``joined``. When a thousand
+        boards reconnect at once (a server restart), one render serves every socket that had
+        joined before it started: whatever changes after that render read the database reaches
+        them as a push. It runs in the pool of render threads, not on the one thread of sync
+        code, where the authorize() of each socket would queue behind every full state and its
+        handshake time out (daphne gives it 5 s)."""
+        loop = asyncio.get_running_loop()
+        key = (type(self), self.group, self.language)
+        found = _states.get(key)
+        if found is not None and found[0] >= joined and not found[1].done():
+            return asyncio.shield(found[1])
+        render = DatabaseSyncToAsync(self.full_state_frames, thread_sensitive=False)
+        task = loop.create_task(render())
+        _states[key] = (loop.time(), task)
+
+        def forget(done: asyncio.Task) -> None:
+            if _states.get(key, (0.0, None))[1] is done:
+                del _states[key]
+
+        task.add_done_callback(forget)
+        return asyncio.shield(task)
+
+    def _shared_frames(self, batch: dict[str, set[int]], events: frozenset[Any]) -> Any:
+        """The frames for these events: rendered by the first socket of the process that asks,
         awaited by the others (shielded, so one socket closing does not cancel it for all)."""
         key = (type(self), self.group, self.language, events)
         task = _frames.get(key)
         if task is None:
             # Not thread-sensitive: renders for different townships or languages run side by
             # side instead of queueing behind every HTTP request on one thread.
-            render = DatabaseSyncToAsync(self.render_batch, thread_sensitive=False)
+            render = DatabaseSyncToAsync(self.render_batch_frames, thread_sensitive=False)
             task = asyncio.get_running_loop().create_task(render(batch))
             _frames[key] = task
             asyncio.get_running_loop().call_later(_FRAME_KEPT_SECONDS, _frames.pop, key, None)
@@ -219,22 +263,22 @@ class BoardConsumer(FragmentConsumer):
 
     url_kwarg = "township"
     # Above this many changed alerts in one frame, the whole queue is re-rendered (one query
-    # for the 50 the board shows) rather than each row.
+    # for its first page) rather than each row.
     whole_queue_above = 10
 
     def authorize(self, user: Any, key: str) -> tuple[Any, str] | None:
         township = org_selectors.township_for_board(user=user, code=key)
         return (township, realtime.board_group(township.code)) if township else None
 
-    def full_state(self) -> str:
-        return rendering.board_state_html(township=self.scoped, language=self.language)
+    def full_state(self) -> list[Part]:
+        return rendering.board_state_parts(township=self.scoped, language=self.language)
 
-    def render_batch(self, batch: dict[str, set[int]]) -> str:
+    def render_batch(self, batch: dict[str, set[int]]) -> list[Part]:
         township, language = self.scoped, self.language
-        parts = []
+        parts: list[Part] = []
         alerts = batch.get("alert", set())
         if len(alerts) > self.whole_queue_above:
-            parts.append(rendering.alert_queue_html(township=township, oob=True, language=language))
+            parts += rendering.alert_queue_parts(township=township, language=language)
         else:
             parts += [
                 rendering.alert_push_html(township=township, alert_id=alert_id, language=language)
@@ -243,9 +287,9 @@ class BoardConsumer(FragmentConsumer):
         if alerts:
             parts.append(rendering.map_overlay_html(township=township, oob=True, language=language))
         if "incidents" in batch:
-            parts.append(rendering.incidents_html(township=township, oob=True, language=language))
+            parts += rendering.incidents_parts(township=township, language=language)
         parts.append(rendering.figures_html(township=township, oob=True, language=language))
-        return "".join(parts)
+        return parts
 
     async def _alert_changed(self, event: dict[str, Any]) -> None:
         self.mark(event, "alert", event["alert_id"])
@@ -271,21 +315,29 @@ class DepartmentConsumer(FragmentConsumer):
         department = incident_selectors.department_for_console(user=user, code=key)
         return (department, realtime.department_group(department.code)) if department else None
 
-    def full_state(self) -> str:
-        return rendering.summons_inbox_html(
-            department=self.scoped, oob=True, language=self.language
-        )
+    def full_state(self) -> list[Part]:
+        return rendering.summons_inbox_parts(department=self.scoped, language=self.language)
 
-    def render_batch(self, batch: dict[str, set[int]]) -> str:
-        return "".join(
+    def render_batch(self, batch: dict[str, set[int]]) -> list[Part]:
+        new = batch.get("new summons", set())
+        changed = sorted(new | batch.get("summons", set()))
+        parts: list[Part] = [
             rendering.summons_push_html(
-                department=self.scoped, summons_id=summons_id, language=self.language
+                department=self.scoped,
+                summons_id=summons_id,
+                new=summons_id in new,
+                language=self.language,
             )
-            for summons_id in sorted(batch.get("summons", ()))
-        )
+            for summons_id in changed
+        ]
+        if changed:
+            parts.append(rendering.summons_count_html(department=self.scoped))
+        return parts
 
-    async def _summons_changed(self, event: dict[str, Any]) -> None:
+    async def summons_notified(self, event: dict[str, Any]) -> None:
+        # Added to the list wherever it would sort: a new summons must be seen at once.
+        self.mark(event, "new summons", event["summons_id"])
+
+    async def summons_updated(self, event: dict[str, Any]) -> None:
+        # Replaced where it is shown; on a page not shown it is fetched when that page is.
         self.mark(event, "summons", event["summons_id"])
-
-    summons_notified = _summons_changed
-    summons_updated = _summons_changed

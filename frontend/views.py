@@ -5,10 +5,11 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone, translation
 from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext as _
 
 from command.errors import ActionForbidden, TransitionNotAllowed
 from command.incidents import selectors as incident_selectors
@@ -18,10 +19,9 @@ from command.incidents.photos import visible_photos
 from command.org import policy
 from command.org import selectors as org_selectors
 from command.org.auth import is_local_request
-from command.org.models import Township, User
-from frontend import maps, rendering
+from command.org.models import Department, Township, User
+from frontend import maps, paging, rendering
 from frontend.forms import WhistleForm
-from frontend.rendering import summons_inbox_html
 
 
 def watched_township(request: HttpRequest, code: str) -> Township:
@@ -53,16 +53,55 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "frontend/home.html", {"user": user})
 
 
-def console(request: HttpRequest, department: str) -> HttpResponse:
-    """A department's console: its summons, pushed live; acknowledge, check in, report done."""
-    found = incident_selectors.department_for_console(user=request.user, code=department)  # type: ignore[arg-type]
+def _console_department(request: HttpRequest, code: str) -> Department:
+    found = incident_selectors.department_for_console(user=request.user, code=code)  # type: ignore[arg-type]
     if found is None:
         raise PermissionDenied
-    inbox_html = summons_inbox_html(
-        department=found, oob=False, language=translation.get_language() or "zh-hans"
+    return found
+
+
+def _no_such_page() -> HttpResponse:
+    return HttpResponse(
+        _("This page of the list does not exist."),
+        status=400,
+        content_type="text/plain; charset=utf-8",
     )
-    context = {"department": found, "inbox_html": inbox_html}
+
+
+def console(request: HttpRequest, department: str) -> HttpResponse:
+    """A department's console: its summons, pushed live; acknowledge, check in, report done."""
+    found = _console_department(request, department)
+    language = translation.get_language() or "zh-hans"
+    context = {
+        "department": found,
+        "inbox_html": rendering.summons_inbox_html(department=found, oob=False, language=language),
+        "count_html": rendering.summons_count_html(department=found),
+    }
     return render(request, "frontend/console.html", context)
+
+
+def console_summonses(request: HttpRequest, department: str) -> HttpResponse:
+    """The console's "show more": the page of summons after the last one shown (htmx)."""
+    found = _console_department(request, department)
+    try:
+        after = paging.parse_cursor(request.GET.get("after"))
+    except ValueError:
+        return _no_such_page()
+    html = rendering.summons_page_html(
+        department=found, after=after, language=translation.get_language() or "zh-hans"
+    )
+    return HttpResponse(html)
+
+
+def console_summons_details(request: HttpRequest, department: str, summons: int) -> HttpResponse:
+    """A console row's details, location and evidence, fetched when the row is opened."""
+    found = _console_department(request, department)
+    html = rendering.summons_details_html(
+        department=found, summons_id=summons, language=translation.get_language() or "zh-hans"
+    )
+    if html is None:
+        raise Http404
+    return HttpResponse(html)
 
 
 def board(request: HttpRequest, township: str) -> HttpResponse:
@@ -76,6 +115,19 @@ def board(request: HttpRequest, township: str) -> HttpResponse:
         "map_html": rendering.board_map_html(township=found, language=language),
     }
     return render(request, "frontend/board.html", context)
+
+
+def board_alerts(request: HttpRequest, township: str) -> HttpResponse:
+    """The queue's "show more": the page of open alerts after the last one shown (htmx)."""
+    found = watched_township(request, township)
+    try:
+        before = paging.parse_cursor(request.GET.get("after"))
+    except ValueError:
+        return _no_such_page()
+    html = rendering.alert_page_html(
+        township=found, before=before, language=translation.get_language() or "zh-hans"
+    )
+    return HttpResponse(html)
 
 
 def board_device(request: HttpRequest, township: str, device: str) -> HttpResponse:

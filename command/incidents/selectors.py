@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Q
+
 from command.incidents.models import Summons
 from command.org import policy
 from command.org.models import Department, User
@@ -21,17 +23,37 @@ def department_for_console(*, user: User, code: str) -> Department | None:
     return department
 
 
-def console_summonses(*, department_id: int) -> list[Summons]:
-    """A department's open summons, the most urgent deadline first."""
-    return list(
-        Summons.objects.filter(department_id=department_id, status__in=Summons.OPEN_STATUSES)
-        .select_related(
-            "whistle__incident__category",
-            "whistle__incident__grid",
-            "whistle__incident__township",
-        )
-        .order_by("check_in_deadline")
-    )
+def console_summonses(
+    *, department_id: int, limit: int | None = None, after: tuple[datetime, int] | None = None
+) -> list[Summons]:
+    """A department's open summons, the most urgent deadline first; ``after`` (deadline, id)
+    of the last summons a page showed gives the next page."""
+    summonses = _open_summonses(department_id)
+    if after is not None:
+        summonses = summonses.filter(_later_than(after))
+    summonses = summonses.select_related(
+        "whistle__incident__category",
+        "whistle__incident__grid",
+        "whistle__incident__township",
+    ).order_by("check_in_deadline", "id")
+    return list(summonses if limit is None else summonses[:limit])
+
+
+def _open_summonses(department_id: int) -> Any:
+    return Summons.objects.filter(department_id=department_id, status__in=Summons.OPEN_STATUSES)
+
+
+def _later_than(after: tuple[datetime, int]) -> Q:
+    deadline, pk = after
+    return Q(check_in_deadline__gt=deadline) | Q(check_in_deadline=deadline, pk__gt=pk)
+
+
+def open_summons_count(*, department_id: int, after: tuple[datetime, int] | None = None) -> int:
+    """How many summons a department has open (after ``after``: the "N more" of a page)."""
+    summonses = _open_summonses(department_id)
+    if after is not None:
+        summonses = summonses.filter(_later_than(after))
+    return summonses.count()
 
 
 def summons_for_console(*, summons_id: int, department_id: int) -> Summons | None:

@@ -50,8 +50,9 @@ def test_summons_arrives_live_and_the_department_checks_in(
     page.wait_for_selector(f"#summons-{summons.pk}[data-status='checked_in']", timeout=10_000)
     assert page.evaluate("window.__notReloaded") is True
 
-    # The incident's details, where it is on the map, and its evidence.
+    # The incident's details, where it is on the map, and its evidence: fetched on opening.
     page.click(f"#summons-{summons.pk} .summons-details summary")
+    page.wait_for_selector(f"#summons-{summons.pk} .details-body .facts", timeout=10_000)
     details = page.inner_text(f"#summons-{summons.pk} .details-body")
     assert "滨河路东段双排停车" in details and "110112-QS-007" in details
     assert page.is_visible(f"#summons-{summons.pk} .mini-map [data-grid='110112-QS-007'].picked")

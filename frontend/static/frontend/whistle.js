@@ -139,6 +139,42 @@ var Whistle = (function () {
 })();
 
 
+// Paged lists (the alert queue, a console's summons): "N more — show more" asks for the page
+// after the last row shown (its data-cursor). A row may already be there (a push put it there
+// first): the copy further down goes. The count of what is left follows every push: the open
+// count the server pushes, less the rows shown.
+(function () {
+  function recount() {
+    document.querySelectorAll("ol[data-paged]").forEach(function (list) {
+      var count = document.querySelector(list.dataset.count);
+      var more = document.querySelector('[data-page-after="#' + list.id + '"]');
+      if (!count || !more) return;
+      var left = Number(count.textContent) - list.querySelectorAll(":scope > li[data-cursor]").length;
+      more.hidden = !(left > 0);
+      var shown = more.querySelector(".more-count");
+      if (shown) shown.textContent = String(Math.max(left, 0));
+    });
+  }
+  document.addEventListener("htmx:configRequest", function (event) {
+    var list = event.detail.elt.dataset && event.detail.elt.dataset.pageAfter;
+    if (!list) return;
+    var shown = document.querySelectorAll(list + " > li[data-cursor]");
+    if (shown.length) event.detail.parameters.after = shown[shown.length - 1].dataset.cursor;
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var list = event.detail.target;
+    if (!list.matches || !list.matches("ol[data-paged]")) return;
+    var ids = new Set();
+    Array.from(list.querySelectorAll(":scope > li[id]")).forEach(function (row) {
+      if (ids.has(row.id)) row.remove(); else ids.add(row.id);
+    });
+    list.dataset.shown = String(list.querySelectorAll(":scope > li[data-cursor]").length);
+    recount();
+  });
+  // After the other handlers of the frame (the queue trims its rows on the same event).
+  document.addEventListener("htmx:wsAfterMessage", function () { setTimeout(recount, 0); });
+})();
+
 // The board at a glance and by keyboard: ↑/↓ (or J/K) choose an alert, A acknowledges, I opens
 // an incident, D dismisses. A new critical alert sounds (unless muted) and flashes the screen.
 (function () {
@@ -184,9 +220,11 @@ var Whistle = (function () {
       });
     } catch (e) { /* no audio device: the flash still shows */ }
   }
-  var SHOWN = 50;  // as many as the server's full queue: pushes only ever prepend
+  // Pushes only ever prepend: the queue keeps as many rows as the officer chose to see (the
+  // first page, plus each page shown with "show more"); the rest stays reachable that way.
   document.addEventListener("htmx:wsAfterMessage", function () {
-    rows().slice(SHOWN).forEach(function (r) { r.remove(); });
+    var q = queue();
+    if (q) rows().slice(Number(q.dataset.shown || q.dataset.pageSize || 50)).forEach(function (r) { r.remove(); });
     var fresh = rows().filter(function (r) { return !seen.has(r.id); });
     fresh.forEach(function (r) { seen.add(r.id); });
     if (fresh.some(function (r) { return r.dataset.severity === "critical"; })) {
