@@ -163,6 +163,14 @@ def daphne_server(django_db_setup: Any, django_db_blocker: Any, redis_url: str) 
     def allow_database() -> None:
         # The child inherits pytest-django's blocker; the server must reach the test database.
         django_db_blocker.unblock()
+        # It also inherits asgiref's one-thread executor for thread-sensitive calls without
+        # that thread, if this process had started it (the job worker's tests do): work given
+        # to it would wait for ever, so every socket's connect timed out. A fresh one.
+        from concurrent.futures import ThreadPoolExecutor
+
+        from asgiref.sync import SyncToAsync
+
+        SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
 
     process = DaphneProcess("127.0.0.1", get_application, setup=allow_database)
     process.daemon = True

@@ -105,7 +105,14 @@ CASES = [
         "/supervise/qingshui/incidents/{i1}/replay/frame?at={opened}",
         BOARD_Q,
     ),
+    Case("board/<slug:township>/alerts/", "/board/qingshui/alerts/", BOARD_Q),
     Case("console/<slug:department>/", "/console/chengguan/", CONSOLE),
+    Case("console/<slug:department>/summonses/", "/console/chengguan/summonses/", CONSOLE),
+    Case(
+        "console/<slug:department>/summonses/<int:summons>/",
+        "/console/chengguan/summonses/{s1}/",
+        CONSOLE,
+    ),
     Case("report/", "/report/", frozenset({GRID})),
     Case(
         "photos/<uuid:photo>", "/photos/{report_photo}", frozenset({ADMIN, DUTY, SUPERVISOR, GRID})
