@@ -40,6 +40,9 @@ _frames: dict[tuple[Any, ...], asyncio.Task[list[str]]] = {}
 _FRAME_KEPT_SECONDS = 10.0
 # Full states being rendered, by (consumer class, group, language), with when each started.
 _states: dict[tuple[Any, ...], tuple[float, asyncio.Task[list[str]]]] = {}
+# Re-checks of one user's rights, shared by the sockets of the same session and board (a big
+# screen's thousand reconnecting sockets are one check, not a thousand queued on one thread).
+_checks: dict[tuple[Any, ...], asyncio.Task[bool]] = {}
 
 
 def scope_language(scope: dict[str, Any]) -> str:
@@ -162,10 +165,30 @@ class FragmentConsumer(AsyncWebsocketConsumer):
                 return False
         return self.authorize(user, self.key) is not None
 
-    async def recheck(self) -> bool:
-        """Close the socket (4403) unless its user may still have it."""
-        self._checked = asyncio.get_running_loop().time()
-        if await database_sync_to_async(self.still_allowed)():
+    async def recheck(self, reason: Any = None) -> bool:
+        """Close the socket (4403) unless its user may still have it.
+
+        The sockets of one session on one board share the check: those re-checking for the same
+        ``reason`` (a ``user.changed`` event) or, periodically, within the same re-check period
+        await one query, run in the pool of render threads rather than on the one thread of sync
+        code, where a thousand of them delayed every frame by seconds."""
+        loop = asyncio.get_running_loop()
+        self._checked = loop.time()
+        session = self.scope.get("session")
+        if reason is not None:
+            period = reason
+        elif self.recheck_seconds > 0:
+            period = int(loop.time() // self.recheck_seconds)
+        else:  # every frame re-checks
+            period = loop.time()
+        key = (type(self), self.user_id, getattr(session, "session_key", None), self.key, period)
+        task = _checks.get(key)
+        if task is None:
+            check = DatabaseSyncToAsync(self.still_allowed, thread_sensitive=False)
+            task = loop.create_task(check())
+            _checks[key] = task
+            loop.call_later(self.recheck_seconds, _checks.pop, key, None)
+        if await asyncio.shield(task):
             return True
         log.info("closing %s for user %s: no longer allowed", self.group, self.user_id)
         await self._refuse()
@@ -184,7 +207,7 @@ class FragmentConsumer(AsyncWebsocketConsumer):
             if event["ended_session"] == session_tag(session.session_key):
                 await self._refuse()
                 return
-        await self.recheck()
+        await self.recheck(reason=event.get("id"))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Actions go through HTTP (CSRF, one code path); the socket only pushes.
