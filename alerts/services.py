@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from django.db import connection, transaction
@@ -15,6 +14,7 @@ from alerts.rules import AlertSpec
 from command import realtime
 from command.errors import TransitionNotAllowed
 from command.incidents.services import timeline_record
+from command.text import bounded_key
 
 _UPSERT = """
 INSERT INTO alerts_alert (township_id, category_id, severity, status, source, title, device_id,
@@ -33,18 +33,12 @@ RETURNING id, (xmax = 0) AS created, count, status,
 _TOLD = ("metric", "value", "threshold", "rate", "label", "score", "report")
 
 
+# Keys longer than the column keep their start and end in a digest (command.text.bounded_key).
+_DEDUPE_KEY_MAX = Alert._meta.get_field("dedupe_key").max_length
+
+
 def _bounded(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _bounded_key(key: str) -> str:
-    """A dedupe key that fits its column and stays distinct: a long one keeps its start and ends
-    in a digest of the whole."""
-    limit = Alert._meta.get_field("dedupe_key").max_length
-    if len(key) <= limit:
-        return key
-    digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16]
-    return f"{key[: limit - 17]}~{digest}"
 
 
 def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
@@ -66,7 +60,7 @@ def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
                 _bounded(spec.title, Alert._meta.get_field("title").max_length),
                 spec.device_id,
                 spec.grid_id,
-                _bounded_key(spec.dedupe_key),
+                bounded_key(spec.dedupe_key, _DEDUPE_KEY_MAX),
                 spec.time,
                 spec.time,
                 Jsonb(spec.detail or {}),
@@ -220,7 +214,7 @@ def alert_clear(
             .select_related("township")
             .filter(
                 township_id=township_id,
-                dedupe_key=_bounded_key(dedupe_key),
+                dedupe_key=bounded_key(dedupe_key, _DEDUPE_KEY_MAX),
                 status__in=Alert.OPEN_STATUSES,
             )
             .first()

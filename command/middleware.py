@@ -11,22 +11,14 @@ import json
 import re
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.utils.translation import gettext as _
+
+from command.text import all_storable, storable
 
 # A JSON escape of NUL or of a surrogate half (checked precisely only when one is there).
 _SUSPECT_ESCAPE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
 _TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded")
-
-
-def _storable(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _json_storable(body: bytes) -> bool:
@@ -36,24 +28,18 @@ def _json_storable(body: bytes) -> bool:
         data = json.loads(body)
     except (ValueError, RecursionError):
         return True  # malformed JSON is the parser's to refuse, with its own message
-    stack = [data]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, str):
-            if not _storable(value):
-                return False
-        elif isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-    return True
+    return all_storable(data)
+
+
+def _query_storable(query: QueryDict) -> bool:
+    return all(
+        storable(key) and all(storable(value) for value in values) for key, values in query.lists()
+    )
 
 
 def unstorable_text_refused(get_response: Callable[[HttpRequest], HttpResponse]):
     def middleware(request: HttpRequest) -> HttpResponse:
-        bad = any(not _storable(v) for values in request.GET.lists() for v in values[1])
-        bad = bad or any(not _storable(key) for key in request.GET)
+        bad = not _query_storable(request.GET)
         content_type = request.content_type or ""
         if not bad and request.method in ("POST", "PUT", "PATCH") and content_type in _TEXT_BODIES:
             body = request.body
@@ -62,7 +48,7 @@ def unstorable_text_refused(get_response: Callable[[HttpRequest], HttpResponse])
             elif content_type == "application/json":
                 bad = not _json_storable(body)
             else:
-                bad = any(not _storable(v) for values in request.POST.lists() for v in values[1])
+                bad = not _query_storable(request.POST)
         if not bad:
             return get_response(request)
         detail = _(

@@ -20,8 +20,17 @@ from typing import Any, Literal, get_args
 
 from channels.layers import get_channel_layer
 from django.db import transaction
+from prometheus_client import Counter, Gauge
 
 log = logging.getLogger("whistle.realtime")
+
+OUTBOX_DEPTH = Gauge("whistle_broadcast_outbox_depth", "Broadcasts waiting for the channel layer")
+BROADCASTS_DROPPED = Counter(
+    "whistle_broadcasts_dropped_total", "Broadcasts dropped because the outbox was full"
+)
+BROADCASTS_FAILED = Counter(
+    "whistle_broadcasts_failed_total", "Broadcasts the channel layer refused or timed out"
+)
 
 EventType = Literal[
     "alert.raised",
@@ -124,14 +133,14 @@ class _Outbox:
             queue.put_nowait((group, event))
         except asyncio.QueueFull:
             self.dropped += 1
-            _metric("dropped").inc()
+            BROADCASTS_DROPPED.inc()
             self._warn(
                 "broadcast outbox full (%d waiting): the channel layer does not keep up; "
                 "%d pushes dropped so far (boards catch up from the database)",
                 queue.qsize(),
                 self.dropped,
             )
-        _metric("depth").set(queue.qsize())
+        OUTBOX_DEPTH.set(queue.qsize())
 
     def _warn(self, message: str, *args: Any) -> None:
         now = time.monotonic()
@@ -162,14 +171,14 @@ class _Outbox:
         layer = self._layer or get_channel_layer()
         while True:
             group, event = await queue.get()
-            _metric("depth").set(queue.qsize())
+            OUTBOX_DEPTH.set(queue.qsize())
             try:
                 await asyncio.wait_for(layer.group_send(group, event), self.SEND_TIMEOUT)
             except Exception as exc:
                 # The row is committed and a reconnecting board re-renders from the database,
                 # so a lost push is a delay, not a loss; say so and carry on.
                 self.failed += 1
-                _metric("failed").inc()
+                BROADCASTS_FAILED.inc()
                 reason = (
                     f"no answer within {self.SEND_TIMEOUT:.0f} s"
                     if isinstance(exc, TimeoutError)
@@ -182,34 +191,6 @@ class _Outbox:
                     self.failed,
                     queue.qsize(),
                 )
-
-
-_METRICS: dict[str, Any] = {}
-
-
-def _metric(name: str) -> Any:
-    """The outbox's Prometheus series, made on first use (web and worker processes alike)."""
-    with _metrics_lock:
-        if not _METRICS:
-            _make_metrics()
-    return _METRICS[name]
-
-
-_metrics_lock = threading.Lock()
-
-
-def _make_metrics() -> None:
-    from prometheus_client import Counter, Gauge
-
-    _METRICS["depth"] = Gauge(
-        "whistle_broadcast_outbox_depth", "Broadcasts waiting for the channel layer"
-    )
-    _METRICS["dropped"] = Counter(
-        "whistle_broadcasts_dropped_total", "Broadcasts dropped because the outbox was full"
-    )
-    _METRICS["failed"] = Counter(
-        "whistle_broadcasts_failed_total", "Broadcasts the channel layer refused or timed out"
-    )
 
 
 _outbox = _Outbox()

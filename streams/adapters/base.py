@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+from command.text import all_storable
+
 MAX_PAYLOAD_BYTES = 256 * 1024
 # Gateways with a drifting clock are common; a reading from further out than this is a bug.
 MAX_FUTURE = timedelta(minutes=10)
@@ -66,17 +68,9 @@ def decode_json(payload: bytes) -> Any | Rejected:
         return Rejected("JSON is nested too deeply")
     except ValueError as exc:
         return Rejected(f"malformed JSON: {exc}")
-    if _SURROGATE_ESCAPE.search(text) and not _encodable(data):
+    if _SURROGATE_ESCAPE.search(text) and not all_storable(data):
         return Rejected("payload contains a lone UTF-16 surrogate (a string cut in half)")
     return data
-
-
-def _encodable(data: Any) -> bool:
-    try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except (UnicodeEncodeError, RecursionError, ValueError):
-        return False
-    return True
 
 
 def check_stored_json(data: Any) -> str | None:
@@ -121,21 +115,21 @@ def parse_time(value: Any, now: datetime) -> datetime | Rejected:
             seconds = value / 1000 if value > 1e11 else value
             moment = datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):
-            return Rejected(f"timestamp {_short(value)} is out of range")
+            return Rejected(f"timestamp {short_repr(value)} is out of range")
     elif isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            return Rejected(f"timestamp {_short(value)} is not ISO 8601")
+            return Rejected(f"timestamp {short_repr(value)} is not ISO 8601")
         if moment.tzinfo is None:
-            return Rejected(f"timestamp {_short(value)} has no time zone")
+            return Rejected(f"timestamp {short_repr(value)} has no time zone")
         try:
             # 9999-12-31T23:59:59-12:00 is a valid ISO time that no datetime can hold in UTC.
             moment = moment.astimezone(UTC)
         except (OverflowError, ValueError):
-            return Rejected(f"timestamp {_short(value)} is out of range")
+            return Rejected(f"timestamp {short_repr(value)} is out of range")
     else:
-        return Rejected(f"timestamp {_short(value)} is not a number or a string")
+        return Rejected(f"timestamp {short_repr(value)} is not a number or a string")
     earliest, latest = _window(now)
     if moment > latest:
         return Rejected(f"timestamp {moment.isoformat()} is in the future")
@@ -162,6 +156,3 @@ def short_repr(value: Any, limit: int = 60) -> str:
         return "<huge integer>"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-_short = short_repr

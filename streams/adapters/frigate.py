@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from command.text import bounded_key
 from streams.adapters.base import (
     CameraEvent,
     Rejected,
@@ -61,7 +62,6 @@ MESSAGE_TYPES = ("new", "update", "end")
 SEVERITIES = ("alert", "detection")
 # Frigate's review items name an object whose sub label is a recognised face or plate this way.
 VERIFIED_SUFFIX = "-verified"
-_DIGEST_CHARS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +160,7 @@ def _event(
         "stationary": _flag(after.get("stationary"), "after.stationary"),
     }
     event = CameraEvent(
-        event_id=_bounded_key(event_id),
+        event_id=bounded_key(event_id, MAX_EVENT_ID),
         time=time,
         label=label,
         score=top_score if top_score is not None else score,
@@ -232,7 +232,7 @@ def _review(
         "audio": audio,
     }
     event = CameraEvent(
-        event_id=_bounded_key(event_id),
+        event_id=bounded_key(event_id, MAX_EVENT_ID),
         time=time,
         label=label,
         score=None,  # a review carries no score of its own
@@ -345,10 +345,3 @@ def _snapshot_time(after: dict[str, Any]) -> float | None:
 
 def _unique(zones: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(zones))
-
-
-def _bounded_key(key: str) -> str:
-    if len(key) <= MAX_EVENT_ID:
-        return key
-    digest = hashlib.sha256(key.encode()).hexdigest()[:_DIGEST_CHARS]
-    return f"{key[: MAX_EVENT_ID - _DIGEST_CHARS - 1]}~{digest}"

@@ -1,0 +1,46 @@
+"""Text as PostgreSQL can keep it: the checks and bounds that ingest, the services and the
+HTTP layer share. Pure functions."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+_DIGEST_CHARS = 16
+
+
+def storable(text: str) -> bool:
+    """No NUL and no lone UTF-16 surrogate: PostgreSQL's text holds neither."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def all_storable(data: Any) -> bool:
+    """Whether every string (keys included) of decoded JSON is :func:`storable`. Walks without
+    recursion, so a deeply nested document cannot make the check itself fail."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if not storable(value):
+                return False
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return True
+
+
+def bounded_key(key: str, limit: int) -> str:
+    """``key`` within ``limit`` characters, stable and distinct: a longer one keeps its start
+    and ends in ``~`` and 16 hex digits of the SHA-256 of the whole key."""
+    if len(key) <= limit:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:_DIGEST_CHARS]
+    return f"{key[: limit - _DIGEST_CHARS - 1]}~{digest}"
