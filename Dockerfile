@@ -30,6 +30,11 @@ RUN set -eu; \
 COPY command ./command
 COPY streams ./streams
 COPY alerts ./alerts
+COPY incidents ./incidents
+COPY intake ./intake
+COPY supervision ./supervision
+COPY api ./api
+COPY demo ./demo
 COPY frontend ./frontend
 RUN set -eu; \
     if [ -f constraints.txt ]; then set -- -c constraints.txt; else set --; fi; \

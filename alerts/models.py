@@ -8,6 +8,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from alerts.labels import label_name
+
 
 class Severity(models.TextChoices):
     CRITICAL = "critical", _("Critical")
@@ -137,8 +139,6 @@ class Alert(models.Model):
 
     @property
     def label_display(self) -> str:
-        from alerts.rules import label_name
-
         label = self.detail.get("label") if isinstance(self.detail, dict) else None
         return label_name(label) if label else ""
 

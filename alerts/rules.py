@@ -17,8 +17,6 @@ from datetime import datetime, timedelta
 from datetime import time as clock_time
 from typing import Any
 
-from django.utils.translation import gettext_lazy as _
-
 from alerts.models import SEVERITY_RANK, AlertRule, RuleState, Severity
 from command.org.models import township_zone
 
@@ -37,27 +35,6 @@ CAMERA_LABELS: dict[str, tuple[str, str]] = {
     "street_vendor": ("unlicensed-business", Severity.WARNING),
     "flood": ("flood", Severity.CRITICAL),
 }
-
-
-# How a detection label reads on the board, in the user's language.
-LABEL_NAMES = {
-    "excavator": _("excavator"),
-    "dump_truck": _("dump truck"),
-    "fire": _("open fire"),
-    "smoke": _("smoke"),
-    "straw_burning": _("straw burning"),
-    "crowd": _("crowd gathering"),
-    "fight": _("fight"),
-    "illegal_parking": _("illegal parking"),
-    "garbage": _("garbage"),
-    "debris": _("piled debris"),
-    "street_vendor": _("street vendor"),
-    "flood": _("flooding"),
-}
-
-
-def label_name(label: str) -> str:
-    return str(LABEL_NAMES.get(label, label))
 
 
 @dataclass(frozen=True, slots=True)

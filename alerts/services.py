@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection, transaction
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from psycopg.types.json import Jsonb
 
 from alerts.models import Alert
 from alerts.rules import AlertSpec
-from command import realtime
+from command import clock, realtime
 from command.errors import TransitionNotAllowed
-from command.incidents.services import timeline_record
 from command.text import bounded_key
+from command.timeline.actions import Action
+from command.timeline.records import timeline_record
 
 _UPSERT = """
 INSERT INTO alerts_alert (township_id, category_id, severity, status, source, title, device_id,
@@ -67,7 +67,7 @@ def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
             ],
         )
         alert_id, created, count, status, township = cursor.fetchone()
-        action = "alert.raised" if created else "alert.updated"
+        action = Action.ALERT_RAISED if created else Action.ALERT_UPDATED
         # The status as it is after the repeat (a repeat keeps an acknowledged alert
         # acknowledged): replay rebuilds the board from these rows.
         _changed(
@@ -85,7 +85,7 @@ def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
                 **{k: v for k, v in (spec.detail or {}).items() if k in _TOLD},
             },
             time=spec.time,
-            event=action,
+            event=action.value,
         )
     return alert_id, created
 
@@ -145,7 +145,7 @@ def _alert_change(
             raise Alert.DoesNotExist
         _require_status(alert, allowed_from)
         before = alert.status
-        now = timezone.now()
+        now = clock.now()
         alert.status = to
         alert.closed_at = None if to in Alert.OPEN_STATUSES else now
         detail = dict(alert.detail or {})
@@ -173,7 +173,7 @@ def alert_acknowledge(
         alert_id,
         township_ids,
         Alert.Status.ACKNOWLEDGED,
-        "alert.acknowledged",
+        Action.ALERT_ACKNOWLEDGED,
         actor_id=actor_id,
         source=source,
         allowed_from=(Alert.Status.NEW,),
@@ -195,7 +195,7 @@ def alert_dismiss(
         alert_id,
         township_ids,
         Alert.Status.DISMISSED,
-        "alert.dismissed",
+        Action.ALERT_DISMISSED,
         actor_id=actor_id,
         source=source,
         allowed_from=Alert.OPEN_STATUSES,
@@ -223,14 +223,14 @@ def alert_clear(
             return None
         before = alert.status
         alert.status = Alert.Status.CLEARED
-        alert.closed_at = timezone.now()
+        alert.closed_at = clock.now()
         alert.detail = {**(alert.detail or {}), "cleared": reason}
         alert.save(update_fields=["status", "closed_at", "detail"])
         _changed(
             township_id,
             alert.township.code,
             alert.pk,
-            "alert.cleared",
+            Action.ALERT_CLEARED,
             source=source,
             before={"status": before},
             after={"status": alert.status, "reason": reason},
@@ -294,7 +294,7 @@ def alert_merge(
             )
         _require_status(merged)
         _require_status(kept)
-        now = timezone.now()
+        now = clock.now()
         merged.status = Alert.Status.MERGED
         merged.closed_at = now
         merged.detail = {**(merged.detail or {}), "merged_into": kept.pk}
@@ -304,8 +304,8 @@ def alert_merge(
         kept.last_seen = max(kept.last_seen, merged.last_seen)
         kept.save(update_fields=["count", "first_seen", "last_seen"])
         for alert, action, after in (
-            (merged, "alert.merged", {"status": merged.status, "into": kept.pk}),
-            (kept, "alert.absorbed", {"count": kept.count, "from": merged.pk}),
+            (merged, Action.ALERT_MERGED, {"status": merged.status, "into": kept.pk}),
+            (kept, Action.ALERT_ABSORBED, {"count": kept.count, "from": merged.pk}),
         ):
             _changed(
                 alert.township_id,

@@ -12,11 +12,15 @@ from alerts.delivery import departments
 RETRY = RetryStrategy(max_attempts=departments.MAX_ATTEMPTS, exponential_wait=2)
 
 
-@app.task(queue="deliveries", retry=RETRY, pass_context=True)
+@app.task(
+    name=departments.DELIVERY_TASKS["webhook"], queue="deliveries", retry=RETRY, pass_context=True
+)
 def deliver_webhook(context: JobContext, delivery_id: int) -> str:
     return departments.webhook_attempt(delivery_id=delivery_id, attempt=context.job.attempts)
 
 
-@app.task(queue="deliveries", retry=RETRY, pass_context=True)
+@app.task(
+    name=departments.DELIVERY_TASKS["mqtt"], queue="deliveries", retry=RETRY, pass_context=True
+)
 def deliver_mqtt(context: JobContext, delivery_id: int) -> str:
     return departments.mqtt_attempt(delivery_id=delivery_id, attempt=context.job.attempts)

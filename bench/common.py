@@ -65,7 +65,7 @@ def drop_database(url: str) -> None:
 def prepare_demo(url: str) -> None:
     """The bench database with the demo township seeded (idempotent)."""
     prepare_database(url)
-    from command.org.demo import seed_demo
+    from demo.seed import seed_demo
 
     seed_demo()
 

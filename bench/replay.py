@@ -21,7 +21,7 @@ ends at the moment of generation:
   that repeated every ~2.5 s through a night before the morning's emergency whistle (with
   the sensor's readings at that cadence);
 - every timeline row the services would have written, with their shapes
-  (``command.incidents.services``, ``alerts.services``), copied in with COPY.
+  (``incidents.services``, ``alerts.services``), copied in with COPY.
 
 A run that finds the data of this ``VERSION`` skips generation (``--regenerate`` forces it).
 Generation takes about a minute and a half on 2 cores; ``VACUUM ANALYZE`` ends it, as
@@ -35,7 +35,7 @@ queries, template rendering), each ``--repeat`` times after two warm-ups, as a s
 2. frame: ``GET …/incidents/<id>/replay/frame?at=…`` of that incident at the middle of its span,
    and of 5 ordinary incidents at the middle of theirs. When the view is not there (404) it is
    reported missing and not measured.
-3. department stats: ``command.supervision.stats.department_table`` over the 30 days that end
+3. department stats: ``supervision.stats.department_table`` over the 30 days that end
    where the data ends, called directly; for information, the whole performance page for the
    same 30 days. Floor: counting the period's summonses with the same joins.
 
@@ -232,8 +232,8 @@ def seed_extra(rng: random.Random) -> None:
     ones), a member for each department, a grid officer for each grid. Idempotent."""
     from django.contrib.auth.hashers import make_password
 
-    from command.org.demo import SENSOR_PROFILES
     from command.org.models import Department, Device, Grid, Township, User
+    from demo.seed import SENSOR_PROFILES
 
     township = Township.objects.get(code=TOWNSHIP)
     grids = list(Grid.objects.filter(township=township).order_by("code"))
@@ -309,7 +309,6 @@ def seed_extra(rng: random.Random) -> None:
 
 def load_world() -> World:
     from alerts.models import AlertRule
-    from command.incidents.services import report_within
     from command.org.models import (
         Category,
         Department,
@@ -319,6 +318,7 @@ def load_world() -> World:
         Township,
         User,
     )
+    from incidents.services import report_within
 
     township = Township.objects.get(code=TOWNSHIP)
     kinds = ("emergency", "general", "tough")
@@ -1018,7 +1018,7 @@ class Generator:
     ) -> datetime | None:
         """Blow a whistle and play each summons out; returns when the last department was done
         or released (None if not all by the end of the data)."""
-        from command.incidents.services import DEFAULT_ESCALATION_POLICY
+        from incidents.services import DEFAULT_ESCALATION_POLICY
 
         rng = self.rng
         world = self.world
@@ -1686,7 +1686,7 @@ def get(client: Any, path: str) -> Callable[[], Any]:
 
 
 def _span(incident: Any) -> tuple[datetime, datetime, int]:
-    from command.incidents.selectors import incident_timeline
+    from incidents.selectors import incident_timeline
 
     entries = incident_timeline(incident=incident)
     return entries[0].time, entries[-1].time, len(entries)
@@ -1694,7 +1694,7 @@ def _span(incident: Any) -> tuple[datetime, datetime, int]:
 
 def _timeline_filter(incident: Any) -> tuple[str, list[Any]]:
     """The rows the timeline page reads, as one WHERE clause (for the floors)."""
-    from command.incidents.models import Summons
+    from incidents.models import Summons
 
     whistles = list(incident.whistles.values_list("pk", flat=True))
     summonses = list(
@@ -1718,9 +1718,10 @@ def measure(
     from django.test import Client
     from django.urls import Resolver404, resolve
 
-    from command.incidents.models import Incident, TimelineEntry
     from command.org.models import Township, User
-    from command.supervision import stats
+    from command.timeline.models import TimelineEntry
+    from incidents.models import Incident
+    from supervision import stats
 
     township = Township.objects.get(code=TOWNSHIP)
     client = Client()
@@ -1824,7 +1825,7 @@ def measure_frames(
 ) -> Figure:
     """Frames of the big incident and of ordinary ones, each at the middle of its span; the
     figure with the larger p95."""
-    from command.incidents.models import Incident
+    from incidents.models import Incident
 
     first, last, _n = _span(big)
     frame_path = f"/supervise/{TOWNSHIP}/incidents/{big.pk}/replay/frame"

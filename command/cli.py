@@ -98,7 +98,7 @@ def serve(host: str, port: int, on_ready: Callable[[], None] | None = None) -> N
 def demo_passwords() -> dict[str, str]:
     """Demo passwords are random per data dir, kept there so a restart prints the same ones."""
     from command import embedded
-    from command.org.demo import DEMO_USERNAMES
+    from demo.seed import DEMO_USERNAMES
 
     path = embedded.data_dir() / "demo-accounts.json"
     if path.exists():
@@ -112,7 +112,7 @@ def demo_passwords() -> dict[str, str]:
 def cmd_demo(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
-    from command.org.demo import seed_demo
+    from demo.seed import seed_demo
     from streams.mqtt.client import IngestWorker
     from streams.simulate import Simulator
 

@@ -71,9 +71,12 @@ INSTALLED_APPS = [
     "procrastinate.contrib.django",
     "axes",
     "command.org",
-    "command.incidents",
+    "command.timeline",
+    "incidents",
     "streams",
     "alerts",
+    "intake",
+    "demo",
     "frontend",
 ]
 

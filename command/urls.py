@@ -3,9 +3,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
-from command.api import api_urls
+from api import open311
+from api.views import api_urls
 from frontend import replay, supervision, views
-from streams import open311
 
 urlpatterns = [
     path("", views.home, name="home"),

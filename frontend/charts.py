@@ -12,14 +12,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from alerts.models import Alert, AlertRule, Severity
 from alerts.rules import rulebook
-from command.incidents.models import Incident, Summons
+from command import clock
 from command.org.models import Device
+from incidents.models import Incident, Summons
 from streams.selectors import STEPS, Point, device_metrics, device_series, fitting_resolution
 
 WIDTH, HEIGHT, PAD = 560.0, 150.0, 6.0
@@ -203,7 +203,7 @@ def _latest(device_id: int, since: datetime) -> dict[str, tuple[float, datetime]
 
 
 def device_charts(device: Device, *, now: datetime | None = None) -> list[MetricChart]:
-    now = now or timezone.now()
+    now = now or clock.now()
     start = now - WINDOW
     rules = threshold_rules(device)
     return [
@@ -319,7 +319,7 @@ def incident_history(
     incident: Incident, *, resolution: str | None = None, now: datetime | None = None
 ) -> SensorHistory:
     """The readings of the incident's devices around it: one chart per device and metric."""
-    now = now or timezone.now()
+    now = now or clock.now()
     alerts = list(incident.alerts.select_related("device").order_by("first_seen"))
     start, end = incident_window(incident, alerts, now=now)
     drawn, fitting, notice = chosen_resolution(resolution, start, end)

@@ -27,10 +27,10 @@ from django.utils.translation import get_supported_language_variant
 from django.utils.translation.trans_real import parse_accept_lang_header
 
 from command import realtime
-from command.incidents import selectors as incident_selectors
 from command.org import selectors as org_selectors
 from frontend import rendering
 from frontend.frames import Part, pack
+from incidents import selectors as incident_selectors
 
 FORBIDDEN = 4403
 log = logging.getLogger("whistle.frontend")

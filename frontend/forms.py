@@ -8,9 +8,9 @@ from django import forms
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from command.incidents import services
-from command.incidents.models import Incident, Whistle
 from command.org.models import Department
+from incidents import services
+from incidents.models import Incident, Whistle
 
 
 def _minutes_text(minutes: int) -> str:

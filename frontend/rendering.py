@@ -10,11 +10,11 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from alerts import selectors
-from command.incidents import selectors as incident_selectors
-from command.incidents.models import Summons
 from command.org.models import Department, Township
 from frontend import paging
 from frontend.frames import Items, Part
+from incidents import selectors as incident_selectors
+from incidents.models import Summons
 
 
 def _alert_rows(alerts: list) -> list:

@@ -12,12 +12,12 @@ from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from command.incidents import replay
-from command.incidents.models import Incident
 from command.org.models import Township
 from frontend import maps
 from frontend.supervision import ACTIONS
 from frontend.views import supervised_township
+from incidents import replay
+from incidents.models import Incident
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SPEEDS = (1, 10, 60)

@@ -13,11 +13,11 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from command.incidents import selectors as incident_selectors
-from command.incidents.models import Incident, Summons
-from command.supervision import stats
 from frontend import maps
 from frontend.views import supervised_township
+from incidents import selectors as incident_selectors
+from incidents.models import Incident, Summons
+from supervision import stats
 
 
 class PeriodForm(forms.Form):

@@ -12,16 +12,16 @@ from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
 from command.errors import ActionForbidden, TransitionNotAllowed
-from command.incidents import selectors as incident_selectors
-from command.incidents import services as incident_services
-from command.incidents.models import Incident
-from command.incidents.photos import visible_photos
 from command.org import policy
 from command.org import selectors as org_selectors
 from command.org.auth import is_local_request
 from command.org.models import Department, Township, User
 from frontend import maps, paging, rendering
 from frontend.forms import WhistleForm
+from incidents import selectors as incident_selectors
+from incidents import services as incident_services
+from incidents.models import Incident
+from incidents.photos import visible_photos
 
 
 def watched_township(request: HttpRequest, code: str) -> Township:

@@ -10,11 +10,11 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
-from alerts.rules import offline_rule_alerts
-from alerts.services import alert_outcomes_apply
+from command import clock
 from command.org.models import Device
+from streams.adapters.base import CameraEvent
+from streams.handoff import DeviceRef, Stored, stored
 from streams.models import DeviceEvent
 
 # A camera reports at least on motion and every minute on its heartbeat; sensors every few
@@ -47,7 +47,7 @@ def presence_event(
 
 def devices_mark_stale(*, now: datetime | None = None) -> int:
     """Mark devices offline whose heartbeat timed out; returns how many changed."""
-    now = now or timezone.now()
+    now = now or clock.now()
     stale = Q()
     for kind, timeout in HEARTBEAT_TIMEOUT.items():
         stale |= Q(kind=kind, last_seen__lt=now - timeout)
@@ -74,16 +74,25 @@ def devices_mark_stale(*, now: datetime | None = None) -> int:
             ],
             ignore_conflicts=True,
         )
-        outcomes: list = []
-        for pk, township, code, kind, grid in rows:
-            outcomes += offline_rule_alerts(
-                township_id=township,
-                device_id=pk,
-                device_code=code,
-                device_kind=kind,
-                grid_id=grid,
-                online=False,
-                time=now,
+        # The alert rules above streams see the sweep's offline events as they see a last will.
+        stored(
+            Stored(
+                events=[
+                    (
+                        DeviceRef(id=pk, township_id=township, grid_id=grid, kind=kind, code=code),
+                        CameraEvent(
+                            event_id=presence_event_id("offline", now),
+                            time=now,
+                            label="offline",
+                            score=None,
+                            zones=(),
+                            payload={"reason": "heartbeat timeout"},
+                        ),
+                        False,
+                    )
+                    for pk, township, code, kind, grid in rows
+                ],
+                source="system",
             )
-        alert_outcomes_apply(outcomes, source="system")
+        )
     return len(rows)

@@ -25,23 +25,16 @@ from django.db import (
     connection,
     transaction,
 )
-from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from alerts.rules import (
-    SENSOR_KINDS,
-    camera_rule_alert,
-    offline_rule_alerts,
-    rulebook,
-    threshold_outcomes,
-)
-from alerts.services import alert_outcomes_apply
+from command import clock
 from command.org.models import Device
 from streams.adapters import frigate as frigate_adapter
 from streams.adapters import native
 from streams.adapters.base import CameraEvent, Presence, Reading, Rejected, short_repr
 from streams.adapters.frigate import FrigateDetection
 from streams.devices import presence_event_id
+from streams.handoff import DeviceRef, Stored, stored
 from streams.models import DeadLetter
 from streams.mqtt import topics
 
@@ -54,15 +47,6 @@ class InboundMessage(NamedTuple):
     payload: bytes
     mid: int = 0
     qos: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceRef:
-    id: int
-    township_id: int
-    grid_id: int | None
-    kind: str
-    code: str
 
 
 @dataclass
@@ -272,7 +256,7 @@ class PreparedBatch:
 def prepare_batch(
     messages: Sequence[InboundMessage], *, now: datetime | None = None
 ) -> PreparedBatch:
-    now = now or timezone.now()
+    now = now or clock.now()
     prefix = settings.MQTT_TOPIC_PREFIX
     frigate_prefix = settings.FRIGATE_TOPIC_PREFIX
     dead: list[DeadLetter] = []
@@ -423,72 +407,21 @@ def write_batch(prepared: PreparedBatch, *, keep_dead: bool = True) -> BatchResu
                 )
         result.events = len(new_keys)
         result.duplicates = len(events) - len(new_keys)
-        outcomes: list = []
-        for ref, event, may_alert in events:
-            if (ref.id, event.time, event.event_id) not in new_keys:
-                continue  # a redelivery: its alert was raised the first time
-            if event.label in ("online", "offline") and not may_alert:
-                outcomes += offline_rule_alerts(
-                    township_id=ref.township_id,
-                    device_id=ref.id,
-                    device_code=ref.code,
-                    device_kind=ref.kind,
-                    grid_id=ref.grid_id,
-                    online=event.label == "online",
-                    time=event.time,
-                )
-                continue
-            if not may_alert:
-                continue
-            spec = camera_rule_alert(
-                township_id=ref.township_id,
-                device_id=ref.id,
-                device_code=ref.code,
-                grid_id=ref.grid_id,
-                event_id=event.event_id,
-                label=event.label,
-                score=event.score,
-                zones=event.zones,
-                time=event.time,
-                snapshot=_snapshot_url(event.payload),
+        raised = stored(
+            Stored(
+                # a redelivered event's alert was raised the first time
+                events=[
+                    (ref, event, may_alert)
+                    for ref, event, may_alert in events
+                    if (ref.id, event.time, event.event_id) in new_keys
+                ],
+                readings=readings,
+                source="mqtt",
             )
-            if spec is not None:
-                outcomes.append(spec)
-        if readings:
-            outcomes += _threshold_outcomes(readings)
-        if outcomes:
-            alert_ids, raised = alert_outcomes_apply(outcomes, source="mqtt")
-            result.alert_ids += alert_ids
-            result.alerts_raised += raised
-    return result
-
-
-def _snapshot_url(payload: object) -> str | None:
-    snapshot = payload.get("snapshot") if isinstance(payload, dict) else None
-    if isinstance(snapshot, str) and snapshot.startswith(("http://", "https://")):
-        return snapshot[:500]
-    return None
-
-
-def _threshold_outcomes(readings: list[tuple[DeviceRef, Reading]]) -> list:
-    """Only readings of metrics some township rule watches are stepped through the rules."""
-    watched: dict[int, set[str]] = {}
-    for township_id in {ref.township_id for ref, _ in readings}:
-        rules, _zone = rulebook.for_township(township_id)
-        metrics = {r.metric for r in rules if r.kind in SENSOR_KINDS}
-        if metrics:
-            watched[township_id] = metrics
-    outcomes: list = []
-    for township_id, metrics in watched.items():
-        outcomes += threshold_outcomes(
-            township_id,
-            [
-                (ref.id, ref.code, ref.grid_id, reading.metric, reading.time, reading.value)
-                for ref, reading in readings
-                if ref.township_id == township_id and reading.metric in metrics
-            ],
         )
-    return outcomes
+        result.alert_ids += raised.alert_ids
+        result.alerts_raised += raised.new
+    return result
 
 
 def _copy_readings(cursor: psycopg.Cursor, readings: list[tuple[DeviceRef, Reading]]) -> int:
@@ -563,7 +496,7 @@ def dead_letters_replay(*, ids: Sequence[int]) -> tuple[int, int]:
                 letter.save(update_fields=["reason"])
                 failing += 1
             else:
-                letter.replayed_at = timezone.now()
+                letter.replayed_at = clock.now()
                 letter.save(update_fields=["replayed_at"])
                 replayed += 1
     return replayed, failing
@@ -572,7 +505,7 @@ def dead_letters_replay(*, ids: Sequence[int]) -> tuple[int, int]:
 def dead_letters_expire(*, now: datetime | None = None, batch: int = 5_000) -> int:
     """Delete dead letters older than ``DEAD_LETTER_RETENTION_DAYS``: they hold raw payloads
     from outside, which are kept for diagnosis and replay, not for ever. Returns how many."""
-    cutoff = (now or timezone.now()) - timedelta(days=settings.DEAD_LETTER_RETENTION_DAYS)
+    cutoff = (now or clock.now()) - timedelta(days=settings.DEAD_LETTER_RETENTION_DAYS)
     deleted = 0
     while True:
         # In slices, so a backlog of millions never holds one long transaction.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from procrastinate.contrib.django import app
 
-from streams import devices, ingest, reports
+from streams import devices, ingest
 
 
 @app.periodic(cron="* * * * *", periodic_id="devices-mark-stale")
@@ -17,9 +17,3 @@ def mark_stale_devices(timestamp: int) -> int:
 @app.task(queue="default", queueing_lock="dead-letters-expire")
 def expire_dead_letters(timestamp: int) -> int:
     return ingest.dead_letters_expire()
-
-
-@app.periodic(cron="43 * * * *", periodic_id="photos-expire-orphans")
-@app.task(queue="default", queueing_lock="photos-expire-orphans")
-def expire_orphan_photos(timestamp: int) -> int:
-    return reports.photos_expire_orphans()

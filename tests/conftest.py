@@ -329,14 +329,14 @@ def job_worker(transactional_db: None) -> Iterator[JobWorker]:
 
 @pytest.fixture
 def demo(db: None) -> Any:
-    from command.org.demo import seed_demo
+    from demo.seed import seed_demo
 
     return seed_demo(passwords=DEMO_PASSWORDS)
 
 
 @pytest.fixture
 def demo_committed(transactional_db: None) -> Any:
-    from command.org.demo import seed_demo
+    from demo.seed import seed_demo
 
     return seed_demo(passwords=DEMO_PASSWORDS)
 

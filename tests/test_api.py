@@ -381,8 +381,8 @@ def test_evidence_from_the_alert_snapshot_and_from_a_summoned_department(token):
 def test_supervisors_list_of_overdue_summons(token):
     from datetime import timedelta
 
-    from command.incidents import services
-    from command.incidents.models import Summons, Whistle
+    from incidents import services
+    from incidents.models import Summons, Whistle
 
     duty_user = User.objects.get(username="duty")
     incident = services.incident_open(

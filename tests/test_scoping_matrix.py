@@ -19,12 +19,12 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver
 
-from command.incidents import services
-from command.incidents.models import Incident, Whistle
-from command.incidents.photos import photo_store
-from command.org.demo import GRID_OFFICER_GRID
 from command.org.models import Category, Department, Device, Grid, Township, User
 from command.org.tokens import api_token_create
+from demo.seed import GRID_OFFICER_GRID
+from incidents import services
+from incidents.models import Incident, Whistle
+from incidents.photos import photo_store
 from tests.conftest import raise_alert
 
 ADMIN, ADMIN_B, DUTY, SUPERVISOR = "admin", "admin_b", "duty", "supervisor"
@@ -236,7 +236,7 @@ def _photo(user: User):
 
 def build_world(demo: Any) -> dict[str, Any]:
     """Two townships with every kind of row, marked so a leak shows in any response."""
-    from streams.reports import report_file
+    from intake.reports import report_file
 
     qingshui = Township.objects.get(code="qingshui")
     beishan = Township.objects.create(code="beishan", name="北山镇", name_en="Beishan")

@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertRule
 from alerts.rules import rulebook
-from command.incidents import services
-from command.incidents.models import Incident, Whistle
 from command.org.models import Category, Department, Device, Township, User
 from frontend.charts import HEIGHT, PAD
+from incidents import services
+from incidents.models import Incident, Whistle
 from streams.models import Reading
 from streams.timeseries import timescaledb_enabled
 from tests.conftest import raise_alert, signed_in

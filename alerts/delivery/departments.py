@@ -35,15 +35,20 @@ from urllib.parse import urlsplit
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.utils import timezone
+from procrastinate.contrib.django import app
 
 from alerts.models import Delivery
+from command import clock
 from command.org.models import Department
 
 log = logging.getLogger("whistle.delivery")
 
 TIMEOUT = 10  # seconds for the MQTT broker to acknowledge a downlink message
 MAX_ATTEMPTS = 8
+DELIVERY_TASKS = {
+    Delivery.Channel.WEBHOOK: "alerts.tasks.deliver_webhook",
+    Delivery.Channel.MQTT: "alerts.tasks.deliver_mqtt",
+}
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -53,8 +58,6 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 def deliveries_enqueue(*, department: Department, event: str, key: str, payload: dict) -> None:
     """Create the department's deliveries for one state change and defer their jobs."""
-    from alerts import tasks
-
     channels = []
     if department.webhook_url:
         channels.append(Delivery.Channel.WEBHOOK)
@@ -71,10 +74,8 @@ def deliveries_enqueue(*, department: Department, event: str, key: str, payload:
             },
         )
         if created:
-            task = (
-                tasks.deliver_webhook if channel == Delivery.Channel.WEBHOOK else tasks.deliver_mqtt
-            )
-            task.defer(delivery_id=delivery.pk)
+            # By name: alerts.tasks imports this module, not the other way round.
+            app.configure_task(DELIVERY_TASKS[channel]).defer(delivery_id=delivery.pk)
 
 
 def _attempt(delivery_id: int, attempt: int, send: Any) -> str:
@@ -111,7 +112,7 @@ def _attempt(delivery_id: int, attempt: int, send: Any) -> str:
         status=Delivery.Status.DELIVERED,
         response_status=status,
         last_error="",
-        delivered_at=timezone.now(),
+        delivered_at=clock.now(),
     )
     return "delivered"
 

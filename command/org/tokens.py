@@ -6,8 +6,7 @@ import hashlib
 import hmac
 import secrets
 
-from django.utils import timezone
-
+from command import clock
 from command.org.models import ApiToken, User
 
 
@@ -32,5 +31,5 @@ def api_token_user(raw: str) -> User | None:
         return None
     if not token.user.is_active:
         return None
-    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=clock.now())
     return token.user

@@ -75,7 +75,7 @@ def test_the_timeline_tells_what_crossed_the_line(demo):
     """A threshold alert's timeline rows carry the reading and the threshold; a repeat of an
     acknowledged alert is recorded as acknowledged."""
     from alerts.services import alert_acknowledge
-    from command.incidents.models import TimelineEntry
+    from command.timeline.models import TimelineEntry
     from tests.conftest import raise_alert
 
     township = Township.objects.get(code="qingshui")

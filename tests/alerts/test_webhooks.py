@@ -18,9 +18,9 @@ from django.db import transaction
 
 from alerts.delivery import departments
 from alerts.models import Delivery
-from command.incidents import services
-from command.incidents.models import Whistle
 from command.org.models import Category, Department, Township, User
+from incidents import services
+from incidents.models import Whistle
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -3,9 +3,9 @@ on the real server: the first page shows, "show more" brings the next, pushes st
 
 import pytest
 
-from command.incidents import services
-from command.incidents.models import Whistle
 from command.org.models import Category, Department, Township, User
+from incidents import services
+from incidents.models import Whistle
 from tests.conftest import raise_alert
 from tests.e2e.conftest import screenshot
 from tests.frontend.test_frames import bulk_alerts, bulk_summonses

@@ -3,9 +3,9 @@ in on site there shows up as the summons' new state."""
 
 import pytest
 
-from command.incidents import services
-from command.incidents.models import Photo, Summons, Whistle
 from command.org.models import Category, Department, Grid, Township, User
+from incidents import services
+from incidents.models import Photo, Summons, Whistle
 from tests.conftest import wait_for
 from tests.e2e.conftest import png, screenshot
 

@@ -3,7 +3,7 @@ became of it. A report that cannot be sent keeps its draft on the phone."""
 
 import pytest
 
-from command.incidents.models import Photo
+from incidents.models import Photo
 from streams.models import GridReport
 from tests.conftest import wait_for
 from tests.e2e.conftest import png, screenshot

@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from command.incidents.models import Summons, TimelineEntry
+from command.timeline.models import TimelineEntry
+from incidents.models import Summons
 from tests.e2e.conftest import screenshot
 from tests.incidents.test_replay import tell_story
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from command.incidents import services
-from command.incidents.models import Whistle
 from command.org.models import Category, Department, Grid, Township, User
+from incidents import services
+from incidents.models import Whistle
 from tests.e2e.conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]

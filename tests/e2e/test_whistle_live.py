@@ -3,9 +3,9 @@ checks in; the officer's countdown for that department turns to "on site"."""
 
 import pytest
 
-from command.incidents import services
-from command.incidents.models import Summons, Whistle
 from command.org.models import Category, Township, User
+from incidents import services
+from incidents.models import Summons, Whistle
 from tests.conftest import wait_for
 from tests.e2e.conftest import screenshot
 

@@ -39,8 +39,8 @@ def test_pack_cuts_lists_between_rows_and_never_exceeds_the_limit(caplog):
 
 def bulk_summonses(department_code: str, count: int) -> list[int]:
     """``count`` open summons for a department, each on its own incident, in a few queries."""
-    from command.incidents.models import Incident, Summons, Whistle
     from command.org.models import Category, Department, Grid, Township
+    from incidents.models import Incident, Summons, Whistle
 
     township = Township.objects.get(code="qingshui")
     category = Category.objects.get(code="parking")
@@ -165,9 +165,9 @@ def assert_bounded(frames: list[str]) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_console_with_5000_open_summonses_connects_pages_and_is_pushed_to(demo_committed):
-    from command.incidents import services
-    from command.incidents.models import Whistle
     from command.org.models import Category, Department, Township, User
+    from incidents import services
+    from incidents.models import Whistle
 
     ids = bulk_summonses("chengguan", 5000)
     page = settings.WHISTLE_PAGE_SIZE

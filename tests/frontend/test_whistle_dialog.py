@@ -2,9 +2,9 @@
 
 import pytest
 
-from command.incidents import services
-from command.incidents.models import Whistle
 from command.org.models import Category, Township, User
+from incidents import services
+from incidents.models import Whistle
 from tests.conftest import signed_in
 
 pytestmark = pytest.mark.django_db

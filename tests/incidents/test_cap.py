@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from command.incidents import services
 from command.org.models import Category, Grid, Township, User
+from incidents import services
 from tests.incidents.test_photos import JPEG, token, upload
 from tests.test_api import call
 

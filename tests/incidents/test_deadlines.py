@@ -21,10 +21,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob
 
-from command.incidents import services
-from command.incidents.models import Summons, TimelineEntry, Whistle
-from command.incidents.services import SummonedDepartment
 from command.org.models import Category, Department, Township, User
+from command.timeline.models import TimelineEntry
+from incidents import services
+from incidents.models import Summons, Whistle
+from incidents.services import SummonedDepartment
 from tests.conftest import need_service, wait_for
 from tests.netproxy import CuttableProxy
 

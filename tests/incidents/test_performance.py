@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from command.incidents import services
-from command.incidents.models import Summons, Whistle
 from command.org.models import Category, Department, Grid, Township, User
+from incidents import services
+from incidents.models import Summons, Whistle
 from tests.conftest import signed_in
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,9 @@ import pytest
 from django.test import Client
 
 from alerts.models import Alert
-from command.incidents.models import Photo
 from command.org.models import User
 from command.org.tokens import api_token_create
+from incidents.models import Photo
 from tests.conftest import signed_in
 from tests.test_api import call
 
@@ -132,7 +132,7 @@ def test_unused_uploads_are_deleted_after_a_day_with_their_files(demo):
 
     from django.utils import timezone
 
-    from streams.reports import photos_expire_orphans
+    from intake.reports import photos_expire_orphans
 
     grid01 = token("grid01")
     kept, orphan, fresh = (upload(grid01, JPEG).json() for _ in range(3))

@@ -7,9 +7,10 @@ from django.utils import timezone, translation
 
 from alerts.models import Alert
 from alerts.services import alert_acknowledge
-from command.incidents import replay, services
-from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
 from command.org.models import Category, Department, Grid, Township, User
+from command.timeline.models import TimelineEntry
+from incidents import replay, services
+from incidents.models import Incident, Summons, Whistle
 from tests.conftest import raise_alert, signed_in
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +28,7 @@ def _moment(incident: Incident, action: str, nth: int = 0):
 
 
 def replay_entries(incident: Incident) -> list[TimelineEntry]:
-    from command.incidents.selectors import incident_timeline
+    from incidents.selectors import incident_timeline
 
     return incident_timeline(incident=incident)
 

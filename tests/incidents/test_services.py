@@ -6,14 +6,15 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import Alert
-from command.incidents import services
-from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
-from command.incidents.services import (
+from command.org.models import Category, Department, Township, User
+from command.timeline.models import TimelineEntry
+from incidents import services
+from incidents.models import Incident, Summons, Whistle
+from incidents.services import (
     ActionForbidden,
     SummonedDepartment,
     TransitionNotAllowed,
 )
-from command.org.models import Category, Department, Township, User
 
 pytestmark = pytest.mark.django_db
 
@@ -278,7 +279,7 @@ def test_a_joint_whistle_summons_the_neighbours_office_only_once_it_confirms(
     # Our own office is summoned now; the neighbour's waits for the neighbour.
     assert {s.department.code for s in whistle.summonses.all()} == {"chengguan"}
     ds_duty = User.objects.get(username="ds-duty")
-    from command.api import visible_incidents, visible_summonses
+    from api.views import visible_incidents, visible_summonses
 
     # The neighbour's duty officer sees the incident it is asked to join.
     assert visible_incidents(ds_duty).filter(pk=incident.pk).exists()

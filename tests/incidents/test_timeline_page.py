@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from command.incidents import services
-from command.incidents.models import Whistle
 from command.org.models import Category, Department, Township, User
+from incidents import services
+from incidents.models import Whistle
 from tests.conftest import raise_alert, signed_in
 
 pytestmark = pytest.mark.django_db

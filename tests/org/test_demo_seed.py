@@ -13,8 +13,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from command.org.demo import DEMO_USERNAMES, seed_demo
 from command.org.models import Category, Department, Device, Grid, Responsibility, User
+from demo.seed import DEMO_USERNAMES, seed_demo
 
 pytestmark = pytest.mark.django_db
 

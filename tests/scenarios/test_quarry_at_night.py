@@ -17,9 +17,10 @@ from django.test import Client
 from django.utils import timezone
 
 from alerts.models import Alert
-from command.incidents.models import Incident, Summons, TimelineEntry
 from command.org.models import Department, User
 from command.org.tokens import api_token_create
+from command.timeline.models import TimelineEntry
+from incidents.models import Incident, Summons
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]

@@ -5,8 +5,8 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import Alert
-from command.incidents.models import TimelineEntry
 from command.org.models import Device
+from command.timeline.models import TimelineEntry
 from streams.ingest import InboundMessage, directory, store_batch
 from streams.models import DeadLetter, DeviceEvent, Reading
 

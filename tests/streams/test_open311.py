@@ -5,11 +5,11 @@ import pytest
 from django.test import Client
 from lxml import etree
 
-from command.incidents import services as incident_services
+from api.open311 import grid_at
 from command.org.models import User
 from command.org.tokens import api_token_create
+from incidents import services as incident_services
 from streams.models import GridReport
-from streams.open311 import grid_at
 
 pytestmark = pytest.mark.django_db
 

@@ -7,16 +7,16 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from alerts.rules import AlertSpec
 from alerts.services import alert_raise
-from command.incidents.models import Incident, Photo
-from command.incidents.photos import own_photo_ids, photos_attach
-from command.incidents.services import ActionForbidden, TransitionNotAllowed
+from command import clock
 from command.org import policy
 from command.org.models import Category, Grid, User
+from incidents.models import Incident, Photo
+from incidents.photos import own_photo_ids, photos_attach
+from incidents.services import ActionForbidden, TransitionNotAllowed
 from streams.models import GridReport
 
 # A report is a person's judgement, not a sensor's: it starts as a major alert unless the
@@ -75,7 +75,7 @@ def report_file(
                 title=description.strip()[:200],
                 # Every report is its own alert: two officers seeing two problems are two.
                 dedupe_key=f"report:{report.pk}",
-                time=timezone.now(),
+                time=clock.now(),
                 grid_id=grid.pk if grid else None,
                 detail=detail,
             ),
@@ -90,7 +90,7 @@ def photos_expire_orphans(*, now: datetime | None = None) -> int:
     """Delete photos uploaded more than ``WHISTLE_PHOTO_ORPHAN_HOURS`` ago that nothing uses: no
     report and no incident's evidence names them (an upload whose report was never sent). Their
     files go with them. Returns how many."""
-    cutoff = (now or timezone.now()) - timedelta(hours=settings.WHISTLE_PHOTO_ORPHAN_HOURS)
+    cutoff = (now or clock.now()) - timedelta(hours=settings.WHISTLE_PHOTO_ORPHAN_HOURS)
     deleted = 0
     for photo in Photo.objects.filter(township__isnull=True, uploaded_at__lt=cutoff):
         url = photo.url

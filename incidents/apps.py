@@ -3,6 +3,6 @@ from django.utils.translation import gettext_lazy as _
 
 
 class IncidentsConfig(AppConfig):
-    name = "command.incidents"
+    name = "incidents"
     label = "incidents"
     verbose_name = _("Incidents and timeline")

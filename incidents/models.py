@@ -1,5 +1,5 @@
-"""Incidents, the whistles blown for them, each summoned department's summons, and the
-append-only timeline of every state change (read by replay and assessment)."""
+"""Incidents, the whistles blown for them and each summoned department's summons. Their
+append-only history is the timeline (``command.timeline``)."""
 
 from __future__ import annotations
 
@@ -13,57 +13,6 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from alerts.models import Severity
-
-
-class TimelineEntry(models.Model):
-    class Source(models.TextChoices):
-        WEB = "web", _("Web")
-        API = "api", _("API")
-        MQTT = "mqtt", _("MQTT")
-        SYSTEM = "system", _("System")
-
-    # The time column is part of the key so the table can become a hypertable (see
-    # streams.timeseries); the uuid makes two entries in the same microsecond distinct.
-    pk = models.CompositePrimaryKey("time", "id")
-    id = models.UUIDField(default=uuid.uuid4, editable=False)
-    time = models.DateTimeField(_("time"), default=timezone.now)
-    township = models.ForeignKey(
-        "org.Township", verbose_name=_("township"), on_delete=models.CASCADE, db_constraint=False
-    )
-    subject_type = models.CharField(_("subject"), max_length=24)  # alert, incident, whistle …
-    subject_id = models.BigIntegerField(_("subject id"))
-    action = models.CharField(_("action"), max_length=48)  # dotted event type: alert.raised
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("actor"),
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        db_constraint=False,
-    )
-    source = models.CharField(_("source"), max_length=8, choices=Source.choices)
-    before = models.JSONField(_("before"), null=True, blank=True)
-    after = models.JSONField(_("after"), null=True, blank=True)
-
-    class Meta:
-        verbose_name = _("timeline entry")
-        verbose_name_plural = _("timeline")
-        indexes = [models.Index(fields=["subject_type", "subject_id", "time"])]
-
-    def __str__(self) -> str:
-        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.action} {self.subject_type}#{self.subject_id}"
-
-
-# Rows written by one change share its moment. Within a moment they are read in the order the
-# change made them: the whistle, then its summonses, then the incident's new status (dispatched,
-# on site), then the alerts it absorbed (escalated). SQL for ORDER BY after ``time``.
-TIMELINE_TIE_RANKS = {"whistle": 0, "summons": 1, "incident": 2}  # alerts after: 3
-TIMELINE_TIE_RANK = (
-    "CASE subject_type "
-    + " ".join(f"WHEN '{kind}' THEN {rank}" for kind, rank in TIMELINE_TIE_RANKS.items())
-    + " ELSE 3 END"
-)
-TIMELINE_TIE_ORDER = f"{TIMELINE_TIE_RANK}, subject_id, action"
 
 
 def handled_during() -> models.Func:

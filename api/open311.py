@@ -26,12 +26,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from command.errors import ActionForbidden, TransitionNotAllowed
-from command.incidents.models import Incident
 from command.org import policy
 from command.org.models import Category, Grid, User
 from command.org.tokens import api_token_user
+from incidents.models import Incident
+from intake.reports import report_file
 from streams.models import GridReport
-from streams.reports import report_file
 
 FORMATS = ("json", "xml")
 

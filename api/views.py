@@ -22,12 +22,13 @@ from pydantic import Field
 
 from alerts import services as alert_services
 from alerts.models import Alert
-from command.incidents import selectors as incident_selectors
-from command.incidents import services
-from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
 from command.org import policy
 from command.org.models import Category, Department, Grid, Township, User
 from command.org.tokens import api_token_user
+from command.timeline.models import TimelineEntry
+from incidents import selectors as incident_selectors
+from incidents import services
+from incidents.models import Incident, Summons, Whistle
 
 # A place on Earth: NaN, infinities and out-of-range degrees are refused with 422 (stored, they
 # made every later JSON document of the incident invalid and its webhooks fail).
@@ -423,7 +424,7 @@ def get_incident(request: HttpRequest, incident_id: int, timeline: bool = False)
 )
 def incident_cap(request: HttpRequest, incident_id: int):
     """The incident as an OASIS CAP 1.2 alert (Restricted scope), in Chinese and English."""
-    from command.incidents import cap
+    from incidents import cap
 
     incident = get_object_or_404(
         visible_incidents(_actor(request)).select_related("township", "category", "grid"),
@@ -720,7 +721,7 @@ class PhotoOut(Schema):
 def upload_photo(request: HttpRequest, file: UploadedFile = File(...)):  # noqa: B008
     """A photo from the field (JPEG, PNG or WebP, multipart field ``file``); its ``url`` goes
     into a report's or a done report's ``photos``."""
-    from command.incidents.photos import photo_store
+    from incidents.photos import photo_store
 
     try:
         photo = photo_store(uploader=_actor(request), upload=file)
@@ -775,7 +776,7 @@ def _report_out(report) -> ReportOut:
 @api.post("/reports", response={201: ReportOut, 403: Problem, 409: Problem}, tags=["reports"])
 def file_report(request: HttpRequest, body: ReportIn):
     """A grid officer's report; it is an alert on the duty board at once."""
-    from streams.reports import report_file
+    from intake.reports import report_file
 
     user = _actor(request)
     category = get_object_or_404(Category, code=body.category)

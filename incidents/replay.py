@@ -29,15 +29,9 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from alerts.models import Alert, open_during
-from command.incidents.models import (
-    TIMELINE_TIE_RANKS,
-    Incident,
-    Summons,
-    TimelineEntry,
-    Whistle,
-    handled_during,
-)
-from command.incidents.selectors import decoded_json, subject_arrays, timeline_subjects
+from command.timeline.models import TIMELINE_TIE_RANKS, TimelineEntry
+from incidents.models import Incident, Summons, Whistle, handled_during
+from incidents.selectors import decoded_json, subject_arrays, timeline_subjects
 
 QUEUE_LENGTH = 50  # as many rows as the live board keeps
 OTHER_INCIDENTS = 19  # the live panel lists 20 incidents

@@ -8,8 +8,8 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from command.org.demo import ADMIN_USERNAMES, DEMO_USERNAMES, seed_demo
 from command.org.models import User
+from demo.seed import ADMIN_USERNAMES, DEMO_USERNAMES, seed_demo
 
 
 class Command(BaseCommand):

@@ -16,15 +16,19 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Func, IntegerField
-from django.utils import timezone
 from django.utils.translation import gettext as _
+from procrastinate.contrib.django import app
+from procrastinate.exceptions import AlreadyEnqueued
 
 from alerts.models import Alert
-from command import realtime
+from command import clock, realtime
 from command.errors import ActionForbidden, TransitionNotAllowed
-from command.incidents.models import Incident, Summons, TimelineEntry, Whistle
 from command.org import policy
 from command.org.models import Category, Department, Grid, Responsibility, Township, User
+from command.timeline.actions import Action
+from command.timeline.models import TimelineEntry
+from command.timeline.records import Row, timeline_record, timeline_record_many
+from incidents.models import Incident, Summons, Whistle
 
 log = logging.getLogger("whistle.incidents")
 
@@ -56,31 +60,6 @@ def report_within(township: Township, kind: str) -> timedelta:
 
 
 # --- timeline ---------------------------------------------------------------------------------
-
-
-def timeline_record(
-    *,
-    township_id: int,
-    subject_type: str,
-    subject_id: int,
-    action: str,
-    source: str,
-    actor_id: int | None = None,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    time: datetime | None = None,
-) -> TimelineEntry:
-    return TimelineEntry.objects.create(
-        time=time or timezone.now(),
-        township_id=township_id,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        action=action,
-        source=source,
-        actor_id=actor_id,
-        before=before,
-        after=after,
-    )
 
 
 def _record(
@@ -189,7 +168,7 @@ def incident_open(
         _record(
             incident,
             township.pk,
-            "incident.opened",
+            Action.INCIDENT_OPENED,
             actor=actor,
             source=source,
             after={"status": incident.status, "alerts": [a.pk for a in locked]},
@@ -205,7 +184,7 @@ def incident_open(
                 township_id=township.pk,
                 subject_type="alert",
                 subject_id=alert.pk,
-                action="alert.escalated",
+                action=Action.ALERT_ESCALATED,
                 source=source,
                 actor_id=actor.pk,
                 before={"status": before},
@@ -283,8 +262,8 @@ def incident_resolve(
             Incident.Status.RESOLVED,
             actor=actor,
             source=source,
-            action="incident.resolved",
-            resolved_at=timezone.now(),
+            action=Action.INCIDENT_RESOLVED,
+            resolved_at=clock.now(),
         )
     return incident
 
@@ -317,8 +296,8 @@ def incident_close(
             Incident.Status.CLOSED,
             actor=actor,
             source=source,
-            action="incident.closed",
-            closed_at=timezone.now(),
+            action=Action.INCIDENT_CLOSED,
+            closed_at=clock.now(),
             feedback=feedback.strip(),
             settled_level=settled_level,
         )
@@ -344,7 +323,7 @@ def incident_add_evidence(
     )
     if not summoned:
         _require_officer(actor, incident.township)
-    from command.incidents.photos import is_acceptable_url, photos_attach
+    from incidents.photos import is_acceptable_url, photos_attach
 
     if kind not in ("photo", "snapshot", "link") or not is_acceptable_url(url):
         raise TransitionNotAllowed(
@@ -364,7 +343,7 @@ def incident_add_evidence(
         _record(
             incident,
             incident.township_id,
-            "incident.evidence_added",
+            Action.INCIDENT_EVIDENCE_ADDED,
             actor=actor,
             source=source,
             after=item,
@@ -444,7 +423,7 @@ def whistle_blow(
                 },
                 code="not_on_list",
             )
-    now = now or timezone.now()
+    now = now or clock.now()
     with transaction.atomic():
         incident = (
             Incident.objects.select_for_update().select_related("township").get(pk=incident.pk)
@@ -495,7 +474,7 @@ def whistle_blow(
                 "joint_status": whistle.joint_status,
                 "awaiting": [d.department.pk for d in waiting],
             }
-        _record(whistle, incident.township_id, "whistle.blown", actor=actor, source=source,
+        _record(whistle, incident.township_id, Action.WHISTLE_BLOWN, actor=actor, source=source,
                 time=now, after=after)  # fmt: skip
         _summon(incident, whistle, summoned_now, on_list, actor=actor, source=source, now=now)
         _broadcast(incident, "whistle.blown", whistle_id=whistle.pk)
@@ -531,14 +510,14 @@ def _summon(
             for summoned in departments
         ]
     )
-    TimelineEntry.objects.bulk_create(
+    timeline_record_many(
         [
-            TimelineEntry(
+            Row(
                 time=now,
                 township_id=incident.township_id,
                 subject_type="summons",
                 subject_id=summons.pk,
-                action="summons.notified",
+                action=Action.SUMMONS_NOTIFIED,
                 source=source,
                 actor_id=actor.pk,
                 after={"status": summons.status, "deadline": deadline.isoformat()},
@@ -553,14 +532,14 @@ def _summon(
         )
         summons.whistle = whistle
         _schedule_deadline_step(summons.pk, 0, _step_times(summons, whistle)[0])
-        _push_to_department(summons, "summons.notified")
+        _push_to_department(summons, Action.SUMMONS_NOTIFIED)
     if incident.status == Incident.Status.OPEN:
         _set_incident_status(
             incident,
             Incident.Status.DISPATCHED,
             actor=actor,
             source=source,
-            action="incident.dispatched",
+            action=Action.INCIDENT_DISPATCHED,
             time=now,  # one moment with the whistle, for a replay
         )
     return summonses
@@ -573,7 +552,7 @@ def whistle_joint_confirm(
     with the whistle's report window from this moment."""
     if not policy.can_confirm_joint(actor, whistle.joint_township_id):
         raise ActionForbidden(_("Only the other township's duty officers may confirm this."))
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         whistle = _joint_pending_for_update(whistle)
         incident = (
@@ -597,7 +576,7 @@ def whistle_joint_confirm(
         whistle.save(
             update_fields=["joint_status", "joint_pending", "joint_decided_by", "joint_decided_at"]
         )
-        _record(whistle, incident.township_id, "whistle.joint_confirmed", actor=actor,
+        _record(whistle, incident.township_id, Action.WHISTLE_JOINT_CONFIRMED, actor=actor,
                 source=source, time=now,
                 before={"joint_status": Whistle.JointStatus.PENDING},
                 after={"joint_status": whistle.joint_status,
@@ -615,7 +594,7 @@ def whistle_joint_decline(
         raise ActionForbidden(_("Only the other township's duty officers may confirm this."))
     if not reason.strip():
         raise TransitionNotAllowed(_("Declining needs a reason."), code="reason_missing")
-    now = timezone.now()
+    now = clock.now()
     with transaction.atomic():
         whistle = _joint_pending_for_update(whistle)
         whistle.joint_status = Whistle.JointStatus.DECLINED
@@ -627,7 +606,7 @@ def whistle_joint_decline(
             update_fields=["joint_status", "joint_pending", "joint_decided_by", "joint_decided_at"]
         )
         incident = Incident.objects.select_related("township").get(pk=whistle.incident_id)
-        _record(whistle, incident.township_id, "whistle.joint_declined", actor=actor,
+        _record(whistle, incident.township_id, Action.WHISTLE_JOINT_DECLINED, actor=actor,
                 source=source, time=now,
                 before={"joint_status": Whistle.JointStatus.PENDING, "awaiting": waiting},
                 after={"joint_status": whistle.joint_status, "reason": reason.strip()})  # fmt: skip
@@ -750,11 +729,11 @@ def summons_acknowledge(
                 code="summons_not_notified",
             )
         summons.status = Summons.Status.ACKNOWLEDGED
-        summons.acknowledged_at = timezone.now()
+        summons.acknowledged_at = clock.now()
         _summons_changed(
             summons,
             Summons.Status.NOTIFIED,
-            "summons.acknowledged",
+            Action.SUMMONS_ACKNOWLEDGED,
             actor=actor,
             source=source,
             fields=["acknowledged_at"],
@@ -780,7 +759,7 @@ def summons_check_in(
                 code="summons_not_waiting",
             )
         before = summons.status
-        now = timezone.now()
+        now = clock.now()
         summons.status = Summons.Status.CHECKED_IN
         summons.acknowledged_at = summons.acknowledged_at or now
         summons.checked_in_at = now
@@ -791,7 +770,7 @@ def summons_check_in(
         _summons_changed(
             summons,
             before,
-            "summons.checked_in",
+            Action.SUMMONS_CHECKED_IN,
             actor=actor,
             source=source,
             fields=[
@@ -811,7 +790,7 @@ def summons_check_in(
                 Incident.Status.ON_SITE,
                 actor=actor,
                 source=source,
-                action="incident.on_site",
+                action=Action.INCIDENT_ON_SITE,
                 time=now,  # one moment with the check-in, for a replay
             )
     return summons
@@ -828,12 +807,12 @@ def summons_done(
                 _("Report done only after checking in on site."), code="summons_not_on_site"
             )
         summons.status = Summons.Status.DONE
-        summons.done_at = timezone.now()
+        summons.done_at = clock.now()
         summons.done_note = note
         _summons_changed(
             summons,
             Summons.Status.CHECKED_IN,
-            "summons.done",
+            Action.SUMMONS_DONE,
             actor=actor,
             source=source,
             fields=["done_at", "done_note"],
@@ -859,12 +838,12 @@ def summons_release(
             )
         before = summons.status
         summons.status = Summons.Status.RELEASED
-        summons.released_at = timezone.now()
+        summons.released_at = clock.now()
         summons.release_reason = reason.strip()
         _summons_changed(
             summons,
             before,
-            "summons.released",
+            Action.SUMMONS_RELEASED,
             actor=actor,
             source=source,
             fields=["released_at", "release_reason"],
@@ -885,17 +864,17 @@ def _step_times(summons: Summons, whistle: Whistle) -> list[datetime]:
     return times
 
 
+DEADLINE_TASK = "incidents.tasks.summons_deadline"
+
+
 def _schedule_deadline_step(summons_id: int, step: int, at: datetime) -> None:
     """Defer one step of the summons' deadline chain, in the current transaction (procrastinate
     writes its jobs through Django's connection). Each step defers the next when it runs, so a
     whistle costs one job per summons, and a chain never outlives its summons."""
-    from procrastinate.exceptions import AlreadyEnqueued
-
-    from command.incidents import tasks
-
     try:
-        tasks.summons_deadline.configure(
-            schedule_at=at, queueing_lock=f"summons-{summons_id}-step-{step}"
+        # By name: incidents.tasks imports this module, not the other way round.
+        app.configure_task(
+            DEADLINE_TASK, schedule_at=at, queueing_lock=f"summons-{summons_id}-step-{step}"
         ).defer(summons_id=summons_id, step=step)
     except AlreadyEnqueued:
         pass  # a step that ran twice: its successor is already waiting
@@ -923,13 +902,13 @@ def summons_deadline_step(*, summons_id: int, step: int) -> str:
 def summons_deadlines_sweep(*, now: datetime | None = None) -> int:
     """Run every deadline step that is due and has not run; returns how many steps ran.
 
-    The backstop of the job chain (see ``command.incidents.tasks``): it finds waiting summonses
+    The backstop of the job chain (see ``incidents.tasks``): it finds waiting summonses
     whose reminder or escalation moment has passed and runs those steps through the same
     services, which re-check under the row lock, so a step the chain runs at the same moment
     happens once. Fully escalated summonses drop out of the query, so its cost is the number of
     summonses in their last ten minutes or still escalating, not every open one.
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     due = (
         Summons.objects.filter(
             status__in=Summons.WAITING_STATUSES, check_in_deadline__lte=now + REMIND_BEFORE
@@ -950,7 +929,7 @@ def summons_deadlines_sweep(*, now: datetime | None = None) -> int:
         TimelineEntry.objects.filter(
             subject_type="summons",
             subject_id__in=[s.pk for s in summonses],
-            action="summons.reminded",
+            action=Action.SUMMONS_REMINDED,
         ).values_list("subject_id", flat=True)
     )
     ran = 0
@@ -985,14 +964,14 @@ def summons_remind(*, summons_id: int) -> str:
         if summons is None or summons.status not in Summons.WAITING_STATUSES:
             return "nothing to remind"
         already = TimelineEntry.objects.filter(
-            subject_type="summons", subject_id=summons.pk, action="summons.reminded"
+            subject_type="summons", subject_id=summons.pk, action=Action.SUMMONS_REMINDED
         ).exists()
         if already:
             return "already reminded"
         _record(
             summons,
             summons.whistle.incident.township_id,
-            "summons.reminded",
+            Action.SUMMONS_REMINDED,
             actor=None,
             source=TimelineEntry.Source.SYSTEM,
             after={"deadline": summons.check_in_deadline.isoformat()},
@@ -1017,7 +996,7 @@ def summons_escalate(*, summons_id: int, level: int) -> str:
             return "checked in or closed in time"
         if summons.escalation_level >= level:
             return "already escalated"
-        if timezone.now() < summons.check_in_deadline:
+        if clock.now() < summons.check_in_deadline:
             return "not due"  # the deadline moved; the job for the new one will come
         step = next(
             (s for s in summons.whistle.escalation_policy if int(s["level"]) == level), None
@@ -1030,7 +1009,7 @@ def summons_escalate(*, summons_id: int, level: int) -> str:
             _record(
                 summons,
                 township_id,
-                "summons.overdue",
+                Action.SUMMONS_OVERDUE,
                 actor=None,
                 source=TimelineEntry.Source.SYSTEM,
                 after={"deadline": summons.check_in_deadline.isoformat()},
@@ -1041,11 +1020,11 @@ def summons_escalate(*, summons_id: int, level: int) -> str:
         _record(
             summons,
             township_id,
-            "summons.escalated",
+            Action.SUMMONS_ESCALATED,
             actor=None,
             source=TimelineEntry.Source.SYSTEM,
             before={"level": before},
             after={"level": level, "notify": (step or {}).get("notify", "")},
         )
-        _announce(summons, "summons.escalated", key_suffix=f":{level}")
+        _announce(summons, Action.SUMMONS_ESCALATED, key_suffix=f":{level}")
     return f"escalated to level {level}"

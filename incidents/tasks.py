@@ -20,13 +20,19 @@ from django.conf import settings
 from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
-from command.incidents import services
+from incidents import services
 
 # 2, 4, 8 … 256 s between attempts (about eight minutes in all); the sweep covers the rest.
 RETRY = RetryStrategy(max_attempts=8, exponential_wait=2)
 
 
-@app.task(queue="deadlines", retry=RETRY, pass_context=False)
+@app.task(
+    name=services.DEADLINE_TASK,
+    queue="deadlines",
+    retry=RETRY,
+    pass_context=False,
+    aliases=["command.incidents.tasks.summons_deadline"],  # its name before the move
+)
 def summons_deadline(summons_id: int, step: int) -> str:
     """Step 0 reminds; step n escalates to level n; each step schedules the next."""
     return services.summons_deadline_step(summons_id=summons_id, step=step)
@@ -35,6 +41,10 @@ def summons_deadline(summons_id: int, step: int) -> str:
 @app.periodic(
     cron=f"* * * * * */{settings.WHISTLE_JOB_SWEEP_SECONDS}", periodic_id="summons-deadlines"
 )
-@app.task(queue="deadlines", queueing_lock="summons-deadlines-sweep")
+@app.task(
+    queue="deadlines",
+    queueing_lock="summons-deadlines-sweep",
+    aliases=["command.incidents.tasks.summons_deadlines_sweep"],
+)
 def summons_deadlines_sweep(timestamp: int) -> int:
     return services.summons_deadlines_sweep()

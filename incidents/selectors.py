@@ -8,9 +8,9 @@ from typing import Any
 
 from django.db.models import Q
 
-from command.incidents.models import Summons
 from command.org import policy
 from command.org.models import Department, User
+from incidents.models import Summons
 
 
 def department_for_console(*, user: User, code: str) -> Department | None:
@@ -72,7 +72,7 @@ def board_incidents(*, township_id: int, limit: int = 20) -> list:
     """Incidents still being handled, newest first, each with its summonses."""
     from django.db.models import Prefetch
 
-    from command.incidents.models import Incident
+    from incidents.models import Incident
 
     return list(
         Incident.objects.filter(township_id=township_id, status__in=Incident.ACTIVE_STATUSES)
@@ -95,8 +95,8 @@ def board_figures(*, township_id: int) -> dict[str, object]:
     from django.utils import timezone
 
     from alerts.models import Alert
-    from command.incidents.models import Incident
     from command.org.models import Device
+    from incidents.models import Incident
 
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     assert isinstance(start, datetime)
@@ -148,7 +148,7 @@ def subject_arrays(subjects: dict[str, list[int]]) -> dict[str, list]:
 def _timeline_entries(incident) -> Any:
     from django.db.models import Q
 
-    from command.incidents.models import TimelineEntry
+    from command.timeline.models import TimelineEntry
 
     subjects = timeline_subjects(incident)
     return TimelineEntry.objects.filter(
@@ -164,7 +164,7 @@ def incident_timeline(*, incident) -> list:
     and those of the alerts it was opened from or absorbed (their repeats included)."""
     from django.db.models.expressions import RawSQL
 
-    from command.incidents.models import TIMELINE_TIE_RANK
+    from command.timeline.models import TIMELINE_TIE_RANK
 
     return list(
         _timeline_entries(incident)
@@ -239,7 +239,7 @@ def incident_timeline_rows(*, incident, collapse: bool = True) -> list[TimelineR
     The JSON API keeps every entry."""
     from django.db import connection
 
-    from command.incidents.models import TIMELINE_TIE_RANK, TimelineEntry
+    from command.timeline.models import TIMELINE_TIE_RANK, TimelineEntry
 
     query = _TIMELINE_ROWS.format(tie=TIMELINE_TIE_RANK, table=TimelineEntry._meta.db_table)
     params = {**subject_arrays(timeline_subjects(incident)), "collapse": collapse}

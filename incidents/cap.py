@@ -14,10 +14,11 @@ from datetime import datetime
 from xml.etree import ElementTree as ET
 
 from django.conf import settings
-from django.utils import timezone, translation
+from django.utils import translation
 
-from command.incidents.models import Incident
+from command import clock
 from command.org.models import township_zone
+from incidents.models import Incident
 
 NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
 CONTENT_TYPE = "application/cap+xml"
@@ -79,7 +80,7 @@ def incident_cap(
 ) -> bytes:
     """The CAP 1.2 ``<alert>`` for ``incident``; ``absolute`` turns our own photo paths into
     addresses another system can fetch."""
-    now = now or timezone.now()
+    now = now or clock.now()
     zone = incident.township.time_zone
     ET.register_namespace("", NAMESPACE)
 

@@ -12,9 +12,9 @@ from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import gettext as _
 
 from command.errors import TransitionNotAllowed
-from command.incidents.models import Incident, Photo
 from command.org import policy
 from command.org.models import Township, User
+from incidents.models import Incident, Photo
 
 _OWN_URL = re.compile(r"^/photos/([0-9a-f-]{36})$")
 

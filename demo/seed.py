@@ -20,7 +20,7 @@ from typing import Any
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import models, transaction
 
-from .models import Category, Department, Device, Grid, Responsibility, Township, User
+from command.org.models import Category, Department, Device, Grid, Responsibility, Township, User
 
 TOWNSHIP_CODE = "qingshui"
 # The unified grid code carries the district's administrative division code, as real ones do.

@@ -102,7 +102,7 @@ def grid_table(*, township_id: int, start: datetime, end: datetime) -> list[Grid
 
 def settled_table(*, township_id: int, start: datetime, end: datetime) -> dict[str, int]:
     """The 631 distribution: incidents closed in the period by where they were settled."""
-    from command.incidents.models import Incident
+    from incidents.models import Incident
 
     counts = dict.fromkeys(Incident.SettledLevel.values, 0)
     with connection.cursor() as cursor:

@@ -1,0 +1,213 @@
+"""The timeline's vocabulary: every action a row can record, and the shape of its payload.
+
+One closed set (Grafana OnCall's log-record types, Zulip's typed event catalogue): the writer
+refuses an action or a payload key that is not declared here, and every reader (replay, the
+timeline page, CAP, the API, the SQL that names actions) takes the names from this module.
+Payloads are JSON objects; the TypedDicts say which keys each action's ``before`` and ``after``
+may hold, so the rows written over the years keep one shape per action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypedDict
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Subject(models.TextChoices):
+    ALERT = "alert", _("alert")
+    INCIDENT = "incident", _("incident")
+    WHISTLE = "whistle", _("whistle")
+    SUMMONS = "summons", _("summons")
+
+
+class Action(models.TextChoices):
+    ALERT_RAISED = "alert.raised", _("Alert raised")
+    ALERT_UPDATED = "alert.updated", _("Alert repeated")
+    ALERT_ACKNOWLEDGED = "alert.acknowledged", _("Alert acknowledged")
+    ALERT_DISMISSED = "alert.dismissed", _("Alert dismissed")
+    ALERT_CLEARED = "alert.cleared", _("Alert cleared")
+    ALERT_MERGED = "alert.merged", _("Alert merged into another")
+    ALERT_ABSORBED = "alert.absorbed", _("Alert absorbed another")
+    ALERT_ESCALATED = "alert.escalated", _("Alert escalated to an incident")
+    INCIDENT_OPENED = "incident.opened", _("Incident opened")
+    INCIDENT_DISPATCHED = "incident.dispatched", _("Departments summoned")
+    INCIDENT_ON_SITE = "incident.on_site", _("First department on site")
+    INCIDENT_RESOLVED = "incident.resolved", _("Incident resolved")
+    INCIDENT_CLOSED = "incident.closed", _("Incident closed")
+    INCIDENT_EVIDENCE_ADDED = "incident.evidence_added", _("Evidence added")
+    WHISTLE_BLOWN = "whistle.blown", _("Whistle blown")
+    WHISTLE_JOINT_CONFIRMED = "whistle.joint_confirmed", _("Joint whistle confirmed")
+    WHISTLE_JOINT_DECLINED = "whistle.joint_declined", _("Joint whistle declined")
+    SUMMONS_NOTIFIED = "summons.notified", _("Department summoned")
+    SUMMONS_ACKNOWLEDGED = "summons.acknowledged", _("Summons acknowledged")
+    SUMMONS_CHECKED_IN = "summons.checked_in", _("Checked in on site")
+    SUMMONS_DONE = "summons.done", _("Department's work done")
+    SUMMONS_RELEASED = "summons.released", _("Department released")
+    SUMMONS_REMINDED = "summons.reminded", _("Reminder before the deadline")
+    SUMMONS_OVERDUE = "summons.overdue", _("Check-in overdue")
+    SUMMONS_ESCALATED = "summons.escalated", _("Escalated (督办)")
+
+    @property
+    def subject(self) -> Subject:
+        return Subject(self.value.split(".", 1)[0])
+
+
+# --- payloads ---------------------------------------------------------------------------------
+
+
+class StatusChange(TypedDict, total=False):
+    status: str
+
+
+class AlertSeen(TypedDict, total=False):
+    """A raise or a repeat: the alert's status and count after it, and what crossed the line."""
+
+    status: str
+    count: int
+    severity: str
+    metric: str
+    value: float
+    threshold: float
+    rate: float
+    label: str
+    score: float
+    report: int
+
+
+class AlertCleared(TypedDict, total=False):
+    status: str
+    reason: str
+
+
+class AlertMerged(TypedDict):
+    status: str
+    into: int
+
+
+# "from" is a keyword, so this one is declared in the functional form.
+AlertAbsorbed = TypedDict("AlertAbsorbed", {"count": int, "from": int})
+
+
+class AlertEscalated(TypedDict):
+    status: str
+    incident: int
+
+
+class IncidentOpened(TypedDict):
+    status: str
+    alerts: list[int]
+
+
+class IncidentStatus(TypedDict, total=False):
+    status: str
+    feedback: str
+    settled_level: str
+
+
+class Evidence(TypedDict):
+    kind: str
+    url: str
+    caption: str
+    added_by: str
+
+
+class WhistleBlown(TypedDict, total=False):
+    kind: str
+    purpose: str
+    departments: list[str]
+    joint_township: str
+    joint_status: str
+    awaiting: list[int]
+
+
+class JointPending(TypedDict, total=False):
+    joint_status: str
+    awaiting: list[int]
+
+
+class JointConfirmed(TypedDict):
+    joint_status: str
+    departments: list[int]
+
+
+class JointDeclined(TypedDict):
+    joint_status: str
+    reason: str
+
+
+class SummonsChange(TypedDict, total=False):
+    status: str
+    deadline: str  # the check-in deadline (ISO 8601) the row was written against
+    note: str
+    reason: str
+    on_time: bool
+    position: list[float | None]  # where the check-in was made: [latitude, longitude]
+    level: int  # escalation level (督办): 1 township, 2 district …
+    notify: str  # whom that level notifies
+
+
+class Payload(TypedDict, total=False):
+    pass
+
+
+# (before, after) of each action. An action missing here cannot be written.
+SCHEMAS: dict[Action, tuple[type, type]] = {
+    Action.ALERT_RAISED: (Payload, AlertSeen),
+    Action.ALERT_UPDATED: (Payload, AlertSeen),
+    Action.ALERT_ACKNOWLEDGED: (StatusChange, StatusChange),
+    Action.ALERT_DISMISSED: (StatusChange, StatusChange),
+    Action.ALERT_CLEARED: (StatusChange, AlertCleared),
+    Action.ALERT_MERGED: (Payload, AlertMerged),
+    Action.ALERT_ABSORBED: (Payload, AlertAbsorbed),
+    Action.ALERT_ESCALATED: (StatusChange, AlertEscalated),
+    Action.INCIDENT_OPENED: (Payload, IncidentOpened),
+    Action.INCIDENT_DISPATCHED: (StatusChange, IncidentStatus),
+    Action.INCIDENT_ON_SITE: (StatusChange, IncidentStatus),
+    Action.INCIDENT_RESOLVED: (StatusChange, IncidentStatus),
+    Action.INCIDENT_CLOSED: (StatusChange, IncidentStatus),
+    Action.INCIDENT_EVIDENCE_ADDED: (Payload, Evidence),
+    Action.WHISTLE_BLOWN: (Payload, WhistleBlown),
+    Action.WHISTLE_JOINT_CONFIRMED: (JointPending, JointConfirmed),
+    Action.WHISTLE_JOINT_DECLINED: (JointPending, JointDeclined),
+    Action.SUMMONS_NOTIFIED: (Payload, SummonsChange),
+    Action.SUMMONS_ACKNOWLEDGED: (SummonsChange, SummonsChange),
+    Action.SUMMONS_CHECKED_IN: (SummonsChange, SummonsChange),
+    Action.SUMMONS_DONE: (SummonsChange, SummonsChange),
+    Action.SUMMONS_RELEASED: (SummonsChange, SummonsChange),
+    Action.SUMMONS_REMINDED: (Payload, SummonsChange),
+    Action.SUMMONS_OVERDUE: (Payload, SummonsChange),
+    Action.SUMMONS_ESCALATED: (SummonsChange, SummonsChange),
+}
+
+
+class UndeclaredPayload(ValueError):
+    """A row the vocabulary does not allow: a programming error, never the user's."""
+
+
+def payload_check(
+    action: Action | str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> Action:
+    """The action as a member of the enum, once its payload keys are the declared ones."""
+    try:
+        member = Action(action)
+    except ValueError:
+        raise UndeclaredPayload(f"unknown timeline action {action!r}") from None
+    for name, payload, schema in (
+        ("before", before, SCHEMAS[member][0]),
+        ("after", after, SCHEMAS[member][1]),
+    ):
+        extra = set(payload or ()) - set(schema.__annotations__)
+        if extra:
+            raise UndeclaredPayload(f"{member.value} {name} has undeclared keys {sorted(extra)}")
+    return member
+
+
+def label(action: str) -> str:
+    """The reader's words for an action; an action from a newer release reads as itself."""
+    try:
+        return str(Action(action).label)
+    except ValueError:
+        return action
