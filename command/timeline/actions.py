@@ -77,6 +77,11 @@ class AlertSeen(TypedDict, total=False):
     report: int
 
 
+class AlertDismissed(TypedDict, total=False):
+    status: str
+    dismiss_reason: str
+
+
 class AlertCleared(TypedDict, total=False):
     status: str
     reason: str
@@ -158,7 +163,7 @@ SCHEMAS: dict[Action, tuple[type, type]] = {
     Action.ALERT_RAISED: (Payload, AlertSeen),
     Action.ALERT_UPDATED: (Payload, AlertSeen),
     Action.ALERT_ACKNOWLEDGED: (StatusChange, StatusChange),
-    Action.ALERT_DISMISSED: (StatusChange, StatusChange),
+    Action.ALERT_DISMISSED: (StatusChange, AlertDismissed),
     Action.ALERT_CLEARED: (StatusChange, AlertCleared),
     Action.ALERT_MERGED: (Payload, AlertMerged),
     Action.ALERT_ABSORBED: (Payload, AlertAbsorbed),
