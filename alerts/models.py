@@ -9,6 +9,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from alerts.labels import label_name
+from command.timeline.actions import Action, Subject
+from command.timeline.models import TimelineEntry
 
 
 class Severity(models.TextChoices):
@@ -23,11 +25,17 @@ SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.MAJOR: 1, Severity.MINOR: 2, Sev
 
 # Closed alerts' closed_at from their timeline: the time of the row that took them out of the
 # queue. For rows written before the column existed, and for data loaded in bulk.
-CLOSED_AT_FROM_TIMELINE = """
+_CLOSING = (
+    Action.ALERT_DISMISSED,
+    Action.ALERT_MERGED,
+    Action.ALERT_ESCALATED,
+    Action.ALERT_CLEARED,
+)
+CLOSED_AT_FROM_TIMELINE = f"""
 UPDATE alerts_alert a SET closed_at = t.closed
-  FROM (SELECT subject_id, max(time) AS closed FROM incidents_timelineentry
-         WHERE subject_type = 'alert'
-           AND action IN ('alert.dismissed', 'alert.merged', 'alert.escalated', 'alert.cleared')
+  FROM (SELECT subject_id, max(time) AS closed FROM {TimelineEntry._meta.db_table}
+         WHERE subject_type = '{Subject.ALERT.value}'
+           AND action IN ({", ".join(f"'{action.value}'" for action in _CLOSING)})
          GROUP BY subject_id) t
  WHERE t.subject_id = a.id AND a.closed_at IS NULL AND a.status NOT IN ('new', 'acknowledged')
 """

@@ -22,13 +22,32 @@ from pydantic import Field
 
 from alerts import services as alert_services
 from alerts.models import Alert
+from command.errors import ActionForbidden, TransitionNotAllowed
 from command.org import policy
 from command.org.models import Category, Department, Grid, Township, User
 from command.org.tokens import api_token_user
 from command.timeline.models import TimelineEntry
 from incidents import selectors as incident_selectors
-from incidents import services
 from incidents.models import Incident, Summons, Whistle
+from incidents.services.incidents import (
+    incident_add_evidence,
+    incident_close,
+    incident_open,
+    incident_resolve,
+)
+from incidents.services.summonses import (
+    summons_acknowledge,
+    summons_check_in,
+    summons_done,
+    summons_release,
+)
+from incidents.services.whistles import (
+    SummonedDepartment,
+    suggested_departments,
+    whistle_blow,
+    whistle_joint_confirm,
+    whistle_joint_decline,
+)
 
 # A place on Earth: NaN, infinities and out-of-range degrees are refused with 422 (stored, they
 # made every later JSON document of the incident invalid and its webhooks fail).
@@ -75,13 +94,13 @@ class Problem(Schema):
     code: str = ""
 
 
-@api.exception_handler(services.TransitionNotAllowed)
-def _conflict(request: HttpRequest, exc: services.TransitionNotAllowed):
+@api.exception_handler(TransitionNotAllowed)
+def _conflict(request: HttpRequest, exc: TransitionNotAllowed):
     return api.create_response(request, {"detail": str(exc), "code": exc.code}, status=409)
 
 
-@api.exception_handler(services.ActionForbidden)
-def _forbidden(request: HttpRequest, exc: services.ActionForbidden):
+@api.exception_handler(ActionForbidden)
+def _forbidden(request: HttpRequest, exc: ActionForbidden):
     return api.create_response(request, {"detail": str(exc), "code": "forbidden"}, status=403)
 
 
@@ -324,7 +343,7 @@ def _officer_townships(user: User) -> set[int] | None:
     """Where ``user`` acts on alerts; an alert elsewhere answers 404 (the service's scope)."""
     townships = policy.command_township_ids(user)
     if townships is not None and not townships:
-        raise services.ActionForbidden(_("Only duty officers act on alerts."))
+        raise ActionForbidden(_("Only duty officers act on alerts."))
     return townships
 
 
@@ -389,7 +408,7 @@ def open_incident(request: HttpRequest, body: IncidentIn):
         return Status(
             404, {"detail": "An alert does not exist in this township.", "code": "not_found"}
         )
-    incident = services.incident_open(
+    incident = incident_open(
         actor=user,
         township=township,
         category=category,
@@ -443,7 +462,7 @@ def suggested(request: HttpRequest, incident_id: int):
     incident = get_object_or_404(visible_incidents(_actor(request)), pk=incident_id)
     return [
         DepartmentOut(code=d.code, name=d.display_name)
-        for d in services.suggested_departments(category=incident.category)
+        for d in suggested_departments(category=incident.category)
     ]
 
 
@@ -464,14 +483,13 @@ def blow_whistle(request: HttpRequest, incident_id: int, body: WhistleIn):
         detail = f"Unknown departments: {', '.join(missing)}"
         return Status(404, {"detail": detail, "code": "not_found"})
     joint = get_object_or_404(Township, code=body.joint_township) if body.joint_township else None
-    whistle = services.whistle_blow(
+    whistle = whistle_blow(
         actor=user,
         incident=incident,
         kind=body.kind,
         purpose=body.purpose,
         departments=[
-            services.SummonedDepartment(departments[s.department], s.reason)
-            for s in body.departments
+            SummonedDepartment(departments[s.department], s.reason) for s in body.departments
         ],
         joint_township=joint,
         note=body.note,
@@ -527,7 +545,7 @@ def joint_pending(request: HttpRequest):
 )
 def confirm_joint(request: HttpRequest, whistle_id: int):
     """The other township confirms a joint whistle: its departments are summoned now."""
-    whistle = services.whistle_joint_confirm(
+    whistle = whistle_joint_confirm(
         actor=_actor(request), whistle=_joint_whistle(request, whistle_id), source=_source(request)
     )
     return _whistle_out(whistle)
@@ -539,7 +557,7 @@ def confirm_joint(request: HttpRequest, whistle_id: int):
     tags=["incidents"],
 )
 def decline_joint(request: HttpRequest, whistle_id: int, body: JointDeclineIn):
-    whistle = services.whistle_joint_decline(
+    whistle = whistle_joint_decline(
         actor=_actor(request),
         whistle=_joint_whistle(request, whistle_id),
         reason=body.reason,
@@ -556,7 +574,7 @@ def decline_joint(request: HttpRequest, whistle_id: int, body: JointDeclineIn):
 def resolve_incident(request: HttpRequest, incident_id: int):
     user = _actor(request)
     incident = get_object_or_404(visible_incidents(user), pk=incident_id)
-    incident = services.incident_resolve(actor=user, incident=incident, source=_source(request))
+    incident = incident_resolve(actor=user, incident=incident, source=_source(request))
     return IncidentOut.from_incident(incident)
 
 
@@ -568,7 +586,7 @@ def resolve_incident(request: HttpRequest, incident_id: int):
 def close_incident(request: HttpRequest, incident_id: int, body: CloseIn):
     user = _actor(request)
     incident = get_object_or_404(visible_incidents(user), pk=incident_id)
-    incident = services.incident_close(
+    incident = incident_close(
         actor=user,
         incident=incident,
         feedback=body.feedback,
@@ -592,7 +610,7 @@ class EvidenceIn(Schema):
 def add_evidence(request: HttpRequest, incident_id: int, body: EvidenceIn):
     user = _actor(request)
     incident = get_object_or_404(visible_incidents(user), pk=incident_id)
-    incident = services.incident_add_evidence(
+    incident = incident_add_evidence(
         actor=user,
         incident=incident,
         url=body.url,
@@ -648,7 +666,7 @@ def _summons(request: HttpRequest, summons_id: int) -> Summons:
     tags=["summons"],
 )
 def acknowledge_summons(request: HttpRequest, summons_id: int):
-    summons = services.summons_acknowledge(
+    summons = summons_acknowledge(
         actor=_actor(request), summons=_summons(request, summons_id), source=_source(request)
     )
     return SummonsOut.from_summons(summons)
@@ -660,7 +678,7 @@ def acknowledge_summons(request: HttpRequest, summons_id: int):
     tags=["summons"],
 )
 def check_in(request: HttpRequest, summons_id: int, body: CheckInIn):
-    summons = services.summons_check_in(
+    summons = summons_check_in(
         actor=_actor(request),
         summons=_summons(request, summons_id),
         latitude=body.latitude,
@@ -677,11 +695,9 @@ def report_done(request: HttpRequest, summons_id: int, body: DoneIn):
     user = _actor(request)
     summons = _summons(request, summons_id)
     with transaction.atomic():
-        summons = services.summons_done(
-            actor=user, summons=summons, note=body.note, source=_source(request)
-        )
+        summons = summons_done(actor=user, summons=summons, note=body.note, source=_source(request))
         for url in body.photos:
-            services.incident_add_evidence(
+            incident_add_evidence(
                 actor=user,
                 incident=summons.whistle.incident,
                 url=url,
@@ -698,7 +714,7 @@ def report_done(request: HttpRequest, summons_id: int, body: DoneIn):
     tags=["summons"],
 )
 def release(request: HttpRequest, summons_id: int, body: ReleaseIn):
-    summons = services.summons_release(
+    summons = summons_release(
         actor=_actor(request),
         summons=_summons(request, summons_id),
         reason=body.reason,
@@ -725,7 +741,7 @@ def upload_photo(request: HttpRequest, file: UploadedFile = File(...)):  # noqa:
 
     try:
         photo = photo_store(uploader=_actor(request), upload=file)
-    except services.TransitionNotAllowed as refusal:
+    except TransitionNotAllowed as refusal:
         status = 413 if refusal.code == "photo_too_large" else 415
         return Status(status, {"detail": str(refusal), "code": refusal.code})
     return Status(

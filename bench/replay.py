@@ -318,7 +318,7 @@ def load_world() -> World:
         Township,
         User,
     )
-    from incidents.services import report_within
+    from incidents.services.whistles import report_within
 
     township = Township.objects.get(code=TOWNSHIP)
     kinds = ("emergency", "general", "tough")
@@ -1018,7 +1018,7 @@ class Generator:
     ) -> datetime | None:
         """Blow a whistle and play each summons out; returns when the last department was done
         or released (None if not all by the end of the data)."""
-        from incidents.services import DEFAULT_ESCALATION_POLICY
+        from incidents.services.deadlines import DEFAULT_ESCALATION_POLICY
 
         rng = self.rng
         world = self.world

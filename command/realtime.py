@@ -3,7 +3,7 @@
 Services call :func:`broadcast_on_commit`; the event leaves only if the transaction that caused
 it commits, so a board never shows a change the database does not hold (Zulip's
 ``send_event_on_commit``). Groups: ``board.{township}``, ``dept.{department}``,
-``incident.{id}``, ``user.{id}``. Event types are dotted and listed in :data:`EVENT_TYPES`.
+``user.{id}``. Event types are dotted and listed in :data:`EVENT_TYPES`.
 """
 
 from __future__ import annotations
@@ -58,10 +58,6 @@ def board_group(township_code: str) -> str:
 
 def department_group(department_code: str) -> str:
     return f"dept.{department_code}"
-
-
-def incident_group(incident_id: int) -> str:
-    return f"incident.{incident_id}"
 
 
 def user_group(user_id: int) -> str:

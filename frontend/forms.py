@@ -9,8 +9,8 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from command.org.models import Department
-from incidents import services
 from incidents.models import Incident, Whistle
+from incidents.services.whistles import SummonedDepartment, report_within, suggested_departments
 
 
 def _minutes_text(minutes: int) -> str:
@@ -38,7 +38,7 @@ class WhistleForm(forms.Form):
 
     def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
         self.incident = incident
-        self.suggested = services.suggested_departments(category=incident.category)
+        self.suggested = suggested_departments(category=incident.category)
         suggested_ids = {d.pk for d in self.suggested}
         others = (
             Department.objects.filter(Q(township__isnull=True) | Q(township=incident.township))
@@ -63,7 +63,7 @@ class WhistleForm(forms.Form):
                 + _("on site within %(time)s")
                 % {
                     "time": _minutes_text(
-                        int(services.report_within(incident.township, value).total_seconds()) // 60
+                        int(report_within(incident.township, value).total_seconds()) // 60
                     )
                 },
             )
@@ -86,11 +86,9 @@ class WhistleForm(forms.Form):
             )
         return data
 
-    def summoned(self) -> list[services.SummonedDepartment]:
+    def summoned(self) -> list[SummonedDepartment]:
         reason = self.cleaned_data.get("reason", "").strip()
         return [
-            services.SummonedDepartment(
-                self.by_code[code], "" if code in self.suggested_codes else reason
-            )
+            SummonedDepartment(self.by_code[code], "" if code in self.suggested_codes else reason)
             for code in self.cleaned_data["departments"]
         ]

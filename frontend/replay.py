@@ -13,8 +13,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from command.org.models import Township
+from command.timeline.actions import label as action_label
 from frontend import maps
-from frontend.supervision import ACTIONS
 from frontend.views import supervised_township
 from incidents import replay
 from incidents.models import Incident
@@ -69,7 +69,7 @@ def frame_parts(township: Township, incident: Incident, frame: replay.Frame) -> 
         "recent": [
             {
                 "entry": e,
-                "label": ACTIONS.get(e.action, e.action),
+                "label": action_label(e.action),
                 "who": departments.get(e.subject_id) if e.subject_type == "summons" else None,
             }
             for e in frame.recent

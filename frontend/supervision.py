@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from command.timeline.actions import label as action_label
 from frontend import maps
 from frontend.views import supervised_township
 from incidents import selectors as incident_selectors
@@ -127,38 +128,6 @@ def _minutes(value: timedelta | None) -> str:
     return "" if value is None else f"{value.total_seconds() / 60:.1f}"
 
 
-# What each timeline action means, for people reading it.
-ACTIONS = {
-    "alert.raised": _("Alert raised"),
-    "alert.updated": _("Alert repeated"),
-    "alert.acknowledged": _("Alert acknowledged"),
-    "alert.dismissed": _("Alert dismissed"),
-    "alert.merged": _("Alert merged"),
-    "alert.absorbed": _("Alert absorbed a duplicate"),
-    "alert.escalated": _("Alert escalated into the incident"),
-    "alert.cleared": _("Alert cleared"),
-    "incident.opened": _("Incident opened"),
-    "incident.dispatched": _("Departments summoned"),
-    "incident.on_site": _("A department on site"),
-    "incident.evidence_added": _("Evidence added"),
-    "incident.resolved": _("Incident resolved"),
-    "incident.closed": _("Incident closed"),
-    "incident.updated": _("Incident updated"),
-    "whistle.blown": _("Whistle blown"),
-    "whistle.joint_confirmed": _("The other township confirmed the joint whistle"),
-    "whistle.joint_declined": _("The other township declined the joint whistle"),
-    "summons.notified": _("Department notified"),
-    "summons.acknowledged": _("Department acknowledged"),
-    "summons.checked_in": _("Department checked in on site"),
-    "summons.done": _("Department reported done"),
-    "summons.released": _("Department released"),
-    "summons.reminded": _("Reminder before the deadline"),
-    "summons.overdue": _("Deadline passed"),
-    "summons.escalated": _("Escalated to supervisors"),
-    "summons.updated": _("Summons updated"),
-}
-
-
 def incident_timeline(request: HttpRequest, township: str, incident: int) -> HttpResponse:
     """Every step of an incident in order, with the time since it was opened and since the
     first whistle: what a supervisor replays and assesses, with the sensor history of the
@@ -178,7 +147,7 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
     first_whistle = target.whistles.order_by("blown_at").values_list("blown_at", flat=True).first()
     for row in rows:
         e = row.entry
-        row.label = ACTIONS.get(e.action, e.action)
+        row.label = action_label(e.action)
         row.who = departments.get(e.subject_id) if e.subject_type == "summons" else None
         row.since_opened = e.time - target.opened_at
         row.since_whistle = (

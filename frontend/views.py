@@ -19,9 +19,9 @@ from command.org.models import Department, Township, User
 from frontend import maps, paging, rendering
 from frontend.forms import WhistleForm
 from incidents import selectors as incident_selectors
-from incidents import services as incident_services
 from incidents.models import Incident
 from incidents.photos import visible_photos
+from incidents.services.whistles import whistle_blow
 
 
 def watched_township(request: HttpRequest, code: str) -> Township:
@@ -161,7 +161,7 @@ def board_whistle(request: HttpRequest, township: str, incident: int) -> HttpRes
     form = WhistleForm(request.POST or None, incident=target)
     if request.method == "POST" and form.is_valid():
         try:
-            incident_services.whistle_blow(
+            whistle_blow(
                 actor=request.user,  # type: ignore[arg-type]
                 incident=target,
                 kind=form.cleaned_data["kind"],

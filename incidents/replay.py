@@ -29,6 +29,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from alerts.models import Alert, open_during
+from command.timeline.actions import Action
 from command.timeline.models import TIMELINE_TIE_RANKS, TimelineEntry
 from incidents.models import Incident, Summons, Whistle, handled_during
 from incidents.selectors import decoded_json, subject_arrays, timeline_subjects
@@ -38,7 +39,7 @@ OTHER_INCIDENTS = 19  # the live panel lists 20 incidents
 RECENT = 6
 EXAMPLE = {"example": "2026-11-23T08:30:00+08:00"}
 # Entries that make an alert's repeat: the row's time is the alert's last_seen at that moment.
-_SEEN = ("alert.raised", "alert.updated", "alert.absorbed")
+_SEEN = (Action.ALERT_RAISED, Action.ALERT_UPDATED, Action.ALERT_ABSORBED)
 
 
 @dataclass
@@ -123,12 +124,12 @@ WITH s AS (SELECT * FROM unnest(%(types)s::text[], %(ids)s::bigint[])
                 AS s(subject_type, subject_id))
 SELECT t.subject_type, t.subject_id, t.action, t.time, t.after
   FROM s JOIN {table} t ON t.subject_type = s.subject_type AND t.subject_id = s.subject_id
- WHERE t.time <= %(at)s AND t.action <> 'alert.updated'
+ WHERE t.time <= %(at)s AND t.action <> '{updated}'
 UNION ALL
 SELECT last.* FROM s CROSS JOIN LATERAL (
   SELECT t.subject_type, t.subject_id, t.action, t.time, t.after FROM {table} t
    WHERE t.subject_type = s.subject_type AND t.subject_id = s.subject_id
-     AND t.action = 'alert.updated' AND t.time <= %(at)s
+     AND t.action = '{updated}' AND t.time <= %(at)s
    ORDER BY t.time DESC LIMIT 1) last
  WHERE s.subject_type = 'alert'
 """
@@ -183,7 +184,10 @@ def board_at(incident: Incident, at: datetime) -> Frame:
     }
     table = TimelineEntry._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(_STATE_ROWS.format(table=table), {**subject_arrays(everything), "at": at})
+        cursor.execute(
+            _STATE_ROWS.format(table=table, updated=Action.ALERT_UPDATED.value),
+            {**subject_arrays(everything), "at": at},
+        )
         rows = _in_order(cursor.fetchall())
         cursor.execute(
             _RECENT_ROWS.format(table=table, n=RECENT), {**subject_arrays(subjects), "at": at}
@@ -260,7 +264,7 @@ def _incident_then(incident: Incident, state: dict, whistles: list[Whistle]) -> 
             deadline = summons_state.get("deadline")
             if deadline:
                 summons.check_in_deadline = datetime.fromisoformat(deadline)
-            summons.overdue = "summons.overdue" in summons_state["_actions"]
+            summons.overdue = Action.SUMMONS_OVERDUE in summons_state["_actions"]
             summons.escalation_level = summons_state.get("level", 0)
             summonses.append(summons)
         whistle._prefetched_objects_cache = {"summonses": summonses}

@@ -10,6 +10,8 @@ from django.db.models import Q
 
 from command.org import policy
 from command.org.models import Department, User
+from command.timeline.actions import Action
+from command.timeline.models import TIMELINE_TIE_RANK, TimelineEntry
 from incidents.models import Summons
 
 
@@ -148,8 +150,6 @@ def subject_arrays(subjects: dict[str, list[int]]) -> dict[str, list]:
 def _timeline_entries(incident) -> Any:
     from django.db.models import Q
 
-    from command.timeline.models import TimelineEntry
-
     subjects = timeline_subjects(incident)
     return TimelineEntry.objects.filter(
         Q(subject_type="incident", subject_id=incident.pk)
@@ -163,8 +163,6 @@ def incident_timeline(*, incident) -> list:
     """Every timeline entry of an incident in order: its own, its whistles', its summonses'
     and those of the alerts it was opened from or absorbed (their repeats included)."""
     from django.db.models.expressions import RawSQL
-
-    from command.timeline.models import TIMELINE_TIE_RANK
 
     return list(
         _timeline_entries(incident)
@@ -201,11 +199,11 @@ WITH t AS (
     JOIN {table} USING (subject_type, subject_id)
 ), numbered AS (
   SELECT *, row_number() OVER (ORDER BY time, tie, subject_id, action) AS n,
-         row_number() OVER (PARTITION BY action = 'alert.updated', subject_type, subject_id
+         row_number() OVER (PARTITION BY action = '{updated}', subject_type, subject_id
                             ORDER BY time, tie, subject_id, action) AS m
     FROM t
 ), runs AS (
-  SELECT *, CASE WHEN %(collapse)s AND action = 'alert.updated'
+  SELECT *, CASE WHEN %(collapse)s AND action = '{updated}'
                  THEN -(subject_id * 1000000 + (n - m)) ELSE n END AS run
     FROM numbered
 ), told AS (
@@ -239,9 +237,11 @@ def incident_timeline_rows(*, incident, collapse: bool = True) -> list[TimelineR
     The JSON API keeps every entry."""
     from django.db import connection
 
-    from command.timeline.models import TIMELINE_TIE_RANK, TimelineEntry
-
-    query = _TIMELINE_ROWS.format(tie=TIMELINE_TIE_RANK, table=TimelineEntry._meta.db_table)
+    query = _TIMELINE_ROWS.format(
+        tie=TIMELINE_TIE_RANK,
+        table=TimelineEntry._meta.db_table,
+        updated=Action.ALERT_UPDATED.value,
+    )
     params = {**subject_arrays(timeline_subjects(incident)), "collapse": collapse}
     with connection.cursor() as cursor:
         cursor.execute(query, params)

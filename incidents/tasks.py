@@ -20,14 +20,14 @@ from django.conf import settings
 from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
-from incidents import services
+from incidents.services import deadlines
 
 # 2, 4, 8 … 256 s between attempts (about eight minutes in all); the sweep covers the rest.
 RETRY = RetryStrategy(max_attempts=8, exponential_wait=2)
 
 
 @app.task(
-    name=services.DEADLINE_TASK,
+    name=deadlines.DEADLINE_TASK,
     queue="deadlines",
     retry=RETRY,
     pass_context=False,
@@ -35,7 +35,7 @@ RETRY = RetryStrategy(max_attempts=8, exponential_wait=2)
 )
 def summons_deadline(summons_id: int, step: int) -> str:
     """Step 0 reminds; step n escalates to level n; each step schedules the next."""
-    return services.summons_deadline_step(summons_id=summons_id, step=step)
+    return deadlines.summons_deadline_step(summons_id=summons_id, step=step)
 
 
 @app.periodic(
@@ -47,4 +47,4 @@ def summons_deadline(summons_id: int, step: int) -> str:
     aliases=["command.incidents.tasks.summons_deadlines_sweep"],
 )
 def summons_deadlines_sweep(timestamp: int) -> int:
-    return services.summons_deadlines_sweep()
+    return deadlines.summons_deadlines_sweep()

@@ -12,11 +12,11 @@ from django.utils.translation import gettext as _
 from alerts.rules import AlertSpec
 from alerts.services import alert_raise
 from command import clock
+from command.errors import ActionForbidden, TransitionNotAllowed
 from command.org import policy
 from command.org.models import Category, Grid, User
 from incidents.models import Incident, Photo
 from incidents.photos import own_photo_ids, photos_attach
-from incidents.services import ActionForbidden, TransitionNotAllowed
 from streams.models import GridReport
 
 # A report is a person's judgement, not a sensor's: it starts as a major alert unless the

@@ -4,9 +4,9 @@ import json
 
 import pytest
 from django.test import Client
-from django.utils import timezone
 
 from alerts.models import Alert
+from command import clock
 from command.org.models import Category, Department, Township, User
 from command.org.tokens import api_token_create
 from tests.conftest import DEMO_PASSWORDS
@@ -381,29 +381,31 @@ def test_evidence_from_the_alert_snapshot_and_from_a_summoned_department(token):
 def test_supervisors_list_of_overdue_summons(token):
     from datetime import timedelta
 
-    from incidents import services
     from incidents.models import Summons, Whistle
+    from incidents.services.deadlines import summons_escalate
+    from incidents.services.incidents import incident_open
+    from incidents.services.whistles import SummonedDepartment, whistle_blow
 
     duty_user = User.objects.get(username="duty")
-    incident = services.incident_open(
+    incident = incident_open(
         actor=duty_user,
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="parking"),
         severity="minor",
         title="违停",
     )
-    whistle = services.whistle_blow(
-        actor=duty_user,
-        incident=incident,
-        kind=Whistle.Kind.GENERAL,
-        purpose=Whistle.Purpose.KEY_TASK,
-        departments=[services.SummonedDepartment(Department.objects.get(code="chengguan"))],
-        now=timezone.now() - timedelta(hours=3),
-    )
+    with clock.moved(by=-timedelta(hours=3)):
+        whistle = whistle_blow(
+            actor=duty_user,
+            incident=incident,
+            kind=Whistle.Kind.GENERAL,
+            purpose=Whistle.Purpose.KEY_TASK,
+            departments=[SummonedDepartment(Department.objects.get(code="chengguan"))],
+        )
     summons = whistle.summonses.get()
     supervisor = token("supervisor")
     assert call("get", "/summonses?overdue_only=true", supervisor).json() == []
-    assert services.summons_escalate(summons_id=summons.pk, level=1).startswith("escalated")
+    assert summons_escalate(summons_id=summons.pk, level=1).startswith("escalated")
     overdue = call("get", "/summonses?overdue_only=true", supervisor).json()
     assert [(s["id"], s["escalation_level"]) for s in overdue] == [(summons.pk, 1)]
     assert Summons.objects.get(pk=summons.pk).overdue

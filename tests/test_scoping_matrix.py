@@ -22,9 +22,10 @@ from django.urls import URLPattern, URLResolver
 from command.org.models import Category, Department, Device, Grid, Township, User
 from command.org.tokens import api_token_create
 from demo.seed import GRID_OFFICER_GRID
-from incidents import services
 from incidents.models import Incident, Whistle
 from incidents.photos import photo_store
+from incidents.services.incidents import incident_add_evidence, incident_open
+from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.conftest import raise_alert
 
 ADMIN, ADMIN_B, DUTY, SUPERVISOR = "admin", "admin_b", "duty", "supervisor"
@@ -271,23 +272,23 @@ def build_world(demo: Any) -> dict[str, Any]:
                 photos=[beishan_photo.url])  # fmt: skip
 
     def incident(township, grid, title, actor):
-        return services.incident_open(actor=actor, township=township, category=parking,
+        return incident_open(actor=actor, township=township, category=parking,
                                       severity="major", title=title, grid=grid)  # fmt: skip
 
     i1 = incident(qingshui, g1, "INC-QS-G1", duty)
     i2 = incident(qingshui, g2, "INC-QS-G2", duty)
     incident(beishan, gb, "INC-BS", users[DUTY_B])
     evidence_photo = _photo(duty)
-    services.incident_add_evidence(actor=duty, incident=i1, url=evidence_photo.url)
-    whistle = services.whistle_blow(
+    incident_add_evidence(actor=duty, incident=i1, url=evidence_photo.url)
+    whistle = whistle_blow(
         actor=duty,
         incident=i1,
         kind=Whistle.Kind.GENERAL,
         purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
         joint_township=beishan,
         departments=[
-            services.SummonedDepartment(Department.objects.get(code="chengguan")),
-            services.SummonedDepartment(Department.objects.get(code="bs-office"), "border"),
+            SummonedDepartment(Department.objects.get(code="chengguan")),
+            SummonedDepartment(Department.objects.get(code="bs-office"), "border"),
         ],
     )
     assert whistle.joint_status == Whistle.JointStatus.PENDING

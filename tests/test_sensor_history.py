@@ -18,8 +18,10 @@ from alerts.models import Alert, AlertRule
 from alerts.rules import rulebook
 from command.org.models import Category, Department, Device, Township, User
 from frontend.charts import HEIGHT, PAD
-from incidents import services
 from incidents.models import Incident, Whistle
+from incidents.services.incidents import incident_close, incident_open, incident_resolve
+from incidents.services.summonses import summons_check_in, summons_done
+from incidents.services.whistles import SummonedDepartment, whistle_blow
 from streams.models import Reading
 from streams.timeseries import timescaledb_enabled
 from tests.conftest import raise_alert, signed_in
@@ -53,7 +55,7 @@ def gauge_alert(device: Device, at: datetime, *, value: float = 3.4) -> Alert:
 
 
 def incident_from(*alerts: Alert) -> Incident:
-    return services.incident_open(
+    return incident_open(
         actor=User.objects.get(username="duty"),
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="flood"),
@@ -120,19 +122,17 @@ def test_a_chart_per_device_and_metric_with_the_rules_thresholds_and_key_moments
     )
     incident = incident_from(crossed, Alert.objects.get(pk=parked))
     duty, member = User.objects.get(username="duty"), User.objects.get(username="chengguan")
-    summons = services.whistle_blow(
+    summons = whistle_blow(
         actor=duty,
         incident=incident,
         kind=Whistle.Kind.EMERGENCY,
         purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
-        departments=[
-            services.SummonedDepartment(Department.objects.get(code="chengguan"), "在附近")
-        ],
+        departments=[SummonedDepartment(Department.objects.get(code="chengguan"), "在附近")],
     ).summonses.get()
-    services.summons_check_in(actor=member, summons=summons)
-    services.summons_done(actor=member, summons=summons, note="已处置")
-    services.incident_resolve(actor=duty, incident=incident)
-    services.incident_close(actor=duty, incident=incident, feedback="好", settled_level="township")
+    summons_check_in(actor=member, summons=summons)
+    summons_done(actor=member, summons=summons, note="已处置")
+    incident_resolve(actor=duty, incident=incident)
+    incident_close(actor=duty, incident=incident, feedback="好", settled_level="township")
 
     response, html = page(incident)
     history = response.context["history"]
@@ -331,7 +331,7 @@ def test_sensors_of_the_grid_that_crossed_a_threshold_are_shown_too(demo):
 
 
 def test_an_incident_without_devices_says_so(demo):
-    incident = services.incident_open(
+    incident = incident_open(
         actor=User.objects.get(username="duty"),
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="parking"),

@@ -29,26 +29,32 @@ class Action(models.TextChoices):
     ALERT_ACKNOWLEDGED = "alert.acknowledged", _("Alert acknowledged")
     ALERT_DISMISSED = "alert.dismissed", _("Alert dismissed")
     ALERT_CLEARED = "alert.cleared", _("Alert cleared")
-    ALERT_MERGED = "alert.merged", _("Alert merged into another")
-    ALERT_ABSORBED = "alert.absorbed", _("Alert absorbed another")
-    ALERT_ESCALATED = "alert.escalated", _("Alert escalated to an incident")
+    ALERT_MERGED = "alert.merged", _("Alert merged")
+    ALERT_ABSORBED = "alert.absorbed", _("Alert absorbed a duplicate")
+    ALERT_ESCALATED = "alert.escalated", _("Alert escalated into the incident")
     INCIDENT_OPENED = "incident.opened", _("Incident opened")
     INCIDENT_DISPATCHED = "incident.dispatched", _("Departments summoned")
-    INCIDENT_ON_SITE = "incident.on_site", _("First department on site")
+    INCIDENT_ON_SITE = "incident.on_site", _("A department on site")
     INCIDENT_RESOLVED = "incident.resolved", _("Incident resolved")
     INCIDENT_CLOSED = "incident.closed", _("Incident closed")
     INCIDENT_EVIDENCE_ADDED = "incident.evidence_added", _("Evidence added")
     WHISTLE_BLOWN = "whistle.blown", _("Whistle blown")
-    WHISTLE_JOINT_CONFIRMED = "whistle.joint_confirmed", _("Joint whistle confirmed")
-    WHISTLE_JOINT_DECLINED = "whistle.joint_declined", _("Joint whistle declined")
-    SUMMONS_NOTIFIED = "summons.notified", _("Department summoned")
-    SUMMONS_ACKNOWLEDGED = "summons.acknowledged", _("Summons acknowledged")
-    SUMMONS_CHECKED_IN = "summons.checked_in", _("Checked in on site")
-    SUMMONS_DONE = "summons.done", _("Department's work done")
+    WHISTLE_JOINT_CONFIRMED = (
+        "whistle.joint_confirmed",
+        _("The other township confirmed the joint whistle"),
+    )
+    WHISTLE_JOINT_DECLINED = (
+        "whistle.joint_declined",
+        _("The other township declined the joint whistle"),
+    )
+    SUMMONS_NOTIFIED = "summons.notified", _("Department notified")
+    SUMMONS_ACKNOWLEDGED = "summons.acknowledged", _("Department acknowledged")
+    SUMMONS_CHECKED_IN = "summons.checked_in", _("Department checked in on site")
+    SUMMONS_DONE = "summons.done", _("Department reported done")
     SUMMONS_RELEASED = "summons.released", _("Department released")
     SUMMONS_REMINDED = "summons.reminded", _("Reminder before the deadline")
-    SUMMONS_OVERDUE = "summons.overdue", _("Check-in overdue")
-    SUMMONS_ESCALATED = "summons.escalated", _("Escalated (督办)")
+    SUMMONS_OVERDUE = "summons.overdue", _("Deadline passed")
+    SUMMONS_ESCALATED = "summons.escalated", _("Escalated to supervisors")
 
     @property
     def subject(self) -> Subject:

@@ -19,8 +19,9 @@ from django.db import transaction
 from alerts.delivery import departments
 from alerts.models import Delivery
 from command.org.models import Category, Department, Township, User
-from incidents import services
 from incidents.models import Whistle
+from incidents.services.incidents import incident_open
+from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -122,19 +123,19 @@ def receiver(loopback):
 
 def summon(department: Department) -> Whistle:
     duty = User.objects.get(username="duty")
-    incident = services.incident_open(
+    incident = incident_open(
         actor=duty,
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="parking"),
         severity="major",
         title="违停",
     )
-    return services.whistle_blow(
+    return whistle_blow(
         actor=duty,
         incident=incident,
         kind=Whistle.Kind.EMERGENCY,
         purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
-        departments=[services.SummonedDepartment(department)],
+        departments=[SummonedDepartment(department)],
     )
 
 

@@ -4,8 +4,9 @@ on the real server: the first page shows, "show more" brings the next, pushes st
 import pytest
 
 from command.org.models import Category, Department, Township, User
-from incidents import services
 from incidents.models import Whistle
+from incidents.services.incidents import incident_open
+from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.conftest import raise_alert
 from tests.e2e.conftest import screenshot
 from tests.frontend.test_frames import bulk_alerts, bulk_summonses
@@ -49,19 +50,19 @@ def test_a_console_with_5000_open_summonses(daphne_server, demo_committed, board
     assert len(set(ids)) == 2 * PAGE
 
     duty = User.objects.get(username="duty")
-    incident = services.incident_open(
+    incident = incident_open(
         actor=duty,
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="parking"),
         severity="critical",
         title="积压之后的违停",
     )
-    whistle = services.whistle_blow(
+    whistle = whistle_blow(
         actor=duty,
         incident=incident,
         kind=Whistle.Kind.EMERGENCY,
         purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
-        departments=[services.SummonedDepartment(Department.objects.get(code="chengguan"))],
+        departments=[SummonedDepartment(Department.objects.get(code="chengguan"))],
     )
     summons = whistle.summonses.get()
     row = page.wait_for_selector(f"#summons-{summons.pk}", timeout=10_000)

@@ -3,11 +3,12 @@
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
+from command import clock
 from command.org.models import Category, Department, Township, User
-from incidents import services
 from incidents.models import Whistle
+from incidents.services.incidents import incident_open
+from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.e2e.conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -17,7 +18,7 @@ def test_countdown_turns_red_when_the_summons_is_overdue(daphne_server, demo_com
     page = board_page("duty")
     page.wait_for_selector("#live-status.live", timeout=10_000)
     duty = User.objects.get(username="duty")
-    incident = services.incident_open(
+    incident = incident_open(
         actor=duty,
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="fire"),
@@ -26,20 +27,20 @@ def test_countdown_turns_red_when_the_summons_is_overdue(daphne_server, demo_com
     )
     # Blown 40 minutes ago: the 30-minute deadline has passed for one department, while a
     # general whistle blown now leaves the other green.
-    late = services.whistle_blow(
-        actor=duty,
-        incident=incident,
-        kind=Whistle.Kind.EMERGENCY,
-        purpose=Whistle.Purpose.EMERGENCY_RESPONSE,
-        departments=[services.SummonedDepartment(Department.objects.get(code="fire-rescue"))],
-        now=timezone.now() - timedelta(minutes=40),
-    ).summonses.get()
-    punctual = services.whistle_blow(
+    with clock.moved(by=-timedelta(minutes=40)):
+        late = whistle_blow(
+            actor=duty,
+            incident=incident,
+            kind=Whistle.Kind.EMERGENCY,
+            purpose=Whistle.Purpose.EMERGENCY_RESPONSE,
+            departments=[SummonedDepartment(Department.objects.get(code="fire-rescue"))],
+        ).summonses.get()
+    punctual = whistle_blow(
         actor=duty,
         incident=incident,
         kind=Whistle.Kind.GENERAL,
         purpose=Whistle.Purpose.EMERGENCY_RESPONSE,
-        departments=[services.SummonedDepartment(Department.objects.get(code="qs-yingji"))],
+        departments=[SummonedDepartment(Department.objects.get(code="qs-yingji"))],
     ).summonses.get()
     page.wait_for_selector(f"#countdown-{late.pk}.late", timeout=10_000)
     page.wait_for_selector(f"#countdown-{punctual.pk}.ok", timeout=10_000)

@@ -4,8 +4,9 @@ in on site there shows up as the summons' new state."""
 import pytest
 
 from command.org.models import Category, Department, Grid, Township, User
-from incidents import services
 from incidents.models import Photo, Summons, Whistle
+from incidents.services.incidents import incident_open
+from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.conftest import wait_for
 from tests.e2e.conftest import png, screenshot
 
@@ -21,7 +22,7 @@ def test_summons_arrives_live_and_the_department_checks_in(
     page.evaluate("window.__notReloaded = true")
 
     duty = User.objects.get(username="duty")
-    incident = services.incident_open(
+    incident = incident_open(
         actor=duty,
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="parking"),
@@ -30,12 +31,12 @@ def test_summons_arrives_live_and_the_department_checks_in(
         description="滨河路东段双排停车，公交无法通过",
         grid=Grid.objects.get(code="110112-QS-007"),
     )
-    whistle = services.whistle_blow(
+    whistle = whistle_blow(
         actor=duty,
         incident=incident,
         kind=Whistle.Kind.EMERGENCY,
         purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
-        departments=[services.SummonedDepartment(Department.objects.get(code="chengguan"))],
+        departments=[SummonedDepartment(Department.objects.get(code="chengguan"))],
     )
     summons = whistle.summonses.get()
     row = page.wait_for_selector(f"#summons-{summons.pk}", timeout=10_000)
@@ -93,19 +94,19 @@ def test_a_summons_arriving_in_a_background_tab_notifies(daphne_server, demo_com
     )
     page.wait_for_selector("#live-status.live", timeout=10_000)
     duty = User.objects.get(username="duty")
-    incident = services.incident_open(
+    incident = incident_open(
         actor=duty,
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="fire"),
         severity="critical",
         title="东沟村山火",
     )
-    services.whistle_blow(
+    whistle_blow(
         actor=duty,
         incident=incident,
         kind=Whistle.Kind.EMERGENCY,
         purpose=Whistle.Purpose.EMERGENCY_RESPONSE,
-        departments=[services.SummonedDepartment(Department.objects.get(code="chengguan"), "x")],
+        departments=[SummonedDepartment(Department.objects.get(code="chengguan"), "x")],
     )
     page.wait_for_function("window.__notes.length > 0", timeout=10_000)
     assert "东沟村山火" in page.evaluate("window.__notes[0]")

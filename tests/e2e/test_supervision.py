@@ -3,8 +3,9 @@
 import pytest
 
 from command.org.models import Category, Department, Grid, Township, User
-from incidents import services
 from incidents.models import Whistle
+from incidents.services.incidents import incident_open
+from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.e2e.conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -13,7 +14,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.services]
 def test_supervisor_reads_the_department_table(daphne_server, demo_committed, board_page):
     duty = User.objects.get(username="duty")
     for n, code in enumerate(["110112-QS-007", "110112-QS-007", "110112-QS-012"]):
-        incident = services.incident_open(
+        incident = incident_open(
             actor=duty,
             township=Township.objects.get(code="qingshui"),
             category=Category.objects.get(code="parking"),
@@ -21,14 +22,13 @@ def test_supervisor_reads_the_department_table(daphne_server, demo_committed, bo
             title=f"违停 {n}",
             grid=Grid.objects.get(code=code),
         )
-        services.whistle_blow(
+        whistle_blow(
             actor=duty,
             incident=incident,
             kind=Whistle.Kind.GENERAL,
             purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
             departments=[
-                services.SummonedDepartment(Department.objects.get(code=c))
-                for c in ("chengguan", "traffic")
+                SummonedDepartment(Department.objects.get(code=c)) for c in ("chengguan", "traffic")
             ],
         )
     page = board_page("supervisor")

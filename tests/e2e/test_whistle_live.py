@@ -4,8 +4,8 @@ checks in; the officer's countdown for that department turns to "on site"."""
 import pytest
 
 from command.org.models import Category, Township, User
-from incidents import services
 from incidents.models import Summons, Whistle
+from incidents.services.incidents import incident_open
 from tests.conftest import wait_for
 from tests.e2e.conftest import screenshot
 
@@ -21,7 +21,7 @@ def test_countdown_turns_to_on_site_when_the_department_checks_in(
     department.wait_for_selector("#live-status.live", timeout=10_000)
 
     duty = User.objects.get(username="duty")
-    incident = services.incident_open(
+    incident = incident_open(
         actor=duty,
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="parking"),

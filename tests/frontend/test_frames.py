@@ -166,8 +166,9 @@ def assert_bounded(frames: list[str]) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_a_console_with_5000_open_summonses_connects_pages_and_is_pushed_to(demo_committed):
     from command.org.models import Category, Department, Township, User
-    from incidents import services
     from incidents.models import Whistle
+    from incidents.services.incidents import incident_open
+    from incidents.services.whistles import SummonedDepartment, whistle_blow
 
     ids = bulk_summonses("chengguan", 5000)
     page = settings.WHISTLE_PAGE_SIZE
@@ -202,19 +203,19 @@ def test_a_console_with_5000_open_summonses_connects_pages_and_is_pushed_to(demo
     # A whistle blown now still reaches the console, with the new count.
     def blow() -> None:
         duty = User.objects.get(username="duty")
-        incident = services.incident_open(
+        incident = incident_open(
             actor=duty,
             township=Township.objects.get(code="qingshui"),
             category=Category.objects.get(code="parking"),
             severity="critical",
             title="积压之后的违停",
         )
-        services.whistle_blow(
+        whistle_blow(
             actor=duty,
             incident=incident,
             kind=Whistle.Kind.EMERGENCY,
             purpose=Whistle.Purpose.EMERGENCY_RESPONSE,
-            departments=[services.SummonedDepartment(Department.objects.get(code="chengguan"))],
+            departments=[SummonedDepartment(Department.objects.get(code="chengguan"))],
         )
 
     _, pushed = converse(

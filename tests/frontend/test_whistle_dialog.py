@@ -3,8 +3,8 @@
 import pytest
 
 from command.org.models import Category, Township, User
-from incidents import services
 from incidents.models import Whistle
+from incidents.services.incidents import incident_open, incident_resolve
 from tests.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def incident(demo):
-    return services.incident_open(
+    return incident_open(
         actor=User.objects.get(username="duty"),
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="parking"),
@@ -71,7 +71,7 @@ def test_blowing_from_the_dialog_summons_and_closes_it(incident):
 
 
 def test_service_refusal_is_shown_in_the_dialog(incident):
-    services.incident_resolve(actor=User.objects.get(username="duty"), incident=incident)
+    incident_resolve(actor=User.objects.get(username="duty"), incident=incident)
     response = signed_in("duty").post(
         url(incident), {"kind": "general", "purpose": "key_task", "departments": ["traffic"]}
     )

@@ -6,7 +6,12 @@ import pytest
 from lxml import etree
 
 from command.org.models import Category, Grid, Township, User
-from incidents import services
+from incidents.services.incidents import (
+    incident_add_evidence,
+    incident_close,
+    incident_open,
+    incident_resolve,
+)
 from tests.incidents.test_photos import JPEG, token, upload
 from tests.test_api import call
 
@@ -24,7 +29,7 @@ def parse(body: bytes) -> etree._Element:
 
 def test_incident_as_cap_validates_and_says_what_where_and_how_bad(demo):
     duty = User.objects.get(username="duty")
-    incident = services.incident_open(
+    incident = incident_open(
         actor=duty,
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="fire"),
@@ -36,7 +41,7 @@ def test_incident_as_cap_validates_and_says_what_where_and_how_bad(demo):
         longitude=116.6401,
     )
     photo = upload(token("duty"), JPEG).json()
-    services.incident_add_evidence(actor=duty, incident=incident, url=photo["url"], caption="火场")
+    incident_add_evidence(actor=duty, incident=incident, url=photo["url"], caption="火场")
     response = call("get", f"/incidents/{incident.pk}/cap", token("duty"))
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/cap+xml")
@@ -69,15 +74,15 @@ def test_incident_as_cap_validates_and_says_what_where_and_how_bad(demo):
 
 def test_closed_incident_is_an_update_and_others_cannot_read_it(demo):
     duty = User.objects.get(username="duty")
-    incident = services.incident_open(
+    incident = incident_open(
         actor=duty,
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="unlicensed-business"),
         severity="minor",
         title="流动摊贩",
     )
-    services.incident_resolve(actor=duty, incident=incident)
-    services.incident_close(actor=duty, incident=incident, feedback="已劝离", settled_level="grid")
+    incident_resolve(actor=duty, incident=incident)
+    incident_close(actor=duty, incident=incident, feedback="已劝离", settled_level="grid")
     alert = parse(call("get", f"/incidents/{incident.pk}/cap", token("duty")).content)
     assert alert.findtext("cap:msgType", namespaces=CAP) == "Update"
     assert "已劝离" in alert.findtext("cap:note", namespaces=CAP)

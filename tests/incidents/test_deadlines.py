@@ -21,36 +21,39 @@ from django.db import connection, transaction
 from django.utils import timezone
 from procrastinate.contrib.django.models import ProcrastinateJob
 
+from command import clock
 from command.org.models import Category, Department, Township, User
 from command.timeline.models import TimelineEntry
-from incidents import services
 from incidents.models import Summons, Whistle
-from incidents.services import SummonedDepartment
+from incidents.services.deadlines import summons_deadlines_sweep, summons_escalate, summons_remind
+from incidents.services.incidents import incident_open
+from incidents.services.summonses import summons_check_in
+from incidents.services.whistles import REPORT_WITHIN, SummonedDepartment, whistle_blow
 from tests.conftest import need_service, wait_for
 from tests.netproxy import CuttableProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-EMERGENCY = services.REPORT_WITHIN[Whistle.Kind.EMERGENCY]
+EMERGENCY = REPORT_WITHIN[Whistle.Kind.EMERGENCY]
 
 
 def blow(*codes, ago: timedelta):
     duty = User.objects.get(username="duty")
-    incident = services.incident_open(
+    incident = incident_open(
         actor=duty,
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="illegal-mining"),
         severity="critical",
         title="夜间矿区挖掘机作业 / excavator at the closed quarry at night",
     )
-    return services.whistle_blow(
-        actor=duty,
-        incident=incident,
-        kind=Whistle.Kind.EMERGENCY,
-        purpose=Whistle.Purpose.EMERGENCY_RESPONSE,
-        departments=[SummonedDepartment(Department.objects.get(code=c)) for c in codes],
-        now=timezone.now() - ago,
-    )
+    with clock.moved(by=-ago):
+        return whistle_blow(
+            actor=duty,
+            incident=incident,
+            kind=Whistle.Kind.EMERGENCY,
+            purpose=Whistle.Purpose.EMERGENCY_RESPONSE,
+            departments=[SummonedDepartment(Department.objects.get(code=c)) for c in codes],
+        )
 
 
 def actions(summons):
@@ -85,7 +88,7 @@ def test_overdue_department_is_escalated_level_by_level_and_the_punctual_one_is_
     whistle = blow("police", "natural-resources", ago=EMERGENCY + timedelta(minutes=40))
     late = whistle.summonses.get(department__code="police")
     punctual = whistle.summonses.get(department__code="natural-resources")
-    services.summons_check_in(actor=_member("natural-resources"), summons=punctual)
+    summons_check_in(actor=_member("natural-resources"), summons=punctual)
 
     job_worker.start()
     wait_for(
@@ -109,9 +112,9 @@ def test_overdue_department_is_escalated_level_by_level_and_the_punctual_one_is_
     assert "summons.escalated" not in [a for a, _ in actions(punctual)]
 
     # Running a job again, as after a crash between its work and its bookkeeping, adds nothing.
-    assert services.summons_escalate(summons_id=late.pk, level=2) == "already escalated"
-    assert services.summons_escalate(summons_id=late.pk, level=1) == "already escalated"
-    assert services.summons_remind(summons_id=late.pk) == "already reminded"
+    assert summons_escalate(summons_id=late.pk, level=2) == "already escalated"
+    assert summons_escalate(summons_id=late.pk, level=1) == "already escalated"
+    assert summons_remind(summons_id=late.pk) == "already reminded"
     assert len(actions(late)) == 5
 
 
@@ -256,8 +259,8 @@ def test_the_sweep_runs_the_steps_whose_jobs_were_lost_once(demo_committed):
     whistle = blow("police", ago=EMERGENCY + timedelta(minutes=1))
     summons = whistle.summonses.get()
     ProcrastinateJob.objects.filter(queueing_lock__startswith=f"summons-{summons.pk}-").delete()
-    assert services.summons_deadlines_sweep() == 2  # the reminder; overdue and level 1 (not 2)
-    assert services.summons_deadlines_sweep() == 0
+    assert summons_deadlines_sweep() == 2  # the reminder; overdue and level 1 (not 2)
+    assert summons_deadlines_sweep() == 0
     assert [a for a, _ in actions(summons)] == [
         "summons.notified",
         "summons.reminded",
@@ -266,8 +269,8 @@ def test_the_sweep_runs_the_steps_whose_jobs_were_lost_once(demo_committed):
     ]
     summons.refresh_from_db()
     assert summons.escalation_level == 1
-    later = timezone.now() + timedelta(minutes=30)
-    assert services.summons_deadlines_sweep(now=later) == 1
+    with clock.moved(by=timedelta(minutes=30)):
+        assert summons_deadlines_sweep() == 1
     assert Summons.objects.get(pk=summons.pk).escalation_level == 2
 
 

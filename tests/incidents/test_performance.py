@@ -7,9 +7,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from command import clock
 from command.org.models import Category, Department, Grid, Township, User
-from incidents import services
 from incidents.models import Summons, Whistle
+from incidents.services.incidents import incident_close, incident_open, incident_resolve
+from incidents.services.summonses import summons_check_in, summons_done
+from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +26,7 @@ def history(demo):
     chengguan = User.objects.get(username="chengguan")
     blown = timezone.now() - timedelta(days=2)
     for n, arrival in enumerate([10, 40, None]):
-        incident = services.incident_open(
+        incident = incident_open(
             actor=duty,
             township=Township.objects.get(code="qingshui"),
             category=Category.objects.get(code="parking"),
@@ -31,27 +34,25 @@ def history(demo):
             title=f"违停 {n}",
             grid=Grid.objects.get(code="110112-QS-007"),
         )
-        summons = services.whistle_blow(
-            actor=duty,
-            incident=incident,
-            kind=Whistle.Kind.EMERGENCY,
-            purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
-            departments=[services.SummonedDepartment(Department.objects.get(code="chengguan"))],
-            now=blown,
-        ).summonses.get()
+        with clock.frozen(at=blown):
+            summons = whistle_blow(
+                actor=duty,
+                incident=incident,
+                kind=Whistle.Kind.EMERGENCY,
+                purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
+                departments=[SummonedDepartment(Department.objects.get(code="chengguan"))],
+            ).summonses.get()
         if arrival is not None:
-            services.summons_check_in(actor=chengguan, summons=summons)
+            summons_check_in(actor=chengguan, summons=summons)
             Summons.objects.filter(pk=summons.pk).update(
                 checked_in_at=blown + timedelta(minutes=arrival),
                 overdue=arrival > 30,
                 escalation_level=1 if arrival > 30 else 0,
             )
         if n == 0:
-            services.summons_done(actor=chengguan, summons=summons, note="已处理")
-            services.incident_resolve(actor=duty, incident=incident)
-            services.incident_close(
-                actor=duty, incident=incident, feedback="好", settled_level="grid"
-            )
+            summons_done(actor=chengguan, summons=summons, note="已处理")
+            incident_resolve(actor=duty, incident=incident)
+            incident_close(actor=duty, incident=incident, feedback="好", settled_level="grid")
 
 
 def test_department_figures_for_the_period(history):

@@ -9,8 +9,12 @@ from alerts.models import Alert
 from alerts.services import alert_acknowledge
 from command.org.models import Category, Department, Grid, Township, User
 from command.timeline.models import TimelineEntry
-from incidents import replay, services
+from incidents import replay
 from incidents.models import Incident, Summons, Whistle
+from incidents.services.deadlines import summons_escalate
+from incidents.services.incidents import incident_open
+from incidents.services.summonses import summons_check_in, summons_done
+from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.conftest import raise_alert, signed_in
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +53,7 @@ def tell_story(*, spread: timedelta | None = None) -> dict:
     _raise(township, "cam-01:parking")
     alert_acknowledge(alert_id=alert_id, actor_id=duty.pk, township_ids=None)
     _raise(township, "cam-01:parking")  # a repeat of an acknowledged alert stays acknowledged
-    incident = services.incident_open(
+    incident = incident_open(
         actor=duty,
         township=township,
         category=Category.objects.get(code="parking"),
@@ -57,25 +61,25 @@ def tell_story(*, spread: timedelta | None = None) -> dict:
         title="滨河路违停",
         alerts=[Alert.objects.get(pk=alert_id)],
     )
-    whistle = services.whistle_blow(
+    whistle = whistle_blow(
         actor=duty,
         incident=incident,
         kind=Whistle.Kind.EMERGENCY,
         purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
         departments=[
-            services.SummonedDepartment(Department.objects.get(code=code))
+            SummonedDepartment(Department.objects.get(code=code))
             for code in ("chengguan", "traffic")
         ],
     )
     chengguan = whistle.summonses.get(department__code="chengguan")
     traffic = whistle.summonses.get(department__code="traffic")
-    services.summons_check_in(actor=member, summons=chengguan)
-    services.summons_done(actor=member, summons=chengguan, note="已清理")
+    summons_check_in(actor=member, summons=chengguan)
+    summons_done(actor=member, summons=chengguan, note="已清理")
     # The traffic police miss the deadline: move it into the past, then the deadline job runs.
     Summons.objects.filter(pk=traffic.pk).update(
         check_in_deadline=timezone.now() - timedelta(minutes=1)
     )
-    assert services.summons_escalate(summons_id=traffic.pk, level=1) == "escalated to level 1"
+    assert summons_escalate(summons_id=traffic.pk, level=1) == "escalated to level 1"
     if spread:
         _spread(township, whistle, spread)
     return {"incident": incident, "alert": alert_id, "other": other, "chengguan": chengguan}
@@ -256,7 +260,7 @@ def test_the_panel_shows_the_other_incidents_being_handled_then(handled):
     at = _moment(incident, "whistle.blown")
 
     def other(title: str, opened: timedelta, resolved: timedelta | None) -> Incident:
-        found = services.incident_open(
+        found = incident_open(
             actor=duty,
             township=township,
             category=Category.objects.get(code="parking"),

@@ -6,14 +6,24 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import Alert
+from command.errors import ActionForbidden, TransitionNotAllowed
 from command.org.models import Category, Department, Township, User
 from command.timeline.models import TimelineEntry
-from incidents import services
 from incidents.models import Incident, Summons, Whistle
-from incidents.services import (
-    ActionForbidden,
+from incidents.services.deadlines import DEFAULT_ESCALATION_POLICY
+from incidents.services.incidents import incident_close, incident_open, incident_resolve
+from incidents.services.summonses import (
+    summons_acknowledge,
+    summons_check_in,
+    summons_done,
+    summons_release,
+)
+from incidents.services.whistles import (
     SummonedDepartment,
-    TransitionNotAllowed,
+    suggested_departments,
+    whistle_blow,
+    whistle_joint_confirm,
+    whistle_joint_decline,
 )
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +40,7 @@ def township(demo):
 
 
 def open_incident(people, township, code="parking", alerts=()):
-    return services.incident_open(
+    return incident_open(
         actor=people["duty"],
         township=township,
         category=Category.objects.get(code=code),
@@ -42,7 +52,7 @@ def open_incident(people, township, code="parking", alerts=()):
 
 def blow(people, incident, *codes, kind=Whistle.Kind.EMERGENCY, reasons=None):
     reasons = reasons or {}
-    return services.whistle_blow(
+    return whistle_blow(
         actor=people["duty"],
         incident=incident,
         kind=kind,
@@ -84,7 +94,7 @@ def test_only_duty_officers_of_the_township_open_incidents(people, township):
     elsewhere = Township.objects.create(code="elsewhere", name="别处镇")
     for username in ("chengguan", "grid01", "supervisor"):
         with pytest.raises(ActionForbidden):
-            services.incident_open(
+            incident_open(
                 actor=people[username],
                 township=township,
                 category=Category.objects.get(code="parking"),
@@ -107,7 +117,7 @@ def test_emergency_whistle_summons_with_a_thirty_minute_deadline(people, townshi
     for summons in summonses:
         assert summons.status == Summons.Status.NOTIFIED
         assert timedelta(minutes=29) < summons.check_in_deadline - before <= timedelta(minutes=31)
-    assert whistle.escalation_policy == services.DEFAULT_ESCALATION_POLICY
+    assert whistle.escalation_policy == DEFAULT_ESCALATION_POLICY
     assert actions("incident", incident.pk) == ["incident.opened", "incident.dispatched"]
 
 
@@ -122,10 +132,7 @@ def test_departments_off_the_list_need_a_reason(people, township):
 
 
 def test_suggested_departments_follow_the_list_lead_first(demo):
-    codes = [
-        d.code
-        for d in services.suggested_departments(category=Category.objects.get(code="parking"))
-    ]
+    codes = [d.code for d in suggested_departments(category=Category.objects.get(code="parking"))]
     assert codes[0] == "traffic" and set(codes) == {"traffic", "chengguan", "qs-pingan"}
 
 
@@ -133,32 +140,28 @@ def test_summons_lifecycle_and_incident_states(people, township):
     incident = open_incident(people, township)
     whistle = blow(people, incident, "chengguan")
     summons = whistle.summonses.get()
-    services.summons_acknowledge(actor=people["chengguan"], summons=summons)
+    summons_acknowledge(actor=people["chengguan"], summons=summons)
     with pytest.raises(TransitionNotAllowed):
-        services.summons_acknowledge(actor=people["chengguan"], summons=summons)
+        summons_acknowledge(actor=people["chengguan"], summons=summons)
     with pytest.raises(TransitionNotAllowed) as early:
-        services.summons_done(actor=people["chengguan"], summons=summons)
+        summons_done(actor=people["chengguan"], summons=summons)
     assert early.value.code == "summons_not_on_site"
-    services.summons_check_in(
-        actor=people["chengguan"], summons=summons, latitude=40.23, longitude=116.65
-    )
+    summons_check_in(actor=people["chengguan"], summons=summons, latitude=40.23, longitude=116.65)
     incident.refresh_from_db()
     assert incident.status == Incident.Status.ON_SITE
     with pytest.raises(TransitionNotAllowed) as busy:
-        services.incident_resolve(actor=people["duty"], incident=incident)
+        incident_resolve(actor=people["duty"], incident=incident)
     assert busy.value.code == "summons_open"
-    services.summons_done(actor=people["chengguan"], summons=summons, note="已清理")
-    services.incident_resolve(actor=people["duty"], incident=incident)
+    summons_done(actor=people["chengguan"], summons=summons, note="已清理")
+    incident_resolve(actor=people["duty"], incident=incident)
     with pytest.raises(TransitionNotAllowed) as no_feedback:
-        services.incident_close(
+        incident_close(
             actor=people["duty"], incident=incident, feedback=" ", settled_level="township"
         )
     assert no_feedback.value.code == "feedback_missing"
     with pytest.raises(TransitionNotAllowed):
-        services.incident_close(
-            actor=people["duty"], incident=incident, feedback="ok", settled_level="city"
-        )
-    services.incident_close(
+        incident_close(actor=people["duty"], incident=incident, feedback="ok", settled_level="city")
+    incident_close(
         actor=people["duty"], incident=incident, feedback="车辆已挪走", settled_level="township"
     )
     incident.refresh_from_db()
@@ -188,7 +191,7 @@ def test_summons_lifecycle_and_incident_states(people, township):
 
 def test_check_in_straight_from_notified_acknowledges_too(people, township):
     summons = blow(people, open_incident(people, township), "chengguan").summonses.get()
-    services.summons_check_in(actor=people["chengguan"], summons=summons)
+    summons_check_in(actor=people["chengguan"], summons=summons)
     summons.refresh_from_db()
     assert summons.acknowledged_at == summons.checked_in_at
     assert summons.checked_in_by == people["chengguan"]
@@ -198,9 +201,9 @@ def test_only_the_summoned_department_acts_on_its_summons(people, township):
     summons = blow(people, open_incident(people, township), "chengguan").summonses.get()
     for username in ("police", "duty", "grid01"):
         with pytest.raises(ActionForbidden):
-            services.summons_acknowledge(actor=people[username], summons=summons)
+            summons_acknowledge(actor=people[username], summons=summons)
         with pytest.raises(ActionForbidden):
-            services.summons_check_in(actor=people[username], summons=summons)
+            summons_check_in(actor=people[username], summons=summons)
     assert Summons.objects.get(pk=summons.pk).status == Summons.Status.NOTIFIED
 
 
@@ -208,21 +211,19 @@ def test_release_needs_an_officer_and_a_reason_and_unblocks_resolve(people, town
     incident = open_incident(people, township)
     summons = blow(people, incident, "chengguan").summonses.get()
     with pytest.raises(TransitionNotAllowed):
-        services.summons_release(actor=people["duty"], summons=summons, reason="")
+        summons_release(actor=people["duty"], summons=summons, reason="")
     with pytest.raises(ActionForbidden):
-        services.summons_release(actor=people["chengguan"], summons=summons, reason="想走")
-    services.summons_release(actor=people["duty"], summons=summons, reason="交由交警处理")
+        summons_release(actor=people["chengguan"], summons=summons, reason="想走")
+    summons_release(actor=people["duty"], summons=summons, reason="交由交警处理")
     with pytest.raises(TransitionNotAllowed):
-        services.summons_check_in(actor=people["chengguan"], summons=summons)
-    services.incident_resolve(actor=people["duty"], incident=incident)
+        summons_check_in(actor=people["chengguan"], summons=summons)
+    incident_resolve(actor=people["duty"], incident=incident)
 
 
 def test_close_only_after_resolve(people, township):
     incident = open_incident(people, township)
     with pytest.raises(TransitionNotAllowed) as refused:
-        services.incident_close(
-            actor=people["duty"], incident=incident, feedback="x", settled_level="grid"
-        )
+        incident_close(actor=people["duty"], incident=incident, feedback="x", settled_level="grid")
     assert refused.value.code == "incident_not_resolved"
 
 
@@ -233,7 +234,7 @@ def test_state_changes_broadcast_only_on_commit(
         incident = open_incident(people, township)
         blow(people, incident, "chengguan")
     groups = [group for group, _ in capture_broadcasts]
-    assert f"incident.{incident.pk}" in groups and "dept.chengguan" in groups
+    assert "board.qingshui" in groups and "dept.chengguan" in groups
     assert {e["type"] for _, e in capture_broadcasts} >= {
         "incident.opened",
         "whistle.blown",
@@ -254,7 +255,7 @@ def neighbour(demo):
 
 
 def blow_joint(actor, incident, neighbour):
-    return services.whistle_blow(
+    return whistle_blow(
         actor=actor,
         incident=incident,
         kind=Whistle.Kind.GENERAL,
@@ -286,8 +287,8 @@ def test_a_joint_whistle_summons_the_neighbours_office_only_once_it_confirms(
     # Nobody but the neighbour (or a district role) confirms.
     for who in (people["duty"], people["supervisor"], people["chengguan"]):
         with pytest.raises(ActionForbidden):
-            services.whistle_joint_confirm(actor=who, whistle=whistle)
-    services.whistle_joint_confirm(actor=ds_duty, whistle=whistle)
+            whistle_joint_confirm(actor=who, whistle=whistle)
+    whistle_joint_confirm(actor=ds_duty, whistle=whistle)
     whistle.refresh_from_db()
     assert whistle.joint_status == Whistle.JointStatus.CONFIRMED
     assert whistle.joint_decided_by == ds_duty and whistle.joint_pending == []
@@ -298,7 +299,7 @@ def test_a_joint_whistle_summons_the_neighbours_office_only_once_it_confirms(
     assert actions("summons", late.pk) == ["summons.notified"]
     assert late.check_in_deadline == whistle.joint_decided_at + whistle.report_within
     with pytest.raises(TransitionNotAllowed) as again:
-        services.whistle_joint_confirm(actor=ds_duty, whistle=whistle)
+        whistle_joint_confirm(actor=ds_duty, whistle=whistle)
     assert again.value.code == "joint_not_pending"
 
 
@@ -307,8 +308,8 @@ def test_a_declined_joint_whistle_never_summons_the_neighbour(people, township, 
     whistle = blow_joint(people["duty"], incident, neighbour)
     ds_duty = User.objects.get(username="ds-duty")
     with pytest.raises(TransitionNotAllowed):
-        services.whistle_joint_decline(actor=ds_duty, whistle=whistle, reason=" ")
-    services.whistle_joint_decline(actor=ds_duty, whistle=whistle, reason="不在我镇辖区")
+        whistle_joint_decline(actor=ds_duty, whistle=whistle, reason=" ")
+    whistle_joint_decline(actor=ds_duty, whistle=whistle, reason="不在我镇辖区")
     whistle.refresh_from_db()
     assert whistle.joint_status == Whistle.JointStatus.DECLINED
     assert {s.department.code for s in whistle.summonses.all()} == {"chengguan"}

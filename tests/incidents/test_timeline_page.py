@@ -6,8 +6,10 @@ import pytest
 from django.utils import timezone
 
 from command.org.models import Category, Department, Township, User
-from incidents import services
 from incidents.models import Whistle
+from incidents.services.incidents import incident_open
+from incidents.services.summonses import summons_check_in, summons_done
+from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.conftest import raise_alert, signed_in
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +22,7 @@ def test_timeline_tells_the_incident_in_order(demo):
         alert_id = raise_alert(township.pk, "cam-01:parking")
     from alerts.models import Alert
 
-    incident = services.incident_open(
+    incident = incident_open(
         actor=duty,
         township=township,
         category=Category.objects.get(code="parking"),
@@ -28,15 +30,15 @@ def test_timeline_tells_the_incident_in_order(demo):
         title="滨河路违停",
         alerts=[Alert.objects.get(pk=alert_id)],
     )
-    summons = services.whistle_blow(
+    summons = whistle_blow(
         actor=duty,
         incident=incident,
         kind=Whistle.Kind.EMERGENCY,
         purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
-        departments=[services.SummonedDepartment(Department.objects.get(code="chengguan"))],
+        departments=[SummonedDepartment(Department.objects.get(code="chengguan"))],
     ).summonses.get()
-    services.summons_check_in(actor=member, summons=summons)
-    services.summons_done(actor=member, summons=summons, note="已清理")
+    summons_check_in(actor=member, summons=summons)
+    summons_done(actor=member, summons=summons, note="已清理")
 
     response = signed_in("supervisor").get(
         f"/supervise/qingshui/incidents/{incident.pk}/", HTTP_ACCEPT_LANGUAGE="zh"
@@ -62,7 +64,7 @@ def test_timeline_tells_the_incident_in_order(demo):
 
 
 def test_timeline_is_for_the_township_only(demo):
-    incident = services.incident_open(
+    incident = incident_open(
         actor=User.objects.get(username="duty"),
         township=Township.objects.get(code="qingshui"),
         category=Category.objects.get(code="parking"),
@@ -94,7 +96,7 @@ def test_a_night_of_repeats_is_one_row(demo):
             time=timezone.now() - timedelta(seconds=10 - n),
             detail={"metric": "water_level", "value": value, "threshold": 0.5},
         )
-    incident = services.incident_open(
+    incident = incident_open(
         actor=User.objects.get(username="duty"),
         township=township,
         category=Category.objects.get(code="flood"),

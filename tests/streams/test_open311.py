@@ -8,7 +8,7 @@ from lxml import etree
 from api.open311 import grid_at
 from command.org.models import User
 from command.org.tokens import api_token_create
-from incidents import services as incident_services
+from incidents.services.incidents import incident_close, incident_open, incident_resolve
 from streams.models import GridReport
 
 pytestmark = pytest.mark.django_db
@@ -95,7 +95,7 @@ def test_a_311_client_files_a_request_and_follows_it(demo):
 
     # The duty officer opens an incident from it, resolves and closes it: the request is closed.
     duty = User.objects.get(username="duty")
-    incident = incident_services.incident_open(
+    incident = incident_open(
         actor=duty,
         township=report.township,
         category=report.category,
@@ -103,10 +103,8 @@ def test_a_311_client_files_a_request_and_follows_it(demo):
         title="桥下垃圾",
         alerts=[report.alert],
     )
-    incident_services.incident_resolve(actor=duty, incident=incident)
-    incident_services.incident_close(
-        actor=duty, incident=incident, feedback="已清运", settled_level="grid"
-    )
+    incident_resolve(actor=duty, incident=incident)
+    incident_close(actor=duty, incident=incident, feedback="已清运", settled_level="grid")
     xml = etree.fromstring(
         Client()
         .get("/open311/v2/requests.xml", {"api_key": key("duty"), "service_request_id": report.pk})

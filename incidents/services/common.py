@@ -1,0 +1,62 @@
+"""What every service of this package shares: the timeline row and the board broadcast a change
+writes, and the checks of who may act."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+from command import realtime
+from command.errors import ActionForbidden
+from command.org import policy
+from command.org.models import Township, User
+from command.timeline.records import timeline_record
+from incidents.models import Incident, Summons, Whistle
+
+log = logging.getLogger("whistle.incidents")
+
+
+def record(
+    subject: Incident | Whistle | Summons,
+    township_id: int,
+    action: str,
+    *,
+    actor: User | None,
+    source: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    time: datetime | None = None,
+) -> None:
+    timeline_record(
+        township_id=township_id,
+        subject_type=subject._meta.model_name,
+        subject_id=subject.pk,
+        action=action,
+        source=source,
+        actor_id=actor.pk if actor else None,
+        before=before,
+        after=after,
+        time=time,
+    )
+
+
+def broadcast(incident: Incident, event_type: str, **fields: Any) -> None:
+    event = {"type": event_type, "incident_id": incident.pk, **fields}
+    realtime.broadcast_on_commit(realtime.board_group(incident.township.code), event)
+
+
+def require_officer(actor: User, township: Township) -> None:
+    """Duty officers of the township (and its or the district's administrators) run
+    incidents (command.org.policy.can_command)."""
+    if policy.can_command(actor, township):
+        return
+    raise ActionForbidden(_("Only the township's duty officers may do this."))
+
+
+def require_member(actor: User, department_id: int) -> None:
+    if policy.can_act_for_department(actor, department_id):
+        return
+    raise ActionForbidden(_("Only members of the summoned department may do this."))

@@ -1,0 +1,210 @@
+"""Deadlines and escalation (督办): each summons' reminder and escalation steps, run by the job
+chain (``incidents.tasks``) and, as a backstop, by the periodic sweep."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Func, IntegerField
+from procrastinate.contrib.django import app
+from procrastinate.exceptions import AlreadyEnqueued
+
+from command import clock, realtime
+from command.timeline.actions import Action
+from command.timeline.models import TimelineEntry
+from incidents.models import Summons, Whistle
+from incidents.services.common import log, record
+from incidents.services.pushes import announce_summons
+from incidents.services.summonses import locked_summonses
+
+# Who hears of an overdue summons, and when (督办): copied onto each whistle when it is blown.
+DEFAULT_ESCALATION_POLICY: list[dict[str, Any]] = [
+    {"level": 1, "after_deadline_minutes": 0, "notify": "township_supervisors"},
+    {"level": 2, "after_deadline_minutes": 30, "notify": "district_supervisors"},
+]
+
+
+# A reminder goes out this long before the deadline (a third of the window when that is shorter).
+REMIND_BEFORE = timedelta(minutes=10)
+
+
+# The deadline sweep leaves a step this long to its own job (which fires within the worker's
+# polling interval) before running it itself, so that on a good day the chain does the work.
+SWEEP_GRACE = timedelta(seconds=5)
+
+
+def step_times(summons: Summons, whistle: Whistle) -> list[datetime]:
+    """When each step runs: the reminder, then every escalation level of the policy snapshot."""
+    deadline = summons.check_in_deadline
+    times = [deadline - min(REMIND_BEFORE, whistle.report_within / 3)]
+    for step in whistle.escalation_policy:
+        times.append(deadline + timedelta(minutes=int(step["after_deadline_minutes"])))
+    return times
+
+
+DEADLINE_TASK = "incidents.tasks.summons_deadline"
+
+
+def schedule_deadline_step(summons_id: int, step: int, at: datetime) -> None:
+    """Defer one step of the summons' deadline chain, in the current transaction (procrastinate
+    writes its jobs through Django's connection). Each step defers the next when it runs, so a
+    whistle costs one job per summons, and a chain never outlives its summons."""
+    try:
+        # By name: incidents.tasks imports this module, not the other way round.
+        app.configure_task(
+            DEADLINE_TASK, schedule_at=at, queueing_lock=f"summons-{summons_id}-step-{step}"
+        ).defer(summons_id=summons_id, step=step)
+    except AlreadyEnqueued:
+        pass  # a step that ran twice: its successor is already waiting
+
+
+def summons_deadline_step(*, summons_id: int, step: int) -> str:
+    """Run step ``step`` (0: reminder, n: escalation level n) and schedule the next one."""
+    with transaction.atomic():
+        summons = Summons.objects.select_related("whistle").filter(pk=summons_id).first()
+        if summons is None:
+            return "gone"
+        outcome = (
+            summons_remind(summons_id=summons_id)
+            if step == 0
+            else summons_escalate(summons_id=summons_id, level=step)
+        )
+        summons.refresh_from_db(fields=["status"])
+        times = step_times(summons, summons.whistle)
+        waiting = summons.status in Summons.WAITING_STATUSES
+        if waiting and step + 1 < len(times):
+            schedule_deadline_step(summons_id, step + 1, times[step + 1])
+    return outcome
+
+
+def summons_deadlines_sweep() -> int:
+    """Run every deadline step that is due and has not run; returns how many steps ran.
+
+    The backstop of the job chain (see ``incidents.tasks``): it finds waiting summonses
+    whose reminder or escalation moment has passed and runs those steps through the same
+    services, which re-check under the row lock, so a step the chain runs at the same moment
+    happens once. Fully escalated summonses drop out of the query, so its cost is the number of
+    summonses in their last ten minutes or still escalating, not every open one.
+    """
+    now = clock.now()
+    due = (
+        Summons.objects.filter(
+            status__in=Summons.WAITING_STATUSES, check_in_deadline__lte=now + REMIND_BEFORE
+        )
+        .annotate(
+            levels=Func(
+                F("whistle__escalation_policy"),
+                function="jsonb_array_length",
+                output_field=IntegerField(),
+            )
+        )
+        .filter(escalation_level__lt=F("levels"))
+        .select_related("whistle")
+        .order_by("check_in_deadline", "pk")
+    )
+    summonses = list(due)
+    reminded = set(
+        TimelineEntry.objects.filter(
+            subject_type="summons",
+            subject_id__in=[s.pk for s in summonses],
+            action=Action.SUMMONS_REMINDED,
+        ).values_list("subject_id", flat=True)
+    )
+    ran = 0
+    failed: list[int] = []
+    cutoff = now - SWEEP_GRACE
+    for summons in summonses:
+        try:
+            for step, at in enumerate(step_times(summons, summons.whistle)):
+                if at > cutoff:
+                    break
+                if step == 0:
+                    if summons.pk not in reminded:
+                        ran += summons_remind(summons_id=summons.pk) == "reminded"
+                elif summons.escalation_level < step:
+                    outcome = summons_escalate(summons_id=summons.pk, level=step)
+                    ran += outcome.startswith("escalated")
+        except Exception:
+            # One summons must not hold up the others; the next sweep tries it again.
+            log.exception("deadline sweep failed for summons %s", summons.pk)
+            failed.append(summons.pk)
+    if ran:
+        log.warning("deadline sweep ran %s step(s) the job chain had not", ran)
+    if failed:
+        raise RuntimeError(f"deadline sweep failed for summonses {failed}")
+    return ran
+
+
+def summons_remind(*, summons_id: int) -> str:
+    """Remind a department that has not checked in yet."""
+    with transaction.atomic():
+        summons = locked_summonses().filter(pk=summons_id).first()
+        if summons is None or summons.status not in Summons.WAITING_STATUSES:
+            return "nothing to remind"
+        already = TimelineEntry.objects.filter(
+            subject_type="summons", subject_id=summons.pk, action=Action.SUMMONS_REMINDED
+        ).exists()
+        if already:
+            return "already reminded"
+        record(
+            summons,
+            summons.whistle.incident.township_id,
+            Action.SUMMONS_REMINDED,
+            actor=None,
+            source=TimelineEntry.Source.SYSTEM,
+            after={"deadline": summons.check_in_deadline.isoformat()},
+        )
+        realtime.broadcast_on_commit(
+            realtime.department_group(summons.department.code),
+            {"type": "summons.updated", "summons_id": summons.pk},
+        )
+    return "reminded"
+
+
+def summons_escalate(*, summons_id: int, level: int) -> str:
+    """Past the deadline without checking in: overdue, and escalated to the policy's level.
+
+    Levels only go up, under a row lock: a job that runs twice or late changes nothing.
+    """
+    with transaction.atomic():
+        summons = locked_summonses().filter(pk=summons_id).first()
+        if summons is None:
+            return "gone"
+        if summons.status not in Summons.WAITING_STATUSES:
+            return "checked in or closed in time"
+        if summons.escalation_level >= level:
+            return "already escalated"
+        if clock.now() < summons.check_in_deadline:
+            return "not due"  # the deadline moved; the job for the new one will come
+        step = next(
+            (s for s in summons.whistle.escalation_policy if int(s["level"]) == level), None
+        )
+        township_id = summons.whistle.incident.township_id
+        fields = ["escalation_level"]
+        if not summons.overdue:
+            summons.overdue = True
+            fields.append("overdue")
+            record(
+                summons,
+                township_id,
+                Action.SUMMONS_OVERDUE,
+                actor=None,
+                source=TimelineEntry.Source.SYSTEM,
+                after={"deadline": summons.check_in_deadline.isoformat()},
+            )
+        before = summons.escalation_level
+        summons.escalation_level = level
+        summons.save(update_fields=fields)
+        record(
+            summons,
+            township_id,
+            Action.SUMMONS_ESCALATED,
+            actor=None,
+            source=TimelineEntry.Source.SYSTEM,
+            before={"level": before},
+            after={"level": level, "notify": (step or {}).get("notify", "")},
+        )
+        announce_summons(summons, Action.SUMMONS_ESCALATED, key_suffix=f":{level}")
+    return f"escalated to level {level}"
