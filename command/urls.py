@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 
 from api import open311
-from api.views import api_urls
+from api.v1 import api_urls
 from frontend import replay, supervision, views
 
 urlpatterns = [

@@ -280,7 +280,8 @@ def test_a_joint_whistle_summons_the_neighbours_office_only_once_it_confirms(
     # Our own office is summoned now; the neighbour's waits for the neighbour.
     assert {s.department.code for s in whistle.summonses.all()} == {"chengguan"}
     ds_duty = User.objects.get(username="ds-duty")
-    from api.views import visible_incidents, visible_summonses
+    from api.common import visible_incidents
+    from api.summonses import visible_summonses
 
     # The neighbour's duty officer sees the incident it is asked to join.
     assert visible_incidents(ds_duty).filter(pk=incident.pk).exists()

@@ -1,0 +1,113 @@
+"""Alerts on the duty board: the list, and a duty officer's acknowledge, dismiss and merge."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from ninja import Router, Schema
+
+from alerts.models import Alert
+from alerts.services import alert_acknowledge, alert_dismiss, alert_merge
+from api.common import PageLimit, Problem, request_actor, request_source
+from command.errors import ActionForbidden
+from command.org import policy
+from command.org.models import User
+
+router = Router(tags=["alerts"])
+
+
+class AlertOut(Schema):
+    id: int
+    township: str
+    category: str | None
+    severity: str
+    status: str
+    title: str
+    device: str | None
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+
+    @staticmethod
+    def from_alert(alert: Alert) -> AlertOut:
+        return AlertOut(
+            id=alert.pk,
+            township=alert.township.code,
+            category=alert.category.code if alert.category else None,
+            severity=alert.severity,
+            status=alert.status,
+            title=alert.title,
+            device=alert.device.code if alert.device else None,
+            count=alert.count,
+            first_seen=alert.first_seen,
+            last_seen=alert.last_seen,
+        )
+
+
+class DismissIn(Schema):
+    reason: str
+
+
+class MergeIn(Schema):
+    into: int
+
+
+@router.get("/alerts", response=list[AlertOut])
+def list_alerts(request: HttpRequest, status: str = "open", limit: PageLimit = 100):
+    queryset = policy.alerts(
+        request_actor(request), Alert.objects.select_related("township", "category", "device")
+    )
+    if status == "open":
+        queryset = queryset.filter(status__in=Alert.OPEN_STATUSES)
+    elif status != "all":
+        queryset = queryset.filter(status=status)
+    return [AlertOut.from_alert(a) for a in queryset.order_by("-last_seen")[: min(limit, 500)]]
+
+
+def _officer_townships(user: User) -> set[int] | None:
+    """Where ``user`` acts on alerts; an alert elsewhere answers 404 (the service's scope)."""
+    townships = policy.command_township_ids(user)
+    if townships is not None and not townships:
+        raise ActionForbidden(_("Only duty officers act on alerts."))
+    return townships
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response={200: AlertOut, 409: Problem})
+def acknowledge_alert(request: HttpRequest, alert_id: int):
+    user = request_actor(request)
+    alert = alert_acknowledge(
+        alert_id=alert_id,
+        actor_id=user.pk,
+        township_ids=_officer_townships(user),
+        source=request_source(request),
+    )
+    return AlertOut.from_alert(alert)
+
+
+@router.post("/alerts/{alert_id}/dismiss", response={200: AlertOut, 409: Problem})
+def dismiss_alert(request: HttpRequest, alert_id: int, body: DismissIn):
+    user = request_actor(request)
+    alert = alert_dismiss(
+        alert_id=alert_id,
+        actor_id=user.pk,
+        township_ids=_officer_townships(user),
+        reason=body.reason,
+        source=request_source(request),
+    )
+    return AlertOut.from_alert(alert)
+
+
+@router.post("/alerts/{alert_id}/merge", response={200: AlertOut, 409: Problem})
+def merge_alert(request: HttpRequest, alert_id: int, body: MergeIn):
+    """Fold this alert into another open one (``into``); the one kept is returned."""
+    user = request_actor(request)
+    kept = alert_merge(
+        alert_id=alert_id,
+        into_id=body.into,
+        actor_id=user.pk,
+        township_ids=_officer_townships(user),
+        source=request_source(request),
+    )
+    return AlertOut.from_alert(kept)
