@@ -233,7 +233,7 @@ def seed_extra(rng: random.Random) -> None:
     from django.contrib.auth.hashers import make_password
 
     from command.org.models import Department, Device, Grid, Township, User
-    from demo.seed import SENSOR_PROFILES
+    from demo.data import SENSOR_PROFILES
 
     township = Township.objects.get(code=TOWNSHIP)
     grids = list(Grid.objects.filter(township=township).order_by("code"))

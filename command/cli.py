@@ -98,7 +98,7 @@ def serve(host: str, port: int, on_ready: Callable[[], None] | None = None) -> N
 def demo_passwords() -> dict[str, str]:
     """Demo passwords are random per data dir, kept there so a restart prints the same ones."""
     from command import embedded
-    from demo.seed import DEMO_USERNAMES
+    from demo.data import DEMO_USERNAMES
 
     path = embedded.data_dir() / "demo-accounts.json"
     if path.exists():

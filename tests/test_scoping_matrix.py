@@ -21,7 +21,7 @@ from django.urls import URLPattern, URLResolver
 
 from command.org.models import Category, Department, Device, Grid, Township, User
 from command.org.tokens import api_token_create
-from demo.seed import GRID_OFFICER_GRID
+from demo.data import GRID_OFFICER_GRID
 from incidents.models import Incident, Whistle
 from incidents.photos import photo_store
 from incidents.services.incidents import incident_add_evidence, incident_open

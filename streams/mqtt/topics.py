@@ -1,4 +1,4 @@
-"""Topic names of DESIGN.md §6, matched without regular expressions on the hot path."""
+"""Topic names of docs/payloads.md, matched without regular expressions on the hot path."""
 
 from __future__ import annotations
 

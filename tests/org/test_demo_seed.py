@@ -14,7 +14,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from command.org.models import Category, Department, Device, Grid, Responsibility, User
-from demo.seed import DEMO_USERNAMES, seed_demo
+from demo.data import DEMO_USERNAMES
+from demo.seed import seed_demo
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from command.org.models import User
-from demo.seed import ADMIN_USERNAMES, DEMO_USERNAMES, seed_demo
+from demo.data import ADMIN_USERNAMES, DEMO_USERNAMES
+from demo.seed import seed_demo
 
 
 class Command(BaseCommand):
