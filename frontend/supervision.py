@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from command.timeline.actions import details as action_details
 from command.timeline.actions import label as action_label
 from frontend import maps
 from frontend.views import supervised_township
@@ -148,6 +149,7 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
     for row in rows:
         e = row.entry
         row.label = action_label(e.action)
+        row.details = action_details(e.after)
         row.who = departments.get(e.subject_id) if e.subject_type == "summons" else None
         row.since_opened = e.time - target.opened_at
         row.since_whistle = (

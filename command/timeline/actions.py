@@ -216,6 +216,52 @@ def payload_check(
     return member
 
 
+# How each payload key reads on the timeline page, in the reader's language.
+FIELD_LABELS = {
+    "count": _("count"),
+    "severity": _("severity"),
+    "metric": _("metric"),
+    "value": _("value"),
+    "threshold": _("threshold"),
+    "rate": _("rate"),
+    "label": _("detected"),
+    "score": _("score"),
+    "report": _("grid report"),
+    "reason": _("reason"),
+    "dismiss_reason": _("reason"),
+    "into": _("merged into alert"),
+    "from": _("absorbed alert"),
+    "incident": _("incident"),
+    "alerts": _("alerts"),
+    "feedback": _("feedback"),
+    "settled_level": _("settled at"),
+    "kind": _("kind"),
+    "url": _("link"),
+    "caption": _("caption"),
+    "added_by": _("added by"),
+    "purpose": _("purpose"),
+    "departments": _("departments"),
+    "joint_township": _("joint township"),
+    "joint_status": _("joint status"),
+    "awaiting": _("awaiting confirmation"),
+    "deadline": _("deadline"),
+    "note": _("note"),
+    "on_time": _("on time"),
+    "position": _("position"),
+    "level": _("level"),
+    "notify": _("notified"),
+}
+
+
+def details(after: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    """A row's payload as (label, value) pairs for people; the status is shown elsewhere."""
+    return [
+        (str(FIELD_LABELS.get(key, key)), value)
+        for key, value in (after or {}).items()
+        if key != "status"
+    ]
+
+
 def label(action: str) -> str:
     """The reader's words for an action; an action from a newer release reads as itself."""
     try:
