@@ -229,16 +229,17 @@ def test_long_rule_name_cuts_the_alert_title_instead_of_losing_the_reading(demo)
 def test_a_message_that_breaks_the_write_path_is_isolated(demo, monkeypatch):
     """Fault injected into the rules: whatever one message provokes after parsing (not a lost
     connection) costs that message, not the batch, and never a retry loop."""
-    import streams.ingest as ingest
+    # The rules run behind streams.handoff; alerts.evaluation is where they are called.
+    import alerts.evaluation as evaluation
 
-    real = ingest.camera_rule_alert
+    real = evaluation.camera_rule_alert
 
     def explode_on_bomb(**kwargs):
         if kwargs["label"] == "bomb":
             raise ZeroDivisionError("a bug one payload reaches")
         return real(**kwargs)
 
-    monkeypatch.setattr(ingest, "camera_rule_alert", explode_on_bomb)
+    monkeypatch.setattr(evaluation, "camera_rule_alert", explode_on_bomb)
     bomb = InboundMessage(CAMERA, b'{"id": "b-1", "label": "bomb"}')
     goods = [good_reading(float(i)) for i in range(1, 6)]
     result = store_batch_isolating([*goods[:3], bomb, *goods[3:]])
