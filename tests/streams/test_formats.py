@@ -2,8 +2,10 @@
 documented; a new camera vendor is one module and one line (here: a module's worth in a test)."""
 
 import json
+import re
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,9 @@ from streams.adapters.registry import FORMATS, UNKNOWN_TOPIC
 from streams.ingest import InboundMessage, directory, store_batch
 from streams.models import DeadLetter, DeviceEvent
 from streams.models import Reading as StoredReading
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "payloads.md"
+
 
 # --- a toy camera vendor, as its module in streams/adapters would declare it ---------------------
 
@@ -191,6 +196,22 @@ def test_a_format_is_declared_consistently():
         DeviceInPayload("frigate camera")
     with pytest.raises(ValueError, match="exists"):
         FORMATS.register(FORMATS["telemetry"])
+
+
+# --- docs/payloads.md prints the registry --------------------------------------------------------
+
+TABLE = re.compile(
+    r"<!-- payload formats: .*? -->\n(.*?)<!-- end of payload formats -->", re.DOTALL
+)
+
+
+def test_docs_list_every_registered_format(settings):
+    settings.MQTT_TOPIC_PREFIX = "whistle"
+    settings.FRIGATE_TOPIC_PREFIX = "frigate"
+    found = TABLE.search(DOCS.read_text())
+    assert found, "docs/payloads.md lost its table of payload formats"
+    expected = FORMATS.table()
+    assert found.group(1) == expected, f"paste this table into docs/payloads.md:\n{expected}"
 
 
 def test_whistles_own_formats_and_frigates_are_registered():
