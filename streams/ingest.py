@@ -29,14 +29,12 @@ from psycopg.types.json import Jsonb
 
 from command import clock
 from command.org.models import Device
-from streams.adapters import frigate as frigate_adapter
-from streams.adapters import native
-from streams.adapters.base import CameraEvent, Presence, Reading, Rejected, short_repr
-from streams.adapters.frigate import FrigateDetection
+from streams.adapters.base import CameraEvent, Detection, Reading, Rejected, short_repr
+from streams.adapters.payload_format import Becomes, PayloadFormat
+from streams.adapters.registry import FORMATS, UNKNOWN_TOPIC, TopicMatch
 from streams.devices import presence_event_id
 from streams.handoff import DeviceRef, Stored, stored
 from streams.models import DeadLetter
-from streams.mqtt import topics
 
 log = logging.getLogger("whistle.ingest")
 _T = TypeVar("_T")
@@ -62,14 +60,16 @@ class BatchResult:
 
 
 class DeviceDirectory:
-    """(township code, device code) → device, cached; misses are looked up in one query."""
+    """(township code, device code) → device, and (metadata key, township code, name) → the
+    township's device whose metadata names it; cached, and the misses of a batch are looked up
+    in one query (one per metadata key)."""
 
     # An administrator's fix (a new device, a device moved to another grid) shows within this.
     TTL = 60.0
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], DeviceRef | None] = {}
-        self._frigate: dict[tuple[str, str], DeviceRef | str] = {}
+        self._named: dict[tuple[str, str, str], DeviceRef | str] = {}
         self._lock = threading.Lock()
         self._loaded_at = time.monotonic()
 
@@ -77,7 +77,7 @@ class DeviceDirectory:
         """Under the lock: drop both maps once they are older than TTL."""
         if time.monotonic() - self._loaded_at > self.TTL:
             self._cache.clear()
-            self._frigate.clear()
+            self._named.clear()
             self._loaded_at = time.monotonic()
 
     def resolve(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], DeviceRef | None]:
@@ -99,54 +99,55 @@ class DeviceDirectory:
         with self._lock:
             return {key: self._cache.get(key) for key in keys}
 
-    def resolve_frigate(
-        self, cameras: set[tuple[str, str]]
-    ) -> dict[tuple[str, str], DeviceRef | str]:
-        """(township code, Frigate camera name) → that township's device whose
-        ``metadata.frigate_camera`` is the name, or why there is none. A camera is looked up only
-        in the township its topic names, so one township's Frigate cannot raise alerts in
-        another's."""
+    def resolve_named(
+        self, keys: set[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], DeviceRef | str]:
+        """(metadata key, township code, name) → that township's device whose
+        ``metadata[key]`` is the name (a Frigate camera's name under ``frigate_camera``), or why
+        there is none. A name is looked up only in the township its topic names, so one
+        township's NVR cannot raise alerts in another's."""
         with self._lock:
             self._expire()
-            missing = [key for key in cameras if key not in self._frigate]
+            missing = [key for key in keys if key not in self._named]
         if missing:
-            found: dict[tuple[str, str], DeviceRef | str] = {
-                (township, name): f"no device of {township} has frigate_camera {short_repr(name)}"
-                for township, name in missing
+            found: dict[tuple[str, str, str], DeviceRef | str] = {
+                (field, township, name): f"no device of {township} has {field} {short_repr(name)}"
+                for field, township, name in missing
             }
-            matches: dict[tuple[str, str], list[DeviceRef]] = {}
-            rows = Device.objects.filter(
-                township__code__in={township for township, _ in missing},
-                metadata__frigate_camera__in={name for _, name in missing},
-            ).values_list(
-                "id",
-                "township_id",
-                "grid_id",
-                "kind",
-                "code",
-                "township__code",
-                "metadata__frigate_camera",
-            )
-            for device_id, township_id, grid_id, kind, code, township, name in rows:
-                if (township, name) in found:
-                    matches.setdefault((township, name), []).append(
-                        DeviceRef(device_id, township_id, grid_id, kind, code)
-                    )
-            for key, refs in matches.items():
-                found[key] = (
-                    refs[0]
-                    if len(refs) == 1
-                    else f"frigate_camera {short_repr(key[1])} is set on {len(refs)} devices"
+            for field in {field for field, _, _ in missing}:
+                matches: dict[tuple[str, str, str], list[DeviceRef]] = {}
+                rows = Device.objects.filter(
+                    township__code__in={t for f, t, _ in missing if f == field},
+                    **{f"metadata__{field}__in": {n for f, _, n in missing if f == field}},
+                ).values_list(
+                    "id",
+                    "township_id",
+                    "grid_id",
+                    "kind",
+                    "code",
+                    "township__code",
+                    f"metadata__{field}",
                 )
+                for device_id, township_id, grid_id, kind, code, township, name in rows:
+                    if (field, township, name) in found:
+                        matches.setdefault((field, township, name), []).append(
+                            DeviceRef(device_id, township_id, grid_id, kind, code)
+                        )
+                for key, refs in matches.items():
+                    found[key] = (
+                        refs[0]
+                        if len(refs) == 1
+                        else f"{field} {short_repr(key[2])} is set on {len(refs)} devices"
+                    )
             with self._lock:
-                self._frigate.update(found)
+                self._named.update(found)
         with self._lock:
-            return {key: self._frigate[key] for key in cameras}
+            return {key: self._named[key] for key in keys}
 
     def forget(self) -> None:
         with self._lock:
             self._cache.clear()
-            self._frigate.clear()
+            self._named.clear()
         _presence.forget()
 
 
@@ -256,53 +257,55 @@ class PreparedBatch:
 def prepare_batch(
     messages: Sequence[InboundMessage], *, now: datetime | None = None
 ) -> PreparedBatch:
+    """Each message's format is looked up by its topic in streams.adapters.registry; the
+    format says how to parse it, how to find its device and what it is stored as."""
     now = now or clock.now()
-    prefix = settings.MQTT_TOPIC_PREFIX
-    frigate_prefix = settings.FRIGATE_TOPIC_PREFIX
+    router = FORMATS.router()
     dead: list[DeadLetter] = []
-    matched: list[tuple[InboundMessage, topics.TopicMatch]] = []
+    matched: list[tuple[InboundMessage, TopicMatch]] = []
     for message in messages:
-        match = topics.match(message.topic, prefix, frigate_prefix)
+        match = router.match(message.topic)
         if match is None:
-            dead.append(_dead(message, "topic matches no known format", now))
+            dead.append(_dead(message, UNKNOWN_TOPIC, now))
         else:
             matched.append((message, match))
 
-    # Frigate names its camera inside the payload, so it is parsed before the device is known.
-    frigate: dict[int, tuple[str, FrigateDetection]] = {}
+    # A payload that names its device (an NVR's camera name) is parsed before the device is known.
+    named: dict[int, tuple[tuple[str, str, str], Detection]] = {}
     for index, (message, match) in enumerate(matched):
-        if match.kind in (topics.FRIGATE_EVENT, topics.FRIGATE_REVIEW):
-            township = match.township or settings.FRIGATE_TOWNSHIP
-            if not township:
-                dead.append(_dead(message, FRIGATE_WITHOUT_TOWNSHIP, now))
-                continue
-            parse = (
-                frigate_adapter.parse_frigate_event
-                if match.kind == topics.FRIGATE_EVENT
-                else frigate_adapter.parse_frigate_review
-            )
-            detection = _parsed(parse, message, now)
-            if isinstance(detection, Rejected):
-                dead.append(_dead(message, detection.reason, now))
-            elif detection is not None:
-                frigate[index] = (township, detection)
-    refs = directory.resolve(
-        {(m.township, m.device) for _, m in matched if m.kind not in topics.FRIGATE_KINDS}
-    )
-    cameras = directory.resolve_frigate(
-        {(township, detection.camera) for township, detection in frigate.values()}
-    )
+        payload_format = match.format
+        if not payload_format.named:
+            continue
+        lookup = payload_format.device
+        township = match.township or (
+            lookup.township_setting and getattr(settings, lookup.township_setting, "")
+        )
+        if not township:
+            dead.append(_dead(message, lookup.without_township, now))
+            continue
+        detection = _parsed(payload_format.parse, message, now)
+        if isinstance(detection, Rejected):
+            dead.append(_dead(message, detection.reason, now))
+        elif detection is None:
+            continue  # valid, nothing to store
+        elif not isinstance(detection, Detection):
+            dead.append(_dead(message, _broken(payload_format, detection), now))
+        else:
+            named[index] = ((lookup.metadata_key, township, detection.camera), detection)
+    refs = directory.resolve({(m.township, m.device) for _, m in matched if not m.format.named})
+    by_name = directory.resolve_named({key for key, _ in named.values()})
     # (device, event, whether it may raise an alert)
     events: list[tuple[DeviceRef, CameraEvent, bool]] = []
     readings: list[tuple[DeviceRef, Reading]] = []
     seen: dict[int, tuple[datetime, bool]] = {}
     for index, (message, match) in enumerate(matched):
-        if match.kind in topics.FRIGATE_KINDS:
-            found = frigate.get(index)
+        payload_format = match.format
+        if payload_format.named:
+            found = named.get(index)
             if found is None:
-                continue  # dead-lettered above
-            township, detection = found
-            camera = cameras[(township, detection.camera)]
+                continue  # dead-lettered or nothing to store, above
+            key, detection = found
+            camera = by_name[key]
             if isinstance(camera, str):
                 dead.append(_dead(message, camera, now))
                 continue
@@ -313,20 +316,23 @@ def prepare_batch(
         if ref is None:
             dead.append(_dead(message, f"unknown device {match.township}/{match.device}", now))
             continue
-        parsed: CameraEvent | list[Reading] | Presence | Rejected
-        if match.kind == topics.CAMERA_EVENT:
-            parsed = _parsed(native.parse_camera_event, message, now)
-        elif match.kind == topics.TELEMETRY:
-            parsed = _parsed(native.parse_telemetry, message, now)
-        else:
-            parsed = _parsed(native.parse_status, message, now)
+        parsed = _parsed(payload_format.parse, message, now)
         if isinstance(parsed, Rejected):
             dead.append(_dead(message, parsed.reason, now))
             continue
+        if parsed is None:
+            continue  # valid, nothing to store
+        if not isinstance(parsed, payload_format.returns):
+            dead.append(_dead(message, _broken(payload_format, parsed), now))
+            continue
         online = True
-        if isinstance(parsed, CameraEvent):
+        becomes = payload_format.becomes
+        if becomes is Becomes.READINGS:
+            for reading in parsed:
+                readings.append((ref, reading))
+        elif becomes is Becomes.EVENTS:
             events.append((ref, parsed, True))
-        elif isinstance(parsed, Presence):
+        else:
             online = parsed.online
             label = "online" if online else "offline"
             # Presence is kept as an event too, so rules see a gateway's last will like a
@@ -345,18 +351,16 @@ def prepare_batch(
                     False,
                 )
             )
-        else:
-            for reading in parsed:
-                readings.append((ref, reading))
         seen[ref.id] = (now, online)
 
     return PreparedBatch(messages, now, dead, events, readings, seen)
 
 
-FRIGATE_WITHOUT_TOWNSHIP = (
-    "Frigate topic names no township: set the township's Frigate mqtt.topic_prefix to "
-    "frigate/<township code> (or FRIGATE_TOWNSHIP for a one-township deployment)"
-)
+def _broken(payload_format: PayloadFormat, parsed: object) -> str:
+    """A parser that returned something it does not declare: its bug, kept as a dead letter
+    (as when one raises) so the batch goes on."""
+    log.error("adapter of %s returned a %s", payload_format, type(parsed).__name__)
+    return f"the parser returned a {type(parsed).__name__} this format does not store"
 
 
 def _parsed(parse: Callable[[bytes, datetime], _T], message: InboundMessage, now: datetime) -> _T:

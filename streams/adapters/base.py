@@ -49,6 +49,16 @@ class Presence:
 
 
 @dataclass(frozen=True, slots=True)
+class Detection:
+    """A camera event from a payload that names its camera (an NVR's message): ingest maps the
+    name to a device (see ``DeviceInPayload`` in streams.adapters.payload_format)."""
+
+    camera: str  # the name the sender gives the camera
+    event: CameraEvent  # event_id and time chosen so a redelivery is idempotent
+    raise_alert: bool  # whether this message should raise/count an alert
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     reason: str
 

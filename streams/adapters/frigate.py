@@ -42,19 +42,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from command.text import bounded_key
 from streams.adapters.base import (
     CameraEvent,
+    Detection,
     Rejected,
     decode_json,
     finite_number,
     parse_time,
     short_repr,
 )
+from streams.adapters.payload_format import Becomes, DeviceInPayload, PayloadFormat
 
 MAX_EVENT_ID = 64  # streams.models.DeviceEvent.event_id
 MAX_LABEL = 48  # streams.models.DeviceEvent.label
@@ -64,12 +65,9 @@ SEVERITIES = ("alert", "detection")
 VERIFIED_SUFFIX = "-verified"
 
 
-@dataclass(frozen=True, slots=True)
-class FrigateDetection:
-    # Frigate camera name; ingest maps it to a device (Device.metadata["frigate_camera"])
-    camera: str
-    event: CameraEvent  # event_id and time chosen so a redelivery is idempotent
-    raise_alert: bool  # whether this message should raise/count an alert
+# The Frigate camera name, its event, whether it may raise an alert; ingest maps the camera name
+# to a device (Device.metadata["frigate_camera"]).
+FrigateDetection = Detection
 
 
 class _Invalid(Exception):
@@ -345,3 +343,36 @@ def _snapshot_time(after: dict[str, Any]) -> float | None:
 
 def _unique(zones: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(zones))
+
+
+WITHOUT_TOWNSHIP = (
+    "Frigate topic names no township: set the township's Frigate mqtt.topic_prefix to "
+    "frigate/<township code> (or FRIGATE_TOWNSHIP for a one-township deployment)"
+)
+# A township's Frigate publishes under its own prefix (Frigate's mqtt.topic_prefix set to
+# ``frigate/<township>``), which the broker's ACL confines to that township's credential; the
+# unprefixed topics are read only where FRIGATE_TOWNSHIP names the one township.
+_CAMERA = DeviceInPayload(
+    metadata_key="frigate_camera",
+    township_setting="FRIGATE_TOWNSHIP",
+    without_township=WITHOUT_TOWNSHIP,
+)
+
+FORMATS = (
+    PayloadFormat(
+        name="frigate_event",
+        topics=("{FRIGATE_TOPIC_PREFIX}/{township?}/events", "{FRIGATE_TOPIC_PREFIX}/events"),
+        parse=parse_frigate_event,
+        device=_CAMERA,
+        becomes=Becomes.EVENTS,
+        summary="Frigate NVR: one tracked object: `new`, then `update`s, then `end`",
+    ),
+    PayloadFormat(
+        name="frigate_review",
+        topics=("{FRIGATE_TOPIC_PREFIX}/{township?}/reviews", "{FRIGATE_TOPIC_PREFIX}/reviews"),
+        parse=parse_frigate_review,
+        device=_CAMERA,
+        becomes=Becomes.EVENTS,
+        summary="Frigate NVR (0.14 and later): one review item: `new`, `update`s, `end`",
+    ),
+)

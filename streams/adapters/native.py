@@ -16,6 +16,7 @@ from streams.adapters.base import (
     parse_time,
     short_repr,
 )
+from streams.adapters.payload_format import Becomes, DeviceInTopic, PayloadFormat
 
 
 def parse_camera_event(payload: bytes, now: datetime) -> CameraEvent | Rejected:
@@ -106,3 +107,31 @@ def parse_status(payload: bytes, now: datetime) -> Presence | Rejected:
     if status not in ("online", "offline"):
         return Rejected("status must be 'online' or 'offline'")
     return Presence(online=status == "online", time=now)
+
+
+FORMATS = (
+    PayloadFormat(
+        name="camera_event",
+        topics=("{MQTT_TOPIC_PREFIX}/{township}/camera/{device}/event",),
+        parse=parse_camera_event,
+        device=DeviceInTopic(),
+        becomes=Becomes.EVENTS,
+        summary="a camera detection",
+    ),
+    PayloadFormat(
+        name="telemetry",
+        topics=("{MQTT_TOPIC_PREFIX}/{township}/sensor/{device}/telemetry",),
+        parse=parse_telemetry,
+        device=DeviceInTopic(),
+        becomes=Becomes.READINGS,
+        summary="sensor readings",
+    ),
+    PayloadFormat(
+        name="gateway_status",
+        topics=("{MQTT_TOPIC_PREFIX}/{township}/gateway/{device}/status",),
+        parse=parse_status,
+        device=DeviceInTopic(),
+        becomes=Becomes.PRESENCE,
+        summary="gateway presence (retained, also the last will)",
+    ),
+)

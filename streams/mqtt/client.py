@@ -23,7 +23,7 @@ from django.db import connection
 
 from command import health
 from streams import ingest, metrics
-from streams.mqtt import topics
+from streams.adapters.registry import FORMATS
 
 log = logging.getLogger("whistle.mqtt")
 
@@ -188,7 +188,7 @@ class IngestWorker:
         self.client.on_message = self._on_message
 
     def topics(self) -> list[str]:
-        own = topics.subscriptions(settings.MQTT_TOPIC_PREFIX, settings.FRIGATE_TOPIC_PREFIX)
+        own = FORMATS.subscriptions()
         if self.share_group:
             return [f"$share/{self.share_group}/{topic}" for topic in own]
         return own

@@ -1,79 +1,135 @@
-"""Topic names of docs/payloads.md, matched without regular expressions on the hot path."""
+"""Topic patterns the payload formats declare (streams.adapters.registry), matched level by level
+without regular expressions, and the downlink topic (docs/payloads.md)."""
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-CAMERA_EVENT = "camera_event"
-TELEMETRY = "telemetry"
-GATEWAY_STATUS = "gateway_status"
-FRIGATE_EVENT = "frigate_event"
-FRIGATE_REVIEW = "frigate_review"
-FRIGATE_KINDS = (FRIGATE_EVENT, FRIGATE_REVIEW)
-
-# kind segment and last segment → topic kind
-_NATIVE = {("camera", "event"): CAMERA_EVENT, ("sensor", "telemetry"): TELEMETRY}
-
-
 # Longest codes the organisation's tables hold (org.Township.code, org.Device.code): a longer
-# segment names nothing, so it is refused here rather than looked up.
+# level names nothing, so it is refused here rather than looked up.
 MAX_TOWNSHIP = 40
 MAX_DEVICE = 64
 
+# The levels a pattern captures. ``{township?}`` may be empty: the topic names no township (Frigate
+# with a topic_prefix of ``frigate/`` publishes ``frigate//events``).
+TOWNSHIP = "township"
+TOWNSHIP_OR_NONE = "township?"
+DEVICE = "device"
+_LIMITS = {TOWNSHIP: MAX_TOWNSHIP, TOWNSHIP_OR_NONE: MAX_TOWNSHIP, DEVICE: MAX_DEVICE}
 
-def _fits(segment: str, limit: int) -> bool:
-    return 0 < len(segment) <= limit and "\x00" not in segment and "/" not in segment
+
+def fits(level: str, limit: int) -> bool:
+    return 0 < len(level) <= limit and "\x00" not in level and "/" not in level
 
 
 @dataclass(frozen=True, slots=True)
-class TopicMatch:
-    kind: str
-    township: str
-    device: str
+class TopicPattern:
+    """A topic with named levels: ``{MQTT_TOPIC_PREFIX}/{township}/camera/{device}/event``.
+
+    A name in capitals is a setting, replaced by its value (which may span several levels); a
+    pattern whose setting is empty is switched off. ``{township}``, ``{township?}`` and
+    ``{device}`` are the levels that name the township and the device; anything else is literal.
+    """
+
+    text: str
+    levels: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> TopicPattern:
+        levels = tuple(text.split("/"))
+        for level in levels:
+            name = _placeholder(level)
+            if name is None:
+                if not level or "+" in level or "#" in level or "{" in level or "}" in level:
+                    raise ValueError(f"topic pattern {text!r}: level {level!r} is not a literal")
+            elif not (name in _LIMITS or name.isupper()):
+                raise ValueError(f"topic pattern {text!r}: unknown placeholder {{{name}}}")
+        return cls(text, levels)
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        return tuple(
+            name for level in self.levels if (name := _placeholder(level)) and name.isupper()
+        )
+
+    @property
+    def captures(self) -> frozenset[str]:
+        return frozenset(name for level in self.levels if (name := _placeholder(level)) in _LIMITS)
+
+    def resolve(self, values: Mapping[str, str]) -> ResolvedPattern | None:
+        """The pattern with its settings' values in, or None if one of them is empty."""
+        levels: list[str] = []
+        captures: list[tuple[int, str]] = []
+        for level in self.levels:
+            name = _placeholder(level)
+            if name is None:
+                levels.append(level)
+            elif name in _LIMITS:
+                captures.append((len(levels), name))
+                levels.append("+")
+            else:
+                value = values.get(name, "")
+                if not value:
+                    return None
+                levels.extend(value.split("/"))
+        captured = {index for index, _ in captures}
+        return ResolvedPattern(
+            filter="/".join(levels),
+            size=len(levels),
+            literals=tuple(
+                (index, level) for index, level in enumerate(levels) if index not in captured
+            ),
+            captures=tuple(captures),
+        )
+
+    def display(self, values: Mapping[str, str]) -> str:
+        """For people: settings filled in, the captured levels named."""
+        shown = []
+        for level in self.levels:
+            name = _placeholder(level)
+            if name is None:
+                shown.append(level)
+            elif name in _LIMITS:
+                shown.append("{" + name.rstrip("?") + "}")
+            else:
+                shown.append(values.get(name, "") or level)
+        return "/".join(shown)
 
 
-def subscriptions(prefix: str = "whistle", frigate_prefix: str = "frigate") -> list[str]:
-    own = [
-        f"{prefix}/+/camera/+/event",
-        f"{prefix}/+/sensor/+/telemetry",
-        f"{prefix}/+/gateway/+/status",
-    ]
-    if frigate_prefix:
-        # A township's Frigate publishes under its own prefix (Frigate's mqtt.topic_prefix set to
-        # ``frigate/<township>``), which the broker's ACL confines to that township's credential.
-        own += [f"{frigate_prefix}/+/events", f"{frigate_prefix}/+/reviews"]
-        own += [f"{frigate_prefix}/events", f"{frigate_prefix}/reviews"]
-    return own
+@dataclass(frozen=True, slots=True)
+class ResolvedPattern:
+    filter: str  # the MQTT subscription filter: captured levels are ``+``
+    size: int
+    literals: tuple[tuple[int, str], ...]
+    captures: tuple[tuple[int, str], ...]
 
-
-@functools.lru_cache(maxsize=65_536)
-def match(
-    topic: str, prefix: str = "whistle", frigate_prefix: str = "frigate"
-) -> TopicMatch | None:
-    if frigate_prefix and topic.startswith(frigate_prefix + "/"):
-        township, _, leaf = topic[len(frigate_prefix) + 1 :].rpartition("/")
-        if township and not _fits(township, MAX_TOWNSHIP):
+    def keys(self, levels: list[str]) -> tuple[str, str] | None:
+        """(township, device) a topic split into ``levels`` names, or None if it does not
+        match; either is ``""`` where the pattern captures none."""
+        if len(levels) != self.size:
             return None
-        if leaf == "events":
-            return TopicMatch(FRIGATE_EVENT, township, "")
-        if leaf == "reviews":
-            return TopicMatch(FRIGATE_REVIEW, township, "")
-        return None
-    parts = topic.split("/")
-    if (
-        len(parts) != 5
-        or parts[0] != prefix
-        or not _fits(parts[1], MAX_TOWNSHIP)
-        or not _fits(parts[3], MAX_DEVICE)
-    ):
-        return None
-    if parts[2] == "gateway" and parts[4] == "status":
-        return TopicMatch(GATEWAY_STATUS, parts[1], parts[3])
-    kind = _NATIVE.get((parts[2], parts[4]))
-    if kind is None:
-        return None
-    return TopicMatch(kind, parts[1], parts[3])
+        for index, literal in self.literals:
+            if levels[index] != literal:
+                return None
+        township = device = ""
+        for index, name in self.captures:
+            level = levels[index]
+            if name == TOWNSHIP_OR_NONE and not level:
+                continue
+            if not fits(level, _LIMITS[name]):
+                return None
+            if name == DEVICE:
+                device = level
+            else:
+                township = level
+        return township, device
+
+
+def _placeholder(level: str) -> str | None:
+    if len(level) > 2 and level[0] == "{" and level[-1] == "}":
+        return level[1:-1]
+    return None
 
 
 def dispatch_topic(township: str, department: str, prefix: str = "whistle") -> str:

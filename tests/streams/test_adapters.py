@@ -5,7 +5,7 @@ import pytest
 
 from streams.adapters.base import Rejected
 from streams.adapters.native import parse_camera_event, parse_status, parse_telemetry
-from streams.mqtt import topics
+from streams.adapters.registry import FORMATS, TopicMatch
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -86,11 +86,63 @@ def test_status_plain_and_json():
     assert isinstance(parse_status(b"maybe", NOW), Rejected)
 
 
-def test_topics_match_the_native_layout():
-    match = topics.match("whistle/qingshui/camera/cam-01/event")
-    assert match == topics.TopicMatch(topics.CAMERA_EVENT, "qingshui", "cam-01")
-    assert topics.match("whistle/qingshui/sensor/wl-01/telemetry").kind == topics.TELEMETRY
-    assert topics.match("whistle/qingshui/gateway/gw-1/status").kind == topics.GATEWAY_STATUS
-    assert topics.match("whistle/qingshui/camera/cam-01/snapshot") is None
-    assert topics.match("other/qingshui/camera/cam-01/event") is None
-    assert topics.match("whistle//camera/cam-01/event") is None
+@pytest.fixture
+def default_prefixes(settings):
+    settings.MQTT_TOPIC_PREFIX = "whistle"
+    settings.FRIGATE_TOPIC_PREFIX = "frigate"
+
+
+def kind(topic: str) -> str | None:
+    match = FORMATS.match(topic)
+    return match and match.format.name
+
+
+def test_topics_match_the_native_layout(default_prefixes):
+    match = FORMATS.match("whistle/qingshui/camera/cam-01/event")
+    assert match == TopicMatch(FORMATS["camera_event"], "qingshui", "cam-01")
+    assert kind("whistle/qingshui/sensor/wl-01/telemetry") == "telemetry"
+    assert kind("whistle/qingshui/gateway/gw-1/status") == "gateway_status"
+    assert FORMATS.match("whistle/qingshui/camera/cam-01/snapshot") is None
+    assert FORMATS.match("other/qingshui/camera/cam-01/event") is None
+    assert FORMATS.match("whistle//camera/cam-01/event") is None
+    assert FORMATS.match("whistle/" + "t" * 41 + "/camera/cam-01/event") is None
+    assert kind("whistle/qingshui/sensor/" + "d" * 64 + "/telemetry") == "telemetry"
+    assert FORMATS.match("whistle/qingshui/sensor/" + "d" * 65 + "/telemetry") is None
+    assert FORMATS.match("whistle/qingshui/sensor/d\x00/telemetry") is None
+
+
+def test_frigate_topics_name_the_township_or_none(default_prefixes):
+    assert FORMATS.match("frigate/qingshui/events") == TopicMatch(
+        FORMATS["frigate_event"], "qingshui", ""
+    )
+    assert FORMATS.match("frigate/qingshui/reviews").format.name == "frigate_review"
+    # Unprefixed (and Frigate's topic_prefix "frigate/"): no township, FRIGATE_TOWNSHIP decides.
+    assert FORMATS.match("frigate/events") == TopicMatch(FORMATS["frigate_event"], "", "")
+    assert FORMATS.match("frigate//reviews") == TopicMatch(FORMATS["frigate_review"], "", "")
+    assert FORMATS.match("frigate/a/b/events") is None
+    assert FORMATS.match("frigate/" + "t" * 41 + "/events") is None
+    assert FORMATS.match("frigate/qingshui/stats") is None
+
+
+def test_subscriptions_follow_the_prefix_settings(settings, default_prefixes):
+    assert sorted(FORMATS.subscriptions()) == sorted(
+        [
+            "whistle/+/camera/+/event",
+            "whistle/+/sensor/+/telemetry",
+            "whistle/+/gateway/+/status",
+            "frigate/+/events",
+            "frigate/+/reviews",
+            "frigate/events",
+            "frigate/reviews",
+        ]
+    )
+    settings.MQTT_TOPIC_PREFIX = "site/whistle"
+    settings.FRIGATE_TOPIC_PREFIX = ""  # no Frigate: not subscribed, not matched
+    assert FORMATS.subscriptions() == [
+        "site/whistle/+/camera/+/event",
+        "site/whistle/+/sensor/+/telemetry",
+        "site/whistle/+/gateway/+/status",
+    ]
+    assert kind("site/whistle/qingshui/camera/cam-01/event") == "camera_event"
+    assert FORMATS.match("whistle/qingshui/camera/cam-01/event") is None
+    assert FORMATS.match("frigate/qingshui/events") is None

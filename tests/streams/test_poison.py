@@ -229,6 +229,7 @@ def test_long_rule_name_cuts_the_alert_title_instead_of_losing_the_reading(demo)
 def test_a_message_that_breaks_the_write_path_is_isolated(demo, monkeypatch):
     """Fault injected into the rules: whatever one message provokes after parsing (not a lost
     connection) costs that message, not the batch, and never a retry loop."""
+    # The rules run behind streams.handoff; alerts.evaluation is where they are called.
     import alerts.evaluation as evaluation
 
     real = evaluation.camera_rule_alert
