@@ -49,3 +49,46 @@ def test_labels_and_details_read_in_the_readers_language():
         assert label("alert.dismissed") == "Alert dismissed"
         assert details({"dismiss_reason": "false alarm"}) == [("reason", "false alarm")]
     assert label("something.new") == "something.new"  # a row from a newer release reads as is
+
+
+def test_every_dotted_name_in_the_code_is_an_action_or_a_broadcast_type():
+    """A timeline action spelled by hand somewhere (the replay year's generator included) must
+    be one of the vocabulary's; the only other dotted names are the broadcast event types."""
+    import ast
+    from pathlib import Path
+
+    from command.realtime import EVENT_TYPES
+    from command.timeline.actions import Subject
+    from tests.test_layers import PACKAGES
+
+    root = Path(__file__).resolve().parent.parent
+    subjects = tuple(f"{subject.value}." for subject in Subject)
+    known = set(Action) | EVENT_TYPES
+    stray = []
+    for folder in (*PACKAGES, "bench"):
+        for path in (root / folder).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            # Logger names and signal ids ("whistle.worker") are names of another kind.
+            other = {
+                id(argument)
+                for call in ast.walk(tree)
+                if isinstance(call, ast.Call)
+                for argument in (
+                    [*call.args]
+                    if getattr(call.func, "attr", getattr(call.func, "id", "")) == "getLogger"
+                    else [k.value for k in call.keywords if k.arg == "dispatch_uid"]
+                )
+            }
+            for node in ast.walk(tree):
+                if (
+                    id(node) not in other
+                    and isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and node.value.startswith(subjects)
+                    and node.value.count(".") == 1
+                    and not node.value.endswith(".")
+                    and node.value.replace(".", "").replace("_", "").isalpha()
+                    and node.value not in known
+                ):
+                    stray.append(f"{path.relative_to(root)}:{node.lineno} {node.value}")
+    assert not stray, "\n".join(stray)
