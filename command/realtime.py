@@ -164,10 +164,13 @@ class _Outbox:
         return queue
 
     async def _drain(self, queue: asyncio.Queue) -> None:
-        layer = self._layer or get_channel_layer()
         while True:
             group, event = await queue.get()
             OUTBOX_DEPTH.set(queue.qsize())
+            # Looked up per send (a dict lookup): when the settings change the layer (the tests'
+            # own Redis), channels builds a new one, and a layer kept from start-up would
+            # deliver to nobody.
+            layer = self._layer or get_channel_layer()
             try:
                 await asyncio.wait_for(layer.group_send(group, event), self.SEND_TIMEOUT)
             except Exception as exc:

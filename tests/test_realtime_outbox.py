@@ -82,3 +82,38 @@ def test_a_forked_process_starts_an_outbox_of_its_own():
     assert os.read(read, 1) == b"1"
     os.close(read)
     os.close(write)
+
+
+class RecordingLayer:
+    """A channel layer that keeps what it is sent, per configured name."""
+
+    sent: dict[str, list[tuple[str, dict]]] = {}
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def group_send(self, group: str, message: dict) -> None:
+        self.sent.setdefault(self.name, []).append((group, message))
+
+
+def test_the_outbox_sends_through_the_layer_the_settings_name_now():
+    """A layer switched after the outbox started (the tests' own Redis on a laptop without
+    REDIS_URL) gets the later sends: the outbox must not keep the layer it started with."""
+    from django.test import override_settings
+
+    from command.realtime import _Outbox
+
+    backend = f"{__name__}.RecordingLayer"
+    outbox = _Outbox()
+    with override_settings(
+        CHANNEL_LAYERS={"default": {"BACKEND": backend, "CONFIG": {"name": "a"}}}
+    ):
+        outbox.put("board.qingshui", {"type": "alert.raised", "n": 1})
+        wait_for(lambda: RecordingLayer.sent.get("a"), timeout=5, what="the first send")
+    with override_settings(
+        CHANNEL_LAYERS={"default": {"BACKEND": backend, "CONFIG": {"name": "b"}}}
+    ):
+        outbox.put("board.qingshui", {"type": "alert.raised", "n": 2})
+        wait_for(lambda: RecordingLayer.sent.get("b"), timeout=5, what="the send after the switch")
+    assert [m["n"] for _, m in RecordingLayer.sent["a"]] == [1]
+    assert [m["n"] for _, m in RecordingLayer.sent["b"]] == [2]
