@@ -10,8 +10,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
-from django.utils import timezone
 
+from command.org import localtime
 from command.org.models import Township
 from frontend import maps
 from frontend.supervision import ACTIONS
@@ -77,7 +77,7 @@ def frame_parts(township: Township, incident: Incident, frame: replay.Frame) -> 
         "at_ms": _ms(frame.at),
         "replay": True,
     }
-    with timezone.override(township.time_zone):
+    with localtime.shown_in(township):
         return {
             name: render_to_string(f"frontend/partials/{template}.html", context)
             for name, template in PARTS
@@ -112,7 +112,7 @@ def player(request: HttpRequest, township: str, incident: int) -> HttpResponse:
         "devices": maps.overlay(found, [], device_states=False)[0],
         "parts": frame_parts(found, target, replay.board_at(target, at)),
     }
-    with timezone.override(found.time_zone):
+    with localtime.shown_in(found):
         return render(request, "frontend/replay.html", context)
 
 

@@ -7,12 +7,12 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
 from command.errors import ActionForbidden, TransitionNotAllowed
-from command.org import policy
+from command.org import localtime, policy
 from command.org import selectors as org_selectors
 from command.org.auth import is_local_request
 from command.org.models import Department, Township, User
@@ -138,7 +138,7 @@ def board_device(request: HttpRequest, township: str, device: str) -> HttpRespon
 
     found = watched_township(request, township)
     target = get_object_or_404(Device.objects.select_related("grid"), township=found, code=device)
-    with timezone.override(found.time_zone):
+    with localtime.shown_in(found):
         context = {
             "township": found,
             "device": target,
@@ -194,7 +194,8 @@ def report(request: HttpRequest) -> HttpResponse:
             "category", "grid", "alert"
         )[:30],
     }
-    return render(request, "frontend/report.html", context)
+    with localtime.shown_in(user.township):
+        return render(request, "frontend/report.html", context)
 
 
 def photo(request: HttpRequest, photo: uuid.UUID) -> FileResponse:
