@@ -326,13 +326,3 @@ def figures_html(*, township: Township, oob: bool, language: str) -> str:
             "frontend/partials/figures.html",
             {"figures": incident_selectors.board_figures(township=township), "oob": oob},
         )
-
-
-def board_state_parts(*, township: Township, language: str) -> list[Part]:
-    """Everything the board shows, for a socket that has just (re)connected."""
-    return [
-        *alert_queue_parts(township=township, language=language),
-        map_overlay_html(township=township, oob=True, language=language),
-        *incidents_parts(township=township, language=language),
-        figures_html(township=township, oob=True, language=language),
-    ]

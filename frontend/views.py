@@ -16,7 +16,7 @@ from command.org import localtime, policy
 from command.org import selectors as org_selectors
 from command.org.auth import is_local_request
 from command.org.models import Department, Township, User
-from frontend import maps, paging, rendering
+from frontend import maps, paging, rendering, widgets
 from frontend.forms import WhistleForm
 from incidents import selectors as incident_selectors
 from incidents import services as incident_services
@@ -109,10 +109,7 @@ def board(request: HttpRequest, township: str) -> HttpResponse:
     language = translation.get_language() or "zh-hans"
     context = {
         "township": found,
-        "queue_html": rendering.alert_queue_html(township=found, oob=False, language=language),
-        "incidents_html": rendering.incidents_html(township=found, oob=False, language=language),
-        "figures_html": rendering.figures_html(township=found, oob=False, language=language),
-        "map_html": rendering.board_map_html(township=found, language=language),
+        "widgets": widgets.board_page(township=found, language=language),
     }
     return render(request, "frontend/board.html", context)
 
