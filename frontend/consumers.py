@@ -28,7 +28,7 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 
 from command import realtime
 from command.org import selectors as org_selectors
-from frontend import rendering
+from frontend import rendering, widgets
 from frontend.frames import Part, pack
 from incidents import selectors as incident_selectors
 
@@ -282,51 +282,28 @@ class FragmentConsumer(AsyncWebsocketConsumer):
 
 
 class BoardConsumer(FragmentConsumer):
-    """The duty board of a township: alert queue, map, incidents, figures."""
+    """The duty board of a township: its widgets (frontend.widgets), each redrawn by the events
+    its declaration names."""
 
     url_kwarg = "township"
-    # Above this many changed alerts in one frame, the whole queue is re-rendered (one query
-    # for its first page) rather than each row.
-    whole_queue_above = 10
 
     def authorize(self, user: Any, key: str) -> tuple[Any, str] | None:
         township = org_selectors.township_for_board(user=user, code=key)
         return (township, realtime.board_group(township.code)) if township else None
 
     def full_state(self) -> list[Part]:
-        return rendering.board_state_parts(township=self.scoped, language=self.language)
+        return widgets.board_state(township=self.scoped, language=self.language)
 
     def render_batch(self, batch: dict[str, set[int]]) -> list[Part]:
-        township, language = self.scoped, self.language
-        parts: list[Part] = []
-        alerts = batch.get("alert", set())
-        if len(alerts) > self.whole_queue_above:
-            parts += rendering.alert_queue_parts(township=township, language=language)
-        else:
-            parts += [
-                rendering.alert_push_html(township=township, alert_id=alert_id, language=language)
-                for alert_id in sorted(alerts)
-            ]
-        if alerts:
-            parts.append(rendering.map_overlay_html(township=township, oob=True, language=language))
-        if "incidents" in batch:
-            parts += rendering.incidents_parts(township=township, language=language)
-        parts.append(rendering.figures_html(township=township, oob=True, language=language))
-        return parts
+        return widgets.board_batch(township=self.scoped, language=self.language, batch=batch)
 
-    async def _alert_changed(self, event: dict[str, Any]) -> None:
-        self.mark(event, "alert", event["alert_id"])
-
-    alert_raised = _alert_changed
-    alert_updated = _alert_changed
-
-    async def _incidents_changed(self, event: dict[str, Any]) -> None:
-        self.mark(event, "incidents")
-
-    incident_opened = _incidents_changed
-    incident_updated = _incidents_changed
-    whistle_blown = _incidents_changed
-    summons_updated = _incidents_changed
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        marks = widgets.board_marks(message)
+        if not marks:
+            await super().dispatch(message)
+            return
+        for widget, item in marks:
+            self.mark(message, widget, item)
 
 
 class DepartmentConsumer(FragmentConsumer):

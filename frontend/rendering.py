@@ -7,9 +7,10 @@ from datetime import datetime
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import translation
 
 from alerts import selectors
+from command.org import localtime
 from command.org.models import Department, Township
 from frontend import paging
 from frontend.frames import Items, Part
@@ -40,7 +41,7 @@ def alert_queue_html(*, township: Township, oob: bool, language: str) -> str:
     """The queue's first page (the newest open alerts) and "N more" below it."""
     alerts = _alert_rows(selectors.board_alerts(township_id=township.pk, limit=paging.page_size()))
     open_count = selectors.open_alert_count(township_id=township.pk)
-    with translation.override(language), timezone.override(township.time_zone):
+    with translation.override(language), localtime.shown_in(township):
         return render_to_string(
             "frontend/partials/alert_queue.html",
             {
@@ -58,7 +59,7 @@ def alert_queue_parts(*, township: Township, language: str) -> list[Part]:
     then the count and "N more"."""
     alerts = _alert_rows(selectors.board_alerts(township_id=township.pk, limit=paging.page_size()))
     open_count = selectors.open_alert_count(township_id=township.pk)
-    with translation.override(language), timezone.override(township.time_zone):
+    with translation.override(language), localtime.shown_in(township):
         context = {"township": township, "open_count": open_count, "page_size": paging.page_size()}
         return [
             render_to_string(
@@ -88,7 +89,7 @@ def alert_page_html(
         if alerts
         else 0
     )
-    with translation.override(language), timezone.override(township.time_zone):
+    with translation.override(language), localtime.shown_in(township):
         rows = "".join(_alert_row(alert) for alert in alerts)
         return rows + _alert_more(township, remaining=remaining, oob=True)
 
@@ -146,7 +147,7 @@ def summons_inbox_html(*, department: Department, oob: bool, language: str) -> s
         incident_selectors.console_summonses(department_id=department.pk, limit=paging.page_size())
     )
     open_count = incident_selectors.open_summons_count(department_id=department.pk)
-    with translation.override(language), timezone.override(settings.TIME_ZONE):
+    with translation.override(language):
         return render_to_string(
             "frontend/partials/summons_inbox.html",
             {
@@ -165,7 +166,7 @@ def summons_inbox_parts(*, department: Department, language: str) -> list[Part]:
         incident_selectors.console_summonses(department_id=department.pk, limit=paging.page_size())
     )
     open_count = incident_selectors.open_summons_count(department_id=department.pk)
-    with translation.override(language), timezone.override(settings.TIME_ZONE):
+    with translation.override(language):
         return [
             render_to_string(
                 "frontend/partials/summons_inbox.html",
@@ -200,7 +201,7 @@ def summons_page_html(
         if summonses
         else 0
     )
-    with translation.override(language), timezone.override(settings.TIME_ZONE):
+    with translation.override(language):
         rows = "".join(_summons_row(summons, department) for summons in summonses)
         return rows + _summons_more(department, remaining=remaining, oob=True)
 
@@ -215,7 +216,7 @@ def summons_details_html(*, department: Department, summons_id: int, language: s
     if summons is None:
         return None
     _locate([summons])
-    with translation.override(language), timezone.override(settings.TIME_ZONE):
+    with translation.override(language):
         return render_to_string("frontend/partials/summons_details.html", {"summons": summons})
 
 
@@ -228,7 +229,7 @@ def summons_push_html(*, department: Department, summons_id: int, new: bool, lan
     if summons is None:
         return ""
     _summons_rows([summons])
-    with translation.override(language), timezone.override(settings.TIME_ZONE):
+    with translation.override(language):
         return render_to_string(
             "frontend/partials/summons_push.html",
             {
@@ -257,7 +258,7 @@ def alert_push_html(*, township: Township, alert_id: int, language: str) -> str:
                 "frontend/partials/alert_gone.html",
                 {"alert": alert, "open_count": selectors.open_alert_count(township_id=township.pk)},
             )
-    with translation.override(language), timezone.override(township.time_zone):
+    with translation.override(language), localtime.shown_in(township):
         return render_to_string(
             "frontend/partials/alert_push.html",
             {
@@ -296,7 +297,7 @@ def board_map_html(*, township: Township, language: str) -> str:
 
 
 def incidents_html(*, township: Township, oob: bool, language: str) -> str:
-    with translation.override(language), timezone.override(township.time_zone):
+    with translation.override(language), localtime.shown_in(township):
         return render_to_string(
             "frontend/partials/incident_panel.html",
             {"incidents": incident_selectors.board_incidents(township_id=township.pk), "oob": oob},
@@ -307,7 +308,7 @@ def incidents_parts(*, township: Township, language: str) -> list[Part]:
     """The same for a socket: the empty panel, then each incident (with its countdowns) as a
     row that may go in a frame of its own."""
     incidents = incident_selectors.board_incidents(township_id=township.pk)
-    with translation.override(language), timezone.override(township.time_zone):
+    with translation.override(language), localtime.shown_in(township):
         panel = render_to_string(
             "frontend/partials/incident_panel.html",
             {"incidents": [], "more_coming": bool(incidents), "oob": True},
@@ -323,15 +324,5 @@ def figures_html(*, township: Township, oob: bool, language: str) -> str:
     with translation.override(language):
         return render_to_string(
             "frontend/partials/figures.html",
-            {"figures": incident_selectors.board_figures(township_id=township.pk), "oob": oob},
+            {"figures": incident_selectors.board_figures(township=township), "oob": oob},
         )
-
-
-def board_state_parts(*, township: Township, language: str) -> list[Part]:
-    """Everything the board shows, for a socket that has just (re)connected."""
-    return [
-        *alert_queue_parts(township=township, language=language),
-        map_overlay_html(township=township, oob=True, language=language),
-        *incidents_parts(township=township, language=language),
-        figures_html(township=township, oob=True, language=language),
-    ]

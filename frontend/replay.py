@@ -9,25 +9,17 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.template.loader import render_to_string
-from django.utils import timezone
 
+from command.org import localtime
 from command.org.models import Township
 from command.timeline.actions import label as action_label
-from frontend import maps
+from frontend import maps, widgets
 from frontend.views import supervised_township
 from incidents import replay
 from incidents.models import Incident
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SPEEDS = (1, 10, 60)
-PARTS = (
-    ("overlay", "map_overlay"),
-    ("queue", "alert_queue"),
-    ("count", "open_count"),
-    ("incidents", "incident_panel"),
-    ("clock", "replay_clock"),
-)
 
 
 def _ms(moment: datetime) -> int:
@@ -48,40 +40,26 @@ def _incident(request: HttpRequest, township: str, incident: int) -> tuple[Towns
 
 
 def frame_parts(township: Township, incident: Incident, frame: replay.Frame) -> dict[str, str]:
-    """The parts of the board a frame replaces, each an element with its id: the map's
-    overlay, the alert queue and its count, the incident panel, the recent entries."""
-    _devices, markers = maps.overlay(township, frame.alerts, only_alerts=True)
+    """The parts of the board a frame replaces, each an element with its id, as the board's
+    widgets draw them in a replay (frontend.widgets)."""
     # Who each summons of the recent entries is: the frame's incident has them, as they were.
     departments = {
         s.pk: s.department.display_name
         for w in (frame.incident.whistles.all() if frame.incident else [])
         for s in w.summonses.all()
     }
-    context = {
-        "township": township,
-        "alerts": frame.alerts,
-        "open_count": frame.open_count,
-        "incidents": ([frame.incident] if frame.incident else []) + frame.others,
-        "replayed": incident.pk,
-        "map": maps.base_map(township),
-        "devices": [],  # drawn once by the page, under the frames' alert markers
-        "markers": markers,
-        "recent": [
-            {
-                "entry": e,
-                "label": action_label(e.action),
-                "who": departments.get(e.subject_id) if e.subject_type == "summons" else None,
-            }
-            for e in frame.recent
-        ],
-        "at_ms": _ms(frame.at),
-        "replay": True,
-    }
-    with timezone.override(township.time_zone):
-        return {
-            name: render_to_string(f"frontend/partials/{template}.html", context)
-            for name, template in PARTS
+    recent = [
+        {
+            "entry": e,
+            "label": action_label(e.action),
+            "who": departments.get(e.subject_id) if e.subject_type == "summons" else None,
         }
+        for e in frame.recent
+    ]
+    moment = widgets.Moment(
+        township=township, incident=incident, frame=frame, at_ms=_ms(frame.at), recent=recent
+    )
+    return widgets.board_replay(moment)
 
 
 def player(request: HttpRequest, township: str, incident: int) -> HttpResponse:
@@ -112,7 +90,7 @@ def player(request: HttpRequest, township: str, incident: int) -> HttpResponse:
         "devices": maps.overlay(found, [], device_states=False)[0],
         "parts": frame_parts(found, target, replay.board_at(target, at)),
     }
-    with timezone.override(found.time_zone):
+    with localtime.shown_in(found):
         return render(request, "frontend/replay.html", context)
 
 

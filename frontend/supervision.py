@@ -4,15 +4,15 @@ the 631 distribution, each table as CSV."""
 from __future__ import annotations
 
 import csv
-import zoneinfo
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from command.org import localtime
+from command.org.models import Township
 from command.timeline.actions import details as action_details
 from command.timeline.actions import label as action_label
 from frontend import maps
@@ -40,17 +40,17 @@ class PeriodForm(forms.Form):
         return data
 
 
-def _bounds(start: date, end: date, zone: str) -> tuple[datetime, datetime]:
-    tz = zoneinfo.ZoneInfo(zone)
+def _bounds(start: date, end: date, township: Township) -> tuple[datetime, datetime]:
+    """The period from the township's midnight of ``start`` to the one after ``end``."""
     return (
-        datetime.combine(start, time.min, tzinfo=tz),
-        datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz),
+        localtime.day_start(township, start),
+        localtime.day_start(township, end + timedelta(days=1)),
     )
 
 
 def performance(request: HttpRequest, township: str) -> HttpResponse:
     found = supervised_township(request, township)
-    today = timezone.localdate(timezone=zoneinfo.ZoneInfo(found.time_zone))
+    today = localtime.township_today(found)
     # The last 30 days unless the page asks for another period.
     period = {"start": today - timedelta(days=29), "end": today}
     period |= {k: v for k, v in request.GET.items() if k in ("start", "end")}
@@ -58,7 +58,7 @@ def performance(request: HttpRequest, township: str) -> HttpResponse:
     context: dict = {"township": found, "form": form}
     if not form.is_valid():
         return render(request, "frontend/performance.html", context, status=400)
-    start, end = _bounds(form.cleaned_data["start"], form.cleaned_data["end"], found.time_zone)
+    start, end = _bounds(form.cleaned_data["start"], form.cleaned_data["end"], found)
     departments = stats.department_table(township_id=found.pk, start=start, end=end)
     grids = stats.grid_table(township_id=found.pk, start=start, end=end)
     settled = stats.settled_table(township_id=found.pk, start=start, end=end)
@@ -156,7 +156,7 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
             e.time - first_whistle if first_whistle and e.time >= first_whistle else None
         )
     history = incident_history(target, resolution=request.GET.get("resolution"))
-    with timezone.override(found.time_zone):
+    with localtime.shown_in(found):
         return render(
             request,
             "frontend/incident_timeline.html",

@@ -7,16 +7,16 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
 from command.errors import ActionForbidden, TransitionNotAllowed
-from command.org import policy
+from command.org import localtime, policy
 from command.org import selectors as org_selectors
 from command.org.auth import is_local_request
 from command.org.models import Department, Township, User
-from frontend import maps, paging, rendering
+from frontend import maps, paging, rendering, widgets
 from frontend.forms import WhistleForm
 from incidents import selectors as incident_selectors
 from incidents.models import Incident
@@ -109,10 +109,7 @@ def board(request: HttpRequest, township: str) -> HttpResponse:
     language = translation.get_language() or "zh-hans"
     context = {
         "township": found,
-        "queue_html": rendering.alert_queue_html(township=found, oob=False, language=language),
-        "incidents_html": rendering.incidents_html(township=found, oob=False, language=language),
-        "figures_html": rendering.figures_html(township=found, oob=False, language=language),
-        "map_html": rendering.board_map_html(township=found, language=language),
+        "widgets": widgets.board_page(township=found, language=language),
     }
     return render(request, "frontend/board.html", context)
 
@@ -138,7 +135,7 @@ def board_device(request: HttpRequest, township: str, device: str) -> HttpRespon
 
     found = watched_township(request, township)
     target = get_object_or_404(Device.objects.select_related("grid"), township=found, code=device)
-    with timezone.override(found.time_zone):
+    with localtime.shown_in(found):
         context = {
             "township": found,
             "device": target,
@@ -194,7 +191,8 @@ def report(request: HttpRequest) -> HttpResponse:
             "category", "grid", "alert"
         )[:30],
     }
-    return render(request, "frontend/report.html", context)
+    with localtime.shown_in(user.township):
+        return render(request, "frontend/report.html", context)
 
 
 def photo(request: HttpRequest, photo: uuid.UUID) -> FileResponse:

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.db.models import Q
 
-from command.org import policy
-from command.org.models import Department, User
+from command.org import localtime, policy
+from command.org.models import Department, Township, User
 from command.timeline.actions import Action
 from command.timeline.models import TIMELINE_TIE_RANK, TimelineEntry
 from incidents.models import Summons
@@ -89,19 +89,15 @@ def board_incidents(*, township_id: int, limit: int = 20) -> list:
     )
 
 
-def board_figures(*, township_id: int) -> dict[str, object]:
+def board_figures(*, township: Township) -> dict[str, object]:
     """Today's figures for the board's strip: alerts, incidents, on-time check-in rate,
-    closure rate, devices online."""
-    from datetime import datetime
-
-    from django.utils import timezone
-
+    closure rate, devices online. Today is the township's (command.org.localtime)."""
     from alerts.models import Alert
     from command.org.models import Device
     from incidents.models import Incident
 
-    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    assert isinstance(start, datetime)
+    township_id = township.pk
+    start = localtime.day_start(township)
     summonses = Summons.objects.filter(
         whistle__incident__township_id=township_id, whistle__blown_at__gte=start
     )

@@ -88,6 +88,11 @@ class Township(BilingualName):
         verbose_name_plural = _("townships")
         ordering = ["code"]
 
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The zone its people read clocks in (command.org.localtime shows every time in it)."""
+        return township_zone(self.time_zone)
+
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
