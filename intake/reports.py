@@ -3,7 +3,7 @@ once. The report form and Open311 arrive with the boards and open-formats work."
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -86,11 +86,11 @@ def report_file(
     return report
 
 
-def photos_expire_orphans(*, now: datetime | None = None) -> int:
+def photos_expire_orphans() -> int:
     """Delete photos uploaded more than ``WHISTLE_PHOTO_ORPHAN_HOURS`` ago that nothing uses: no
     report and no incident's evidence names them (an upload whose report was never sent). Their
     files go with them. Returns how many."""
-    cutoff = (now or clock.now()) - timedelta(hours=settings.WHISTLE_PHOTO_ORPHAN_HOURS)
+    cutoff = clock.now() - timedelta(hours=settings.WHISTLE_PHOTO_ORPHAN_HOURS)
     deleted = 0
     for photo in Photo.objects.filter(township__isnull=True, uploaded_at__lt=cutoff):
         url = photo.url

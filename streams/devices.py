@@ -45,9 +45,9 @@ def presence_event(
     )
 
 
-def devices_mark_stale(*, now: datetime | None = None) -> int:
+def devices_mark_stale() -> int:
     """Mark devices offline whose heartbeat timed out; returns how many changed."""
-    now = now or clock.now()
+    now = clock.now()
     stale = Q()
     for kind, timeout in HEARTBEAT_TIMEOUT.items():
         stale |= Q(kind=kind, last_seen__lt=now - timeout)

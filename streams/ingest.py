@@ -506,10 +506,10 @@ def dead_letters_replay(*, ids: Sequence[int]) -> tuple[int, int]:
     return replayed, failing
 
 
-def dead_letters_expire(*, now: datetime | None = None, batch: int = 5_000) -> int:
+def dead_letters_expire(*, batch: int = 5_000) -> int:
     """Delete dead letters older than ``DEAD_LETTER_RETENTION_DAYS``: they hold raw payloads
     from outside, which are kept for diagnosis and replay, not for ever. Returns how many."""
-    cutoff = (now or clock.now()) - timedelta(days=settings.DEAD_LETTER_RETENTION_DAYS)
+    cutoff = clock.now() - timedelta(days=settings.DEAD_LETTER_RETENTION_DAYS)
     deleted = 0
     while True:
         # In slices, so a backlog of millions never holds one long transaction.

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerts.models import Alert
+from command import clock
 from streams.adapters import frigate, native
 from streams.adapters.base import Rejected
 from streams.ingest import InboundMessage, directory, store_batch_isolating
@@ -508,5 +509,6 @@ def test_dead_letters_expire_after_the_retention(settings):
         DeadLetter.objects.create(
             topic="t", payload=b"x", reason=f"{age} days", received_at=now - timedelta(days=age)
         )
-    assert dead_letters_expire(now=now, batch=1) == 2
+    with clock.frozen(at=now):
+        assert dead_letters_expire(batch=1) == 2
     assert sorted(DeadLetter.objects.values_list("reason", flat=True)) == ["0 days", "29 days"]
