@@ -1054,6 +1054,8 @@ class Generator:
                 duty,
                 incident_id,
                 None,
+                "",  # not joint: the generated year has no joint whistles
+                "[]",
             )
         )
         events.append(
@@ -1490,7 +1492,7 @@ COPIES = (
     (
         "whistles",
         "incidents_whistle (id, kind, purpose, blown_at, report_within, escalation_policy, note,"
-        " blown_by_id, incident_id, joint_township_id)",
+        " blown_by_id, incident_id, joint_township_id, joint_status, joint_pending)",
     ),
     (
         "summonses",
