@@ -2,8 +2,8 @@
 incident → emergency whistle to three departments → two report on site in time, one is late
 and escalated → all done → resolved → closed with feedback; the timeline holds every step.
 
-Time is moved by shifting the incident's stored times and its jobs' schedule back, as if half
-an hour had passed; nothing sleeps."""
+Half an hour passes on the services' clock (command.clock): nothing sleeps and no stored row is
+rewritten; the deadline sweep, the backstop that runs every due step in the worker, runs then."""
 
 from __future__ import annotations
 
@@ -11,16 +11,15 @@ import json
 from datetime import UTC, timedelta
 
 import pytest
-from django.db import connection
-from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 
 from alerts.models import Alert
+from command import clock
 from command.org.models import Department, User
 from command.org.tokens import api_token_create
-from command.timeline.models import TimelineEntry
 from incidents.models import Incident, Summons
+from incidents.services.deadlines import summons_deadlines_sweep
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(120)]
@@ -48,34 +47,7 @@ def member(code: str) -> str:
     return api_token_create(user=user, name="scenario")[1]
 
 
-def pass_time(incident_id: int, minutes: int) -> None:
-    """As if ``minutes`` had passed: the incident's times and its pending jobs move back."""
-    delta = timedelta(minutes=minutes)
-    summonses = list(Summons.objects.filter(whistle__incident_id=incident_id))
-    for summons in summonses:
-        Summons.objects.filter(pk=summons.pk).update(
-            check_in_deadline=summons.check_in_deadline - delta,
-            checked_in_at=summons.checked_in_at - delta if summons.checked_in_at else None,
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE procrastinate_jobs SET scheduled_at = scheduled_at - %s"
-            " WHERE status = 'todo' AND queueing_lock LIKE ANY(%s)",
-            [delta, [f"summons-{s.pk}-%" for s in summonses]],
-        )
-    TimelineEntry.objects.filter(time__gte=timezone.now() - timedelta(hours=2)).update(
-        time=models_f_minus(delta)
-    )
-
-
-def models_f_minus(delta: timedelta):
-
-    return F("time") - delta
-
-
-def test_excavator_at_the_closed_quarry_at_night(
-    demo_committed, ingest_worker, publish_mqtt, job_worker
-):
+def test_excavator_at_the_closed_quarry_at_night(demo_committed, ingest_worker, publish_mqtt):
     duty = api_token_create(user=User.objects.get(username="duty"), name="scenario")[1]
     # 1. The quarry camera sees an excavator in the pit at 23:30 Beijing time.
     now_local = timezone.now().astimezone(timezone.get_default_timezone())
@@ -136,36 +108,32 @@ def test_excavator_at_the_closed_quarry_at_night(
     api(tokens["police"], "post", f"/summonses/{summons['police']}/acknowledge")
 
     # 4. Half an hour passes: the police station is overdue and escalated (督办).
-    pass_time(incident, 31)
-    job_worker.start()
-    wait_for(
-        lambda: Summons.objects.get(pk=summons["police"]).escalation_level == 1,
-        timeout=30,
-        what="the police summons to be escalated",
-    )
-    job_worker.stop()
-    late = Summons.objects.get(pk=summons["police"])
-    assert late.overdue
-    for code in ("natural-resources", "qs-zhifa"):
-        on_time = Summons.objects.get(pk=summons[code])
-        assert not on_time.overdue and on_time.escalation_level == 0
+    with clock.moved(by=timedelta(minutes=31)):
+        assert summons_deadlines_sweep() >= 1
+        late = Summons.objects.get(pk=summons["police"])
+        assert late.overdue and late.escalation_level == 1
+        for code in ("natural-resources", "qs-zhifa"):
+            on_time = Summons.objects.get(pk=summons[code])
+            assert not on_time.overdue and on_time.escalation_level == 0
 
-    # 5. The police arrive late; everyone reports done; resolve; close with feedback.
-    api(tokens["police"], "post", f"/summonses/{summons['police']}/check-in")
-    for code, note in (
-        ("natural-resources", "已查封设备"),
-        ("qs-zhifa", "已立案处罚"),
-        ("police", "已控制现场人员"),
-    ):
-        api(tokens[code], "post", f"/summonses/{summons[code]}/done", {"note": note})
-    api(duty, "post", f"/incidents/{incident}/resolve")
-    closed = api(
-        duty,
-        "post",
-        f"/incidents/{incident}/close",
-        {"feedback": "矿区已封停，设备已查扣", "settled_level": "county"},
-    )
-    assert closed["status"] == Incident.Status.CLOSED
+        # 5. The police arrive late; everyone reports done; resolve; close with feedback.
+        api(tokens["police"], "post", f"/summonses/{summons['police']}/check-in")
+        for code, note in (
+            ("natural-resources", "已查封设备"),
+            ("qs-zhifa", "已立案处罚"),
+            ("police", "已控制现场人员"),
+        ):
+            api(tokens[code], "post", f"/summonses/{summons[code]}/done", {"note": note})
+        api(duty, "post", f"/incidents/{incident}/resolve")
+        closed = api(
+            duty,
+            "post",
+            f"/incidents/{incident}/close",
+            {"feedback": "矿区已封停，设备已查扣", "settled_level": "county"},
+        )
+        assert closed["status"] == Incident.Status.CLOSED
+        # Nothing further is due: the police checked in, the other steps have run once.
+        assert summons_deadlines_sweep() == 0
 
     # 6. The timeline holds every step, in order.
     steps = [
@@ -195,3 +163,14 @@ def test_excavator_at_the_closed_quarry_at_night(
     assert steps.count(("summons", "summons.checked_in")) == 3
     assert steps.count(("summons", "summons.done")) == 3
     assert steps.count(("summons", "summons.escalated")) == 1
+    # The police's check-in was written half an hour on, past its deadline: late on the record.
+    on_time = {
+        e["subject_id"]: e["after"]["on_time"]
+        for e in api(duty, "get", f"/incidents/{incident}/timeline")
+        if e["action"] == "summons.checked_in"
+    }
+    assert on_time == {
+        summons["natural-resources"]: True,
+        summons["qs-zhifa"]: True,
+        summons["police"]: False,
+    }
