@@ -3,22 +3,28 @@
 
 CAP has no notion of a whistle or a summons; what maps is the incident itself: what happened
 (category, event, headline, description), how bad and how urgent, where (the grid's polygon or
-the reported position) and the photos. An incident still being handled is an ``Alert``; once
-resolved or closed the message is an ``Update`` that says so in ``note``.
+the reported position) and the photos. An incident still being handled is an ``Alert``, sent
+when it was opened; once resolved, and again once closed, the message is an ``Update`` of its
+own identifier and time that references the messages before it and says what became of it in
+``note``. So the same state always gives the same message, and a receiver can tell the Update
+from the Alert it updates.
 """
 
 from __future__ import annotations
 
+import mimetypes
+import re
 from collections.abc import Callable
 from datetime import datetime
+from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree as ET
 
 from django.conf import settings
 from django.utils import translation
 
-from command import clock
 from command.org.models import township_zone
-from incidents.models import Incident
+from incidents.models import Incident, Photo
+from incidents.photos import own_photo_ids
 
 NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
 CONTENT_TYPE = "application/cap+xml"
@@ -45,6 +51,12 @@ CAP_SEVERITY = {"critical": "Extreme", "major": "Severe", "minor": "Moderate", "
 CAP_URGENCY = {"critical": "Immediate", "major": "Expected", "minor": "Future", "warning": "Future"}
 # Forbidden in identifier and sender by CAP 1.2 §3.2.1: spaces, commas and the XML specials.
 _FORBIDDEN = str.maketrans({c: "-" for c in " ,<&"})
+# Characters XML 1.0 does not allow at all (ElementTree would write them raw, and the document
+# would not parse): the C0 controls but tab, newline and carriage return, and U+FFFE/U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# What stays as it is when a photo's address is made a URI: the reserved characters and "%" of
+# escapes already made; spaces and non-ASCII are percent-encoded.
+_URI_SAFE = "/:?#[]@!$&'()*+,;=%~"
 
 
 def _time(moment: datetime, zone: str) -> str:
@@ -54,13 +66,25 @@ def _time(moment: datetime, zone: str) -> str:
     return text.replace("+00:00", "-00:00") if text.endswith("+00:00") else text
 
 
+def _on_earth(lat: object, lon: object) -> bool:
+    return (
+        isinstance(lat, int | float)
+        and isinstance(lon, int | float)
+        and -90 <= lat <= 90
+        and -180 <= lon <= 180
+    )
+
+
 def _polygon(incident: Incident) -> str | None:
     """The grid's outer ring as CAP wants it: "lat,lon" pairs, closed, at least four."""
     polygon = incident.grid.polygon if incident.grid else None
     if not isinstance(polygon, dict) or polygon.get("type") != "Polygon":
         return None
     ring = polygon.get("coordinates", [[]])[0]
-    if len(ring) < 3:
+    if len(ring) < 3 or not all(
+        isinstance(point, list | tuple) and len(point) >= 2 and _on_earth(point[1], point[0])
+        for point in ring
+    ):
         return None
     if ring[0] != ring[-1]:
         ring = [*ring, ring[0]]
@@ -75,27 +99,45 @@ def sender(incident: Incident) -> str:
     )
 
 
-def incident_cap(
-    incident: Incident, *, absolute: Callable[[str], str], now: datetime | None = None
-) -> bytes:
+def messages(incident: Incident) -> list[tuple[str, datetime]]:
+    """The CAP messages the incident has made so far, oldest first, as (identifier, sent): the
+    Alert when it was opened, an Update when it was resolved and another when it was closed."""
+    base = f"{sender(incident)}.incident.{incident.pk}"
+    made = [(base, incident.opened_at)]
+    active = incident.status in Incident.ACTIVE_STATUSES
+    for status, moment in (("resolved", incident.resolved_at), ("closed", incident.closed_at)):
+        if not active and moment is not None:
+            made.append((f"{base}.{status}", moment))
+    return made
+
+
+def _mime_type(url: str, photos: dict[str, str]) -> str:
+    """What the photo is: our own upload says (sniffed when stored); else its name's type."""
+    if url in photos:
+        return photos[url]
+    guessed, _ = mimetypes.guess_type(urlsplit(url).path)
+    return guessed if guessed and guessed.startswith("image/") else "image/jpeg"
+
+
+def incident_cap(incident: Incident, *, absolute: Callable[[str], str]) -> bytes:
     """The CAP 1.2 ``<alert>`` for ``incident``; ``absolute`` turns our own photo paths into
     addresses another system can fetch."""
-    now = now or clock.now()
     zone = incident.township.time_zone
     ET.register_namespace("", NAMESPACE)
 
     def add(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
         element = ET.SubElement(parent, f"{{{NAMESPACE}}}{tag}")
         if text is not None:
-            element.text = text
+            element.text = _NOT_XML.sub("", text)
         return element
 
+    *earlier, (identifier, sent) = messages(incident)
+    active = not earlier
     alert = ET.Element(f"{{{NAMESPACE}}}alert")
-    add(alert, "identifier", f"{sender(incident)}.incident.{incident.pk}")
+    add(alert, "identifier", identifier)
     add(alert, "sender", sender(incident))
-    add(alert, "sent", _time(now, zone))
+    add(alert, "sent", _time(sent, zone))
     add(alert, "status", "Actual")
-    active = incident.status in Incident.ACTIVE_STATUSES
     add(alert, "msgType", "Alert" if active else "Update")
     add(alert, "source", "Whistle")
     # Township matters go to the command center's partners, not to the public.
@@ -103,7 +145,18 @@ def incident_cap(
     add(alert, "restriction", "Township command center and summoned departments")
     if not active:
         add(alert, "note", f"{incident.get_status_display()}: {incident.feedback}".strip(": "))
+        # CAP 1.2 §3.2.1: "sender,identifier,sent" of each earlier message, space-separated.
+        add(
+            alert,
+            "references",
+            " ".join(f"{sender(incident)},{ident},{_time(at, zone)}" for ident, at in earlier),
+        )
     add(alert, "incidents", f"incident.{incident.pk}")
+    urls = [item.get("url", "") for item in incident.evidence]
+    photos = {
+        f"/photos/{photo.pk}": photo.content_type
+        for photo in Photo.objects.filter(pk__in=own_photo_ids(urls))
+    }
     for language, cap_language in (("zh-hans", "zh-CN"), ("en", "en-US")):
         with translation.override(language):
             info = add(alert, "info")
@@ -125,11 +178,12 @@ def incident_cap(
             for item in incident.evidence:
                 if item.get("kind") not in ("photo", "snapshot"):
                     continue
+                url = item["url"]
                 resource = add(info, "resource")
                 add(resource, "resourceDesc", item.get("caption") or "Photo")
-                add(resource, "mimeType", "image/jpeg")
-                url = item["url"]
-                add(resource, "uri", absolute(url) if url.startswith("/") else url)
+                add(resource, "mimeType", _mime_type(url, photos))
+                address = absolute(url) if url.startswith("/") else url
+                add(resource, "uri", quote(address, safe=_URI_SAFE))
             area = add(info, "area")
             add(
                 area,
@@ -139,7 +193,7 @@ def incident_cap(
             polygon = _polygon(incident)
             if polygon:
                 add(area, "polygon", polygon)
-            if incident.latitude is not None and incident.longitude is not None:
+            if _on_earth(incident.latitude, incident.longitude):
                 # The reported spot, with a 100 m circle around it.
                 add(area, "circle", f"{incident.latitude:.6f},{incident.longitude:.6f} 0.1")
             if incident.grid:

@@ -88,3 +88,77 @@ def test_closed_incident_is_an_update_and_others_cannot_read_it(demo):
     assert "已劝离" in alert.findtext("cap:note", namespaces=CAP)
     assert alert.findtext("cap:info/cap:category", namespaces=CAP) == "Other"
     assert call("get", f"/incidents/{incident.pk}/cap", token("chengguan")).status_code == 404
+
+
+def test_an_update_has_its_own_identifier_and_references_the_messages_before_it(demo):
+    duty = User.objects.get(username="duty")
+    incident = incident_open(
+        actor=duty,
+        township=Township.objects.get(code="qingshui"),
+        category=Category.objects.get(code="parking"),
+        severity="minor",
+        title="违停",
+    )
+    base = f"whistle.qingshui.incident.{incident.pk}"
+
+    def message() -> etree._Element:
+        return parse(call("get", f"/incidents/{incident.pk}/cap", token("duty")).content)
+
+    opened = message()
+    assert opened.findtext("cap:identifier", namespaces=CAP) == base
+    assert opened.find("cap:references", CAP) is None
+    alert_sent = opened.findtext("cap:sent", namespaces=CAP)
+    assert etree.tostring(message()) == etree.tostring(opened), "one state, one message"
+
+    incident_resolve(actor=duty, incident=incident)
+    resolved = message()
+    assert resolved.findtext("cap:msgType", namespaces=CAP) == "Update"
+    assert resolved.findtext("cap:identifier", namespaces=CAP) == f"{base}.resolved"
+    assert resolved.findtext("cap:references", namespaces=CAP) == (
+        f"whistle.qingshui,{base},{alert_sent}"
+    )
+    resolved_sent = resolved.findtext("cap:sent", namespaces=CAP)
+
+    incident_close(actor=duty, incident=incident, feedback="已驶离", settled_level="grid")
+    closed = message()
+    assert closed.findtext("cap:identifier", namespaces=CAP) == f"{base}.closed"
+    assert closed.findtext("cap:references", namespaces=CAP).split() == [
+        f"whistle.qingshui,{base},{alert_sent}",
+        f"whistle.qingshui,{base}.resolved,{resolved_sent}",
+    ]
+
+
+def test_what_xml_cannot_hold_or_cap_cannot_mean_stays_out(demo):
+    """A control character in a title, a PNG, an address with spaces and Chinese, a position
+    off the globe: the document still parses, validates and says only true things."""
+    from tests.incidents.test_photos import PNG
+
+    duty = User.objects.get(username="duty")
+    incident = incident_open(
+        actor=duty,
+        township=Township.objects.get(code="qingshui"),
+        category=Category.objects.get(code="fire"),
+        severity="critical",
+        title="山火\x07 & 浓烟\x1b[0m",
+        description="第一行\n第二行\x01",
+    )
+    png = upload(token("duty"), PNG, "fire.png").json()
+    incident_add_evidence(actor=duty, incident=incident, url=png["url"], caption="火场\x0b")
+    outside = "https://cam.example.cn/快照 1.jpg"
+    incident_add_evidence(actor=duty, incident=incident, url=outside, caption="外部")
+    type(incident).objects.filter(pk=incident.pk).update(latitude=95.0, longitude=116.6)
+    alert = parse(call("get", f"/incidents/{incident.pk}/cap", token("duty")).content)
+    info = alert.find("cap:info", CAP)
+    assert info.findtext("cap:headline", namespaces=CAP) == "山火 & 浓烟[0m"
+    assert info.findtext("cap:description", namespaces=CAP) == "第一行\n第二行"
+    resources = info.findall("cap:resource", CAP)
+    assert resources[0].findtext("cap:mimeType", namespaces=CAP) == "image/png"
+    assert resources[0].findtext("cap:resourceDesc", namespaces=CAP) == "火场"
+    for resource in resources:
+        uri = resource.findtext("cap:uri", namespaces=CAP)
+        assert uri.isascii() and " " not in uri, uri
+    assert resources[1].findtext("cap:uri", namespaces=CAP) == (
+        "https://cam.example.cn/%E5%BF%AB%E7%85%A7%201.jpg"
+    )
+    assert resources[1].findtext("cap:mimeType", namespaces=CAP) == "image/jpeg"
+    assert info.find("cap:area/cap:circle", CAP) is None  # latitude 95 is nowhere
