@@ -126,7 +126,7 @@ def _rate(value: float | None) -> str:
 
 
 def _minutes(value: timedelta | None) -> str:
-    return "" if value is None else f"{value.total_seconds() / 60:.1f}"
+    return "" if value is None else f"{round(value.total_seconds() / 60, 1) + 0.0:.1f}"
 
 
 def incident_timeline(request: HttpRequest, township: str, incident: int) -> HttpResponse:

@@ -26,4 +26,7 @@ def percent(value: float | None) -> str:
 @register.filter
 def minutes(value: Any) -> str:
     """A duration as minutes (one decimal), for tables read by people and spreadsheets."""
-    return "–" if value is None else f"{value.total_seconds() / 60:.1f}"
+    if value is None:
+        return "–"
+    # + 0.0 turns the -0.0 of a moment a few microseconds before another into 0.0.
+    return f"{round(value.total_seconds() / 60, 1) + 0.0:.1f}"
