@@ -59,3 +59,29 @@ def test_phone_report_reaches_the_board(daphne_server, demo_committed, board_pag
     assert "新告警" in phone.inner_text("#my-reports")
     assert phone.input_value("#id_description") == ""  # the draft went with the report
     screenshot(phone, "phone-report-sent")
+
+
+def test_the_phone_page_fits_390_px_and_shows_no_empty_photo(
+    daphne_server, demo_committed, board_page
+):
+    """At 390×844 nothing runs off the right edge, and before a photo is chosen there is no
+    preview (no broken image beside "remove photo")."""
+    phone = board_page("grid01", viewport=(390, 844))
+    phone.wait_for_selector("#report-form")
+    screenshot(phone, "phone-report-empty")
+    overflowing = phone.evaluate(
+        """() => [...document.querySelectorAll('body *')]
+             .filter((e) => !e.closest('svg') && e.getBoundingClientRect().right > innerWidth)
+             .map((e) => `${e.tagName.toLowerCase()}#${e.id}`)"""
+    )
+    assert overflowing == []
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    assert not phone.is_visible("#photo-preview")
+    assert not phone.is_visible("#photo-remove")
+    phone.set_input_files(
+        "#id_photo", files=[{"name": "site.png", "mimeType": "image/png", "buffer": png(640, 480)}]
+    )
+    phone.wait_for_selector("#photo-preview:not([hidden]) img", timeout=5_000)
+    assert phone.is_visible("#photo-remove")
+    phone.click("#photo-remove")
+    assert not phone.is_visible("#photo-preview")
