@@ -2,24 +2,28 @@
 clients, in JSON and XML.
 
     GET  /open311/v2/services.{json|xml}            our categories as services
-    GET  /open311/v2/services/{code}.{json|xml}     a service's definition (no extra attributes)
+    GET  /open311/v2/services/{code}.{json|xml}     a service's definition (no attributes)
     POST /open311/v2/requests.{json|xml}            file a report (form-encoded, api_key)
     GET  /open311/v2/requests.{json|xml}            reports in the caller's scope, filtered
     GET  /open311/v2/requests/{id}.{json|xml}       one report
 
 Every call carries ``api_key`` (a Whistle API token; also accepted as a bearer token): a
 grid officer's token files reports and reads its own, an officer's reads the township's.
-Errors are the specification's list of ``{code, description}`` with the HTTP status.
+Errors are the specification's list of ``{code, description}`` with the HTTP status; an unknown
+format suffix gets that list too, in JSON unless the Accept header prefers XML.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
@@ -29,11 +33,22 @@ from command.errors import ActionForbidden, TransitionNotAllowed
 from command.org import policy
 from command.org.models import Category, Grid, User
 from command.org.tokens import api_token_user
+from command.timeline.actions import Subject
+from command.timeline.models import TimelineEntry
 from incidents.models import Incident
 from intake.reports import report_file
 from streams.models import GridReport
 
 FORMATS = ("json", "xml")
+# The specification caps a request's description at 4,000 characters; ours have no limit.
+DESCRIPTION_LIMIT = 4000
+# Where a document holds a list, the XML element of each entry (the specification's singulars).
+_XML_ITEMS = {"attributes": "attribute", "values": "value"}
+# Characters XML 1.0 does not allow at all (ElementTree would write them raw and the document
+# would not parse): the C0 controls but tab, newline and carriage return, and U+FFFE/U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+Document = list[dict[str, Any]] | dict[str, Any]
 
 
 class Problem(Exception):
@@ -43,46 +58,77 @@ class Problem(Exception):
         self.description = description
 
 
-def _render(data: list[dict[str, Any]], fmt: str, root: str, item: str, status: int = 200):
+def _xml_fields(element: ET.Element, fields: dict[str, Any]) -> None:
+    for key, value in fields.items():
+        child = ET.SubElement(element, key)
+        if isinstance(value, list):
+            for entry in value:
+                _xml_fields(ET.SubElement(child, _XML_ITEMS[key]), entry)
+        elif isinstance(value, bool):
+            child.text = "true" if value else "false"
+        elif value is not None:
+            child.text = _NOT_XML.sub("", str(value))
+
+
+def _render(data: Document, fmt: str, root: str, item: str | None, status: int = 200):
+    """A list is ``root`` of ``item`` elements in XML; a single object is ``root`` itself."""
     if fmt == "json":
         return JsonResponse(
             data, safe=False, status=status, json_dumps_params={"ensure_ascii": False}
         )
     top = ET.Element(root)
-    for entry in data:
-        element = ET.SubElement(top, item)
-        for key, value in entry.items():
-            child = ET.SubElement(element, key)
-            if isinstance(value, bool):
-                child.text = "true" if value else "false"
-            elif value is not None:
-                child.text = str(value)
+    if isinstance(data, dict):
+        _xml_fields(top, data)
+    else:
+        for entry in data:
+            _xml_fields(ET.SubElement(top, item or root), entry)
     body = ET.tostring(top, encoding="utf-8", xml_declaration=True)
     return HttpResponse(body, status=status, content_type="text/xml; charset=utf-8")
 
 
-def _endpoint(root: str, item: str):
+def _errors(problem: Problem, fmt: str) -> HttpResponse:
+    errors = [{"code": problem.status, "description": problem.description}]
+    return _render(errors, fmt, "errors", "error", problem.status)
+
+
+def _endpoint(root: str, item: str | None = None) -> Callable[[Callable], Callable]:
     """Format from the suffix, the caller from api_key, refusals as the spec's error list."""
 
-    def decorate(view):
+    def decorate(view: Callable[..., Document]) -> Callable[..., HttpResponse]:
         @login_not_required
         @csrf_exempt  # no cookies: the caller is its api_key
         def wrapped(request: HttpRequest, fmt: str, **kwargs: Any) -> HttpResponse:
             if fmt not in FORMATS:
-                return HttpResponse(status=404)
+                # No suffix to answer in: the Accept header chooses, JSON when it says nothing.
+                preferred = request.get_preferred_type(
+                    ["application/json", "text/xml", "application/xml"]
+                )
+                fallback = "xml" if preferred in ("text/xml", "application/xml") else "json"
+                return _errors(Problem(404, f"no format {fmt}: use .json or .xml"), fallback)
             try:
                 return _render(view(request, **kwargs), fmt, root, item)
             except Problem as problem:
-                errors = [{"code": problem.status, "description": problem.description}]
-                return _render(errors, fmt, "errors", "error", problem.status)
+                return _errors(problem, fmt)
 
         return wrapped
 
     return decorate
 
 
-def _reports(user: User):
-    queryset = GridReport.objects.select_related("category", "grid", "township", "alert__incident")
+def _last_change(subject: Subject, subject_id: str) -> Subquery:
+    rows = TimelineEntry.objects.filter(subject_type=subject, subject_id=OuterRef(subject_id))
+    return Subquery(rows.order_by("-time").values("time")[:1])
+
+
+def _reports(user: User) -> QuerySet[GridReport]:
+    queryset = GridReport.objects.select_related(
+        "category", "grid", "township", "alert__incident"
+    ).annotate(
+        # The last row of the alert's and its incident's timelines: when the request last
+        # changed (acknowledged, dismissed, dispatched …), which no column of theirs holds.
+        alert_changed=_last_change(Subject.ALERT, "alert_id"),
+        incident_changed=_last_change(Subject.INCIDENT, "alert__incident_id"),
+    )
     return policy.reports(user, queryset.order_by("-created_at"))
 
 
@@ -116,13 +162,13 @@ def services(request: HttpRequest) -> list[dict[str, Any]]:
 
 
 @require_http_methods(["GET"])
-@_endpoint("service_definition", "service")
-def service_definition(request: HttpRequest, code: str) -> list[dict[str, Any]]:
+@_endpoint("service_definition")
+def service_definition(request: HttpRequest, code: str) -> dict[str, Any]:
     _caller(request)
     if not Category.objects.filter(code=code).exists():
         raise Problem(404, f"no service {code}")
-    # No extra attributes: a category, a description and a place are all a report needs.
-    return [{"service_code": code, "attributes": ""}]
+    # No attributes: a category, a description and a place are all a report needs.
+    return {"service_code": code, "attributes": []}
 
 
 def _status(report: GridReport) -> tuple[str, str]:
@@ -146,33 +192,35 @@ def _iso(moment: datetime | None) -> str | None:
 def _request(report: GridReport, request: HttpRequest) -> dict[str, Any]:
     status, notes = _status(report)
     alert = report.alert
-    updated = max(
-        [t for t in (report.created_at, alert and alert.last_seen) if t is not None], default=None
-    )
-    if alert is not None and alert.incident is not None:
-        incident = alert.incident
-        updated = max(
-            t for t in (updated, incident.closed_at, incident.resolved_at, incident.opened_at) if t
-        )
-    return {
-        "service_request_id": report.pk,
+    # alert_changed and incident_changed: annotations of _reports(), every reader's queryset.
+    changes = [report.created_at, report.alert_changed, report.incident_changed]
+    if alert is not None:
+        changes += [alert.last_seen, alert.closed_at]
+        if alert.incident is not None:
+            incident = alert.incident
+            changes += [incident.opened_at, incident.resolved_at, incident.closed_at]
+    found = {
+        "service_request_id": str(report.pk),
         "status": status,
         "status_notes": notes,
         "service_name": report.category.name,
         "service_code": report.category.code,
-        "description": report.description,
+        "description": report.description[:DESCRIPTION_LIMIT],
         "agency_responsible": report.township.name,
         "service_notice": "",
         "requested_datetime": _iso(report.created_at),
-        "updated_datetime": _iso(updated),
+        "updated_datetime": _iso(max((t for t in changes if t is not None), default=None)),
         "expected_datetime": None,
         "address": report.grid.name if report.grid else "",
         "address_id": report.grid.code if report.grid else "",
         "zipcode": "",
         "lat": report.latitude,
         "long": report.longitude,
-        "media_url": request.build_absolute_uri(report.photos[0]) if report.photos else "",
     }
+    # The specification's media_url is a URI: without a photo the field is left out.
+    if report.photos:
+        found["media_url"] = request.build_absolute_uri(report.photos[0])
+    return found
 
 
 def grid_at(township_id: int, lat: float, lon: float) -> Grid | None:
@@ -272,4 +320,4 @@ def _file(request: HttpRequest, user: User) -> dict[str, Any]:
         raise Problem(403, str(refusal)) from None
     except (TransitionNotAllowed, ValidationError) as refusal:
         raise Problem(400, str(refusal)) from None
-    return {"service_request_id": report.pk, "service_notice": "", "account_id": None}
+    return {"service_request_id": str(report.pk), "service_notice": "", "account_id": None}
