@@ -27,7 +27,6 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 
 from command.errors import ActionForbidden, TransitionNotAllowed
 from command.org import policy
@@ -40,7 +39,8 @@ from intake.reports import report_file
 from streams.models import GridReport
 
 FORMATS = ("json", "xml")
-# The specification caps a request's description at 4,000 characters; ours have no limit.
+# The specification caps a request's description at 4,000 characters: a longer one is refused
+# when filed here, and a longer report filed on the phone page is cut in the answer.
 DESCRIPTION_LIMIT = 4000
 # Where a document holds a list, the XML element of each entry (the specification's singulars).
 _XML_ITEMS = {"attributes": "attribute", "values": "value"}
@@ -91,8 +91,11 @@ def _errors(problem: Problem, fmt: str) -> HttpResponse:
     return _render(errors, fmt, "errors", "error", problem.status)
 
 
-def _endpoint(root: str, item: str | None = None) -> Callable[[Callable], Callable]:
-    """Format from the suffix, the caller from api_key, refusals as the spec's error list."""
+def _endpoint(
+    root: str, item: str | None = None, *, methods: tuple[str, ...] = ("GET",)
+) -> Callable[[Callable], Callable]:
+    """Format from the suffix, the caller from api_key, refusals (a method the endpoint does
+    not take included) as the spec's error list."""
 
     def decorate(view: Callable[..., Document]) -> Callable[..., HttpResponse]:
         @login_not_required
@@ -105,6 +108,13 @@ def _endpoint(root: str, item: str | None = None) -> Callable[[Callable], Callab
                 )
                 fallback = "xml" if preferred in ("text/xml", "application/xml") else "json"
                 return _errors(Problem(404, f"no format {fmt}: use .json or .xml"), fallback)
+            if request.method not in methods:
+                allowed = ", ".join(methods)
+                refused = _errors(
+                    Problem(405, f"{request.method} is not taken here: {allowed}"), fmt
+                )
+                refused["Allow"] = allowed
+                return refused
             try:
                 return _render(view(request, **kwargs), fmt, root, item)
             except Problem as problem:
@@ -154,14 +164,12 @@ def _service(category: Category) -> dict[str, Any]:
     }
 
 
-@require_http_methods(["GET"])
 @_endpoint("services", "service")
 def services(request: HttpRequest) -> list[dict[str, Any]]:
     _caller(request)
     return [_service(c) for c in Category.objects.order_by("code")]
 
 
-@require_http_methods(["GET"])
 @_endpoint("service_definition")
 def service_definition(request: HttpRequest, code: str) -> dict[str, Any]:
     _caller(request)
@@ -249,8 +257,7 @@ def _float(value: str | None, name: str, low: float, high: float) -> float | Non
     return number
 
 
-@require_http_methods(["GET", "POST"])
-@_endpoint("service_requests", "request")
+@_endpoint("service_requests", "request", methods=("GET", "POST"))
 def requests(request: HttpRequest) -> list[dict[str, Any]]:
     user = _caller(request)
     if request.method == "POST":
@@ -278,7 +285,6 @@ def requests(request: HttpRequest) -> list[dict[str, Any]]:
     return found
 
 
-@require_http_methods(["GET"])
 @_endpoint("service_requests", "request")
 def request_detail(request: HttpRequest, pk: int) -> list[dict[str, Any]]:
     user = _caller(request)
@@ -305,6 +311,8 @@ def _file(request: HttpRequest, user: User) -> dict[str, Any]:
     if grid is None and (lat is None or lon is None) and not data.get("address_string"):
         raise Problem(400, "a location is required: lat and long, address_string or address_id")
     description = data.get("description", "")
+    if len(description) > DESCRIPTION_LIMIT:
+        raise Problem(400, f"description is longer than {DESCRIPTION_LIMIT:,} characters")
     if data.get("address_string"):
         description = f"{description}\n{data['address_string']}".strip()
     try:

@@ -208,9 +208,18 @@ def test_media_url_is_a_uri_or_left_out(demo):
 
 
 def test_descriptions_fit_the_specification(demo):
-    # The specification's 4,000 characters; our reports have no limit, so the answer is cut.
+    # The specification's 4,000 characters: a longer one is refused when filed by a 311
+    # client; a longer report from the phone page (no limit there) is cut in the answer.
     api_key = key("grid01")
-    long = file_request(api_key, description="垃" * 4500)
+    refused = post(
+        "/open311/v2/requests.json",
+        {"api_key": api_key, "service_code": "garbage", "lat": "40.25", "long": "116.64",
+         "description": "垃" * 4001},
+    )  # fmt: skip
+    assert refused.status_code == 400 and "4,000" in refused.json()[0]["description"]
+    assert not GridReport.objects.filter(description__startswith="垃垃").exists()
+    long = file_request(api_key, description="垃" * 4000)
+    GridReport.objects.filter(pk=long.pk).update(description="垃" * 4500)
     (request,) = get(f"/open311/v2/requests/{long.pk}.json", {"api_key": api_key}).json()
     assert request["description"] == "垃" * 4000
     # A control character XML 1.0 cannot hold is left out of the XML, which still parses.
@@ -285,3 +294,15 @@ def test_the_schemas_refuse_what_we_used_to_send():
         validate([{"service_code": "garbage", "attributes": ""}], georeport_v2.SERVICE_DEFINITION)
     with pytest.raises(ValidationError):
         validate([], georeport_v2.ERRORS)
+
+
+def test_a_method_the_endpoint_does_not_take_answers_the_error_list(demo):
+    api_key = key("grid01")
+    for path in ("/open311/v2/services.json", "/open311/v2/requests/1.json"):
+        refused = post(path, {"api_key": api_key})
+        assert refused.status_code == 405 and refused["Allow"] == "GET"
+        (error,) = refused.json()
+        assert error["code"] == 405 and "POST" in error["description"]
+    xml = Client().delete("/open311/v2/requests.xml")
+    assert xml.status_code == 405 and xml["Allow"] == "GET, POST"
+    assert etree.fromstring(xml.content).xpath("error/code/text()") == ["405"]
