@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from psycopg.types.json import Jsonb
 
 from alerts.models import Alert
-from alerts.rules import AlertSpec
+from alerts.rules import AlertSpec, Clear
 from command import clock, realtime
 from command.errors import TransitionNotAllowed
 from command.text import bounded_key
@@ -94,7 +94,7 @@ def _changed(
     township_id: int,
     township_code: str,
     alert_id: int,
-    action: str,
+    action: Action,
     *,
     source: str,
     actor_id: int | None = None,
@@ -132,7 +132,7 @@ def _alert_change(
     alert_id: int,
     township_ids: set[int] | None,
     to: str,
-    action: str,
+    action: Action,
     *,
     actor_id: int | None,
     source: str,
@@ -241,8 +241,6 @@ def alert_clear(
 
 def alert_outcomes_apply(outcomes: list, *, source: str = "mqtt") -> tuple[list[int], int]:
     """Raise the specs and clear the clears that rules produced; returns (alert ids, raised)."""
-    from alerts.rules import AlertSpec, Clear
-
     ids: list[int] = []
     raised = 0
     for outcome in outcomes:

@@ -13,6 +13,7 @@ from command import realtime
 from command.errors import ActionForbidden
 from command.org import policy
 from command.org.models import Township, User
+from command.timeline.actions import Action
 from command.timeline.records import timeline_record
 from incidents.models import Incident, Summons, Whistle
 
@@ -22,7 +23,7 @@ log = logging.getLogger("whistle.incidents")
 def record(
     subject: Incident | Whistle | Summons,
     township_id: int,
-    action: str,
+    action: Action,
     *,
     actor: User | None,
     source: str,

@@ -19,6 +19,7 @@ from command.timeline.actions import Action
 from command.timeline.models import TimelineEntry
 from command.timeline.records import timeline_record
 from incidents.models import Incident, Summons
+from incidents.photos import is_acceptable_url, photos_attach
 from incidents.services.common import broadcast, record, require_officer
 
 
@@ -123,7 +124,7 @@ def set_incident_status(
     *,
     actor: User | None,
     source: str,
-    action: str,
+    action: Action,
     time: datetime | None = None,
     **fields: Any,
 ) -> None:
@@ -233,8 +234,6 @@ def incident_add_evidence(
     )
     if not summoned:
         require_officer(actor, incident.township)
-    from incidents.photos import is_acceptable_url, photos_attach
-
     if kind not in ("photo", "snapshot", "link") or not is_acceptable_url(url):
         raise TransitionNotAllowed(
             _("Evidence needs an http(s) address or an uploaded photo."), code="url_invalid"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from alerts.delivery.departments import deliveries_enqueue
 from command import realtime
+from command.timeline.actions import Action
 from incidents.models import Summons
 from incidents.services.common import broadcast
 
@@ -38,8 +40,6 @@ def _summons_payload(summons: Summons, event: str) -> dict[str, Any]:
 
 
 def push_to_department(summons: Summons, event: str, key_suffix: str = "") -> None:
-    from alerts.delivery.departments import deliveries_enqueue
-
     department = summons.department
     if not (department.webhook_url or department.mqtt_downlink):
         return  # nothing to push, and no payload to build
@@ -51,7 +51,7 @@ def push_to_department(summons: Summons, event: str, key_suffix: str = "") -> No
     )
 
 
-def announce_summons(summons: Summons, action: str, key_suffix: str = "") -> None:
+def announce_summons(summons: Summons, action: Action, key_suffix: str = "") -> None:
     """A summons changed: its department's console, the board and incident, its own system."""
     realtime.broadcast_on_commit(
         realtime.department_group(summons.department.code),

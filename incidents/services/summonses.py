@@ -34,7 +34,7 @@ def summons_for_update(summons: Summons) -> Summons:
 def summons_changed(
     summons: Summons,
     before: str,
-    action: str,
+    action: Action,
     *,
     actor: User | None,
     source: str,
