@@ -53,7 +53,7 @@ def alerts_from_stored(batch: Stored) -> Raised:
     if not outcomes:
         return Raised()
     alert_ids, new = alert_outcomes_apply(outcomes, source=batch.source)
-    return Raised(alert_ids=list(alert_ids), new=new)
+    return Raised(alert_ids=alert_ids, new=new)
 
 
 def _snapshot_url(payload: object) -> str | None:

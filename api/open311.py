@@ -15,7 +15,6 @@ format suffix gets that list too, in JSON unless the Accept header prefers XML.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -32,6 +31,7 @@ from command.errors import ActionForbidden, TransitionNotAllowed
 from command.org import policy
 from command.org.models import Category, Grid, User
 from command.org.tokens import api_token_user
+from command.text import xml_text
 from command.timeline.actions import Subject
 from command.timeline.models import TimelineEntry
 from incidents.models import Incident
@@ -44,9 +44,6 @@ FORMATS = ("json", "xml")
 DESCRIPTION_LIMIT = 4000
 # Where a document holds a list, the XML element of each entry (the specification's singulars).
 _XML_ITEMS = {"attributes": "attribute", "values": "value"}
-# Characters XML 1.0 does not allow at all (ElementTree would write them raw and the document
-# would not parse): the C0 controls but tab, newline and carriage return, and U+FFFE/U+FFFF.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 Document = list[dict[str, Any]] | dict[str, Any]
 
@@ -67,7 +64,7 @@ def _xml_fields(element: ET.Element, fields: dict[str, Any]) -> None:
         elif isinstance(value, bool):
             child.text = "true" if value else "false"
         elif value is not None:
-            child.text = _NOT_XML.sub("", str(value))
+            child.text = xml_text(str(value))
 
 
 def _render(data: Document, fmt: str, root: str, item: str | None, status: int = 200):

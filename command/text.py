@@ -4,9 +4,13 @@ HTTP layer share. Pure functions."""
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 _DIGEST_CHARS = 16
+# Characters XML 1.0 does not allow at all (ElementTree writes them raw and the document no
+# longer parses): the C0 controls but tab, newline and carriage return, and U+FFFE/U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def storable(text: str) -> bool:
@@ -44,3 +48,8 @@ def bounded_key(key: str, limit: int) -> str:
         return key
     digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:_DIGEST_CHARS]
     return f"{key[: limit - _DIGEST_CHARS - 1]}~{digest}"
+
+
+def xml_text(text: str) -> str:
+    """``text`` without the characters an XML 1.0 document cannot hold (CAP, Open311 XML)."""
+    return _NOT_XML.sub("", text)

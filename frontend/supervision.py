@@ -16,6 +16,7 @@ from command.org.models import Township
 from command.timeline.actions import details as action_details
 from command.timeline.actions import label as action_label
 from frontend import maps
+from frontend.templatetags.whistle import minutes
 from frontend.views import supervised_township
 from incidents import selectors as incident_selectors
 from incidents.models import Incident, Summons
@@ -126,7 +127,7 @@ def _rate(value: float | None) -> str:
 
 
 def _minutes(value: timedelta | None) -> str:
-    return "" if value is None else f"{round(value.total_seconds() / 60, 1) + 0.0:.1f}"
+    return "" if value is None else minutes(value)
 
 
 def incident_timeline(request: HttpRequest, township: str, incident: int) -> HttpResponse:

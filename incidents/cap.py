@@ -13,7 +13,6 @@ from the Alert it updates.
 from __future__ import annotations
 
 import mimetypes
-import re
 from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import quote, urlsplit
@@ -23,6 +22,7 @@ from django.conf import settings
 from django.utils import translation
 
 from command.org.models import township_zone
+from command.text import xml_text
 from incidents.models import Incident, Photo
 from incidents.photos import own_photo_ids
 
@@ -51,9 +51,6 @@ CAP_SEVERITY = {"critical": "Extreme", "major": "Severe", "minor": "Moderate", "
 CAP_URGENCY = {"critical": "Immediate", "major": "Expected", "minor": "Future", "warning": "Future"}
 # Forbidden in identifier and sender by CAP 1.2 §3.2.1: spaces, commas and the XML specials.
 _FORBIDDEN = str.maketrans({c: "-" for c in " ,<&"})
-# Characters XML 1.0 does not allow at all (ElementTree would write them raw, and the document
-# would not parse): the C0 controls but tab, newline and carriage return, and U+FFFE/U+FFFF.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # What stays as it is when a photo's address is made a URI: the reserved characters and "%" of
 # escapes already made; spaces and non-ASCII are percent-encoded.
 _URI_SAFE = "/:?#[]@!$&'()*+,;=%~"
@@ -128,7 +125,7 @@ def incident_cap(incident: Incident, *, absolute: Callable[[str], str]) -> bytes
     def add(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
         element = ET.SubElement(parent, f"{{{NAMESPACE}}}{tag}")
         if text is not None:
-            element.text = _NOT_XML.sub("", text)
+            element.text = xml_text(text)
         return element
 
     *earlier, (identifier, sent) = messages(incident)

@@ -61,19 +61,17 @@ def devices_mark_stale() -> int:
         if not rows:
             return 0
         Device.objects.filter(pk__in=[pk for pk, *_ in rows]).update(online=False)
-        DeviceEvent.objects.bulk_create(
-            [
-                presence_event(
-                    device_id=pk,
-                    township_id=township,
-                    online=False,
-                    time=now,
-                    reason="heartbeat timeout",
-                )
-                for pk, township, *_ in rows
-            ],
-            ignore_conflicts=True,
-        )
+        offline = [
+            presence_event(
+                device_id=pk,
+                township_id=township,
+                online=False,
+                time=now,
+                reason="heartbeat timeout",
+            )
+            for pk, township, *_ in rows
+        ]
+        DeviceEvent.objects.bulk_create(offline, ignore_conflicts=True)
         # The alert rules above streams see the sweep's offline events as they see a last will.
         stored(
             Stored(
@@ -81,16 +79,16 @@ def devices_mark_stale() -> int:
                     (
                         DeviceRef(id=pk, township_id=township, grid_id=grid, kind=kind, code=code),
                         CameraEvent(
-                            event_id=presence_event_id("offline", now),
-                            time=now,
-                            label="offline",
+                            event_id=event.event_id,
+                            time=event.time,
+                            label=event.label,
                             score=None,
                             zones=(),
-                            payload={"reason": "heartbeat timeout"},
+                            payload=event.payload,
                         ),
                         False,
                     )
-                    for pk, township, code, kind, grid in rows
+                    for (pk, township, code, kind, grid), event in zip(rows, offline, strict=True)
                 ],
                 source="system",
             )

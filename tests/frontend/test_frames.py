@@ -164,7 +164,9 @@ def assert_bounded(frames: list[str]) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_console_with_5000_open_summonses_connects_pages_and_is_pushed_to(demo_committed):
+def test_a_console_with_5000_open_summonses_connects_pages_and_is_pushed_to(
+    demo_committed, redis_url
+):
     from command.org.models import Category, Department, Township, User
     from incidents.models import Whistle
     from incidents.services.incidents import incident_open
@@ -230,7 +232,7 @@ def test_a_console_with_5000_open_summonses_connects_pages_and_is_pushed_to(demo
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_board_with_2000_open_alerts_connects_pages_and_is_pushed_to(demo_committed):
+def test_a_board_with_2000_open_alerts_connects_pages_and_is_pushed_to(demo_committed, redis_url):
     from command.org.models import Township
 
     bulk_alerts(2000)
