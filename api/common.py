@@ -51,6 +51,9 @@ class SummonsOut(Schema):
     checked_in_at: datetime | None
     overdue: bool
     escalation_level: int
+    finish_deadline: datetime | None = None
+    finish_overdue: bool = False
+    returned_count: int = 0
 
     @staticmethod
     def from_summons(summons: Summons) -> SummonsOut:
@@ -63,4 +66,7 @@ class SummonsOut(Schema):
             checked_in_at=summons.checked_in_at,
             overdue=summons.overdue,
             escalation_level=summons.escalation_level,
+            finish_deadline=summons.finish_deadline,
+            finish_overdue=summons.finish_overdue,
+            returned_count=summons.returned_count,
         )

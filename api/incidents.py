@@ -25,8 +25,10 @@ from incidents import selectors as incident_selectors
 from incidents.models import Incident, Summons
 from incidents.services.incidents import (
     incident_add_evidence,
+    incident_call_back,
     incident_close,
     incident_open,
+    incident_reopen,
     incident_resolve,
 )
 from incidents.services.whistles import suggested_departments
@@ -69,6 +71,9 @@ class IncidentOut(Schema):
     resolved_at: datetime | None = None
     closed_at: datetime | None = None
     feedback: str = ""
+    # 回访: satisfied | basic | unsatisfied, or "" before the callback.
+    satisfaction: str = ""
+    reopened_count: int = 0
     # Only with ?timeline=true: the incident as one document, for archives and other systems.
     timeline: list[TimelineOut] | None = None
 
@@ -98,6 +103,8 @@ class IncidentOut(Schema):
             resolved_at=incident.resolved_at,
             closed_at=incident.closed_at,
             feedback=incident.feedback,
+            satisfaction=incident.satisfaction,
+            reopened_count=incident.reopened_count,
         )
 
 
@@ -116,6 +123,16 @@ class IncidentIn(Schema):
 class CloseIn(Schema):
     feedback: str
     settled_level: str
+
+
+class ReopenIn(Schema):
+    reason: str
+
+
+class CallbackIn(Schema):
+    satisfaction: str  # satisfied | basic | unsatisfied
+    note: str = ""
+    reopen: bool = False  # only with "unsatisfied", and only the township's officers
 
 
 class EvidenceIn(Schema):
@@ -208,6 +225,33 @@ def close_incident(request: HttpRequest, incident_id: int, body: CloseIn):
         incident=incident,
         feedback=body.feedback,
         settled_level=body.settled_level,
+        source=request_source(request),
+    )
+    return IncidentOut.from_incident(incident)
+
+
+@router.post("/incidents/{incident_id}/reopen", response={200: IncidentOut, 409: Problem})
+def reopen_incident(request: HttpRequest, incident_id: int, body: ReopenIn):
+    """Back to work within ``WHISTLE_REOPEN_DAYS`` of closing."""
+    user = request_actor(request)
+    incident = get_object_or_404(visible_incidents(user), pk=incident_id)
+    incident = incident_reopen(
+        actor=user, incident=incident, reason=body.reason, source=request_source(request)
+    )
+    return IncidentOut.from_incident(incident)
+
+
+@router.post("/incidents/{incident_id}/callback", response={200: IncidentOut, 409: Problem})
+def call_back(request: HttpRequest, incident_id: int, body: CallbackIn):
+    """回访: the satisfaction of the person who raised it, after closing."""
+    user = request_actor(request)
+    incident = get_object_or_404(visible_incidents(user), pk=incident_id)
+    incident = incident_call_back(
+        actor=user,
+        incident=incident,
+        satisfaction=body.satisfaction,
+        note=body.note,
+        reopen=body.reopen,
         source=request_source(request),
     )
     return IncidentOut.from_incident(incident)

@@ -1,10 +1,11 @@
-"""Summons, as a summoned department answers them — acknowledge, check in, report done,
-release — and the list in scope, whose ``overdue_only`` is the supervisors' 督办 list."""
+"""Summons, as a summoned department answers them — acknowledge, check in, report done — and
+as the township settles them — accept the work (验收), return it, release the department — and
+the list in scope, whose ``overdue_only`` is the supervisors' 督办 list."""
 
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Router, Schema
@@ -15,10 +16,12 @@ from command.org.models import User
 from incidents.models import Summons
 from incidents.services.incidents import incident_add_evidence
 from incidents.services.summonses import (
+    summons_accept,
     summons_acknowledge,
     summons_check_in,
     summons_done,
     summons_release,
+    summons_return,
 )
 
 router = Router(tags=["summons"])
@@ -51,7 +54,7 @@ def list_summonses(request: HttpRequest, open_only: bool = True, overdue_only: b
     if open_only:
         queryset = queryset.filter(status__in=Summons.OPEN_STATUSES)
     if overdue_only:
-        queryset = queryset.filter(overdue=True)
+        queryset = queryset.filter(Q(overdue=True) | Q(finish_overdue=True))
     return [SummonsOut.from_summons(s) for s in queryset.order_by("check_in_deadline")[:500]]
 
 
@@ -104,6 +107,29 @@ def report_done(request: HttpRequest, summons_id: int, body: DoneIn):
 @router.post("/summonses/{summons_id}/release", response={200: SummonsOut, 409: Problem})
 def release(request: HttpRequest, summons_id: int, body: ReleaseIn):
     summons = summons_release(
+        actor=request_actor(request),
+        summons=_summons(request, summons_id),
+        reason=body.reason,
+        source=request_source(request),
+    )
+    return SummonsOut.from_summons(summons)
+
+
+@router.post("/summonses/{summons_id}/accept", response={200: SummonsOut, 409: Problem})
+def accept(request: HttpRequest, summons_id: int):
+    """验收: the township accepts work reported done."""
+    summons = summons_accept(
+        actor=request_actor(request),
+        summons=_summons(request, summons_id),
+        source=request_source(request),
+    )
+    return SummonsOut.from_summons(summons)
+
+
+@router.post("/summonses/{summons_id}/return", response={200: SummonsOut, 409: Problem})
+def return_work(request: HttpRequest, summons_id: int, body: ReleaseIn):
+    """The work is not accepted: the department is back on site; the finishing clock runs on."""
+    summons = summons_return(
         actor=request_actor(request),
         summons=_summons(request, summons_id),
         reason=body.reason,

@@ -257,6 +257,9 @@ WHISTLE_PHOTO_MAX_BYTES = int(os.environ.get("WHISTLE_PHOTO_MAX_BYTES", 10_000_0
 WHISTLE_REQUEST_MAX_BYTES = WHISTLE_PHOTO_MAX_BYTES + 1_000_000
 # A photo uploaded and never attached to a report or an incident is deleted after this many hours.
 WHISTLE_PHOTO_ORPHAN_HOURS = int(os.environ.get("WHISTLE_PHOTO_ORPHAN_HOURS", "24"))
+# How long after closing an incident can be reopened (a callback that finds the matter not
+# settled, or a closing by mistake); after that it is a new incident.
+WHISTLE_REOPEN_DAYS = int(os.environ.get("WHISTLE_REOPEN_DAYS", "30"))
 
 # Lists that grow with the backlog (the board's alert queue, a console's summonses) are sent a
 # page at a time: the newest / most urgent this many, the rest on demand over HTTP.

@@ -84,6 +84,20 @@ class Incident(models.Model):
         _("settled at"), max_length=10, choices=SettledLevel.choices, blank=True
     )
 
+    class Satisfaction(models.TextChoices):
+        NONE = "", _("Not asked yet")
+        SATISFIED = "satisfied", _("Satisfied")
+        BASIC = "basic", _("Basically satisfied")
+        UNSATISFIED = "unsatisfied", _("Not satisfied")
+
+    # 回访: what the person who raised it said of the outcome, asked after closing.
+    satisfaction = models.CharField(
+        _("satisfaction"), max_length=12, choices=Satisfaction.choices, blank=True
+    )
+    callback_at = models.DateTimeField(_("called back at"), null=True, blank=True)
+    callback_note = models.TextField(_("callback note"), blank=True)
+    reopened_count = models.PositiveSmallIntegerField(_("times reopened"), default=0)
+
     class Meta:
         verbose_name = _("incident")
         verbose_name_plural = _("incidents")
@@ -158,6 +172,9 @@ class Whistle(models.Model):
     )
     blown_at = models.DateTimeField(_("blown at"), default=timezone.now)
     report_within = models.DurationField(_("report on site within"))
+    # 限时办结: from blowing to finishing, accepted by the township. Null on whistles blown
+    # before finishing deadlines existed.
+    finish_within = models.DurationField(_("finish within"), null=True, blank=True)
     # Escalation runs from this copy, so editing the policy later does not change a running
     # escalation (Grafana OnCall's escalation snapshot).
     escalation_policy = models.JSONField(_("escalation policy (snapshot)"), default=list)
@@ -175,18 +192,23 @@ class Whistle(models.Model):
 
 
 class Summons(models.Model):
-    """One summoned department: notified → acknowledged → checked in on site → done."""
+    """One summoned department: notified → acknowledged → checked in on site → done → accepted
+    by the township (验收), or returned to work; or released by the township at any point."""
 
     class Status(models.TextChoices):
         NOTIFIED = "notified", _("Notified")
         ACKNOWLEDGED = "acknowledged", _("Acknowledged")
         CHECKED_IN = "checked_in", _("On site")
-        DONE = "done", _("Done")
+        DONE = "done", _("Done, awaiting acceptance")
+        ACCEPTED = "accepted", _("Accepted")
         RELEASED = "released", _("Released")
 
-    # Not on site yet: the deadline still applies.
+    # Not on site yet: the check-in deadline still applies.
     WAITING_STATUSES = (Status.NOTIFIED, Status.ACKNOWLEDGED)
-    OPEN_STATUSES = (*WAITING_STATUSES, Status.CHECKED_IN)
+    # Not finished yet: the finishing deadline still applies.
+    WORKING_STATUSES = (*WAITING_STATUSES, Status.CHECKED_IN)
+    # Still the department's and the township's business: the incident cannot be resolved.
+    OPEN_STATUSES = (*WORKING_STATUSES, Status.DONE)
 
     whistle = models.ForeignKey(
         Whistle, verbose_name=_("whistle"), on_delete=models.CASCADE, related_name="summonses"
@@ -221,6 +243,23 @@ class Summons(models.Model):
     release_reason = models.CharField(_("release reason"), max_length=300, blank=True)
     overdue = models.BooleanField(_("overdue"), default=False)
     escalation_level = models.PositiveSmallIntegerField(_("escalation level"), default=0)
+    finish_deadline = models.DateTimeField(_("finishing deadline"), null=True, blank=True)
+    finish_overdue = models.BooleanField(_("finishing overdue"), default=False)
+    finish_escalation_level = models.PositiveSmallIntegerField(
+        _("finishing escalation level"), default=0
+    )
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("accepted by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # How many times the township sent the work back, and why the last time.
+    returned_count = models.PositiveSmallIntegerField(_("times returned"), default=0)
+    return_reason = models.CharField(_("return reason"), max_length=300, blank=True)
 
     class Meta:
         verbose_name = _("summons")

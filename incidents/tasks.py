@@ -38,6 +38,12 @@ def summons_deadline(summons_id: int, step: int) -> str:
     return deadlines.summons_deadline_step(summons_id=summons_id, step=step)
 
 
+@app.task(name=deadlines.FINISH_TASK, queue="deadlines", retry=RETRY, pass_context=False)
+def summons_finish_deadline(summons_id: int, level: int) -> str:
+    """Late finishing: escalate to level ``level``, then schedule the next level."""
+    return deadlines.summons_finish_step(summons_id=summons_id, level=level)
+
+
 @app.periodic(
     cron=f"* * * * * */{settings.WHISTLE_JOB_SWEEP_SECONDS}", periodic_id="summons-deadlines"
 )

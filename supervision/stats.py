@@ -48,7 +48,7 @@ SELECT s.department_id,
            FILTER (WHERE s.checked_in_at IS NOT NULL),
        percentile_cont(0.9) WITHIN GROUP (ORDER BY s.checked_in_at - w.blown_at)
            FILTER (WHERE s.checked_in_at IS NOT NULL),
-       count(*) FILTER (WHERE s.status = 'done'),
+       count(*) FILTER (WHERE s.status IN ('done', 'accepted')),
        count(*) FILTER (WHERE s.overdue),
        count(*) FILTER (WHERE s.escalation_level > 0)
   FROM incidents_summons s

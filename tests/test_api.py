@@ -51,7 +51,11 @@ def test_openapi_document_lists_every_action(demo):
         "/api/v1/summonses/{summons_id}/check-in",
         "/api/v1/summonses/{summons_id}/done",
         "/api/v1/summonses/{summons_id}/release",
+        "/api/v1/summonses/{summons_id}/accept",
+        "/api/v1/summonses/{summons_id}/return",
         "/api/v1/incidents/{incident_id}/resolve",
+        "/api/v1/incidents/{incident_id}/reopen",
+        "/api/v1/incidents/{incident_id}/callback",
         "/api/v1/incidents/{incident_id}/close",
     ):
         assert path in paths, path
@@ -160,6 +164,14 @@ def test_the_loop_through_the_api_with_tokens(token):
     )
     evidence = call("get", f"/incidents/{incident}", duty).json()["evidence"]
     assert evidence[-1]["url"] == "https://x.example/after.jpg"
+    unaccepted = call("post", f"/incidents/{incident}/resolve", duty)
+    assert (unaccepted.status_code, unaccepted.json()["code"]) == (409, "summons_unaccepted")
+    assert call("post", f"/summonses/{summons}/accept", chengguan).status_code == 403
+    returned = call("post", f"/summonses/{summons}/return", duty, {"reason": "护栏未复位"}).json()
+    assert (returned["status"], returned["returned_count"]) == ("checked_in", 1)
+    again = call("post", f"/summonses/{summons}/done", chengguan, {"note": "护栏已复位"})
+    assert again.status_code == 200
+    assert call("post", f"/summonses/{summons}/accept", duty).json()["status"] == "accepted"
     assert call("post", f"/incidents/{incident}/resolve", duty).json()["status"] == "resolved"
     bad_close = call("post", f"/incidents/{incident}/close", duty, {"feedback": "ok"})
     assert bad_close.status_code == 422  # settled_level missing: a malformed body
@@ -182,6 +194,9 @@ def test_the_loop_through_the_api_with_tokens(token):
         "incident.on_site",
         "summons.done",
         "incident.evidence_added",
+        "summons.returned",
+        "summons.done",
+        "summons.accepted",
         "incident.resolved",
         "incident.closed",
     ]

@@ -190,6 +190,20 @@ CASES = [
     ),
     api(
         "post",
+        "/incidents/{incident_id}/reopen",
+        "/incidents/{i1}/reopen",
+        COMMAND_Q,
+        {"reason": "x"},
+    ),
+    api(
+        "post",
+        "/incidents/{incident_id}/callback",
+        "/incidents/{i1}/callback",
+        COMMAND_Q,
+        {"satisfaction": "satisfied"},
+    ),
+    api(
+        "post",
         "/incidents/{incident_id}/evidence",
         "/incidents/{i1}/evidence",
         COMMAND_Q | {MEMBER},  # a summoned department adds photos of its work
@@ -212,6 +226,14 @@ CASES = [
         "post",
         "/summonses/{summons_id}/release",
         "/summonses/{s1}/release",
+        COMMAND_Q,
+        {"reason": "x"},
+    ),
+    api("post", "/summonses/{summons_id}/accept", "/summonses/{s1}/accept", COMMAND_Q),
+    api(
+        "post",
+        "/summonses/{summons_id}/return",
+        "/summonses/{s1}/return",
         COMMAND_Q,
         {"reason": "x"},
     ),

@@ -20,7 +20,7 @@ from command.org.models import Category, Department, Device, Township, User
 from frontend.charts import HEIGHT, PAD
 from incidents.models import Incident, Whistle
 from incidents.services.incidents import incident_close, incident_open, incident_resolve
-from incidents.services.summonses import summons_check_in, summons_done
+from incidents.services.summonses import summons_accept, summons_check_in, summons_done
 from incidents.services.whistles import SummonedDepartment, whistle_blow
 from streams.models import Reading
 from streams.timeseries import timescaledb_enabled
@@ -131,6 +131,7 @@ def test_a_chart_per_device_and_metric_with_the_rules_thresholds_and_key_moments
     ).summonses.get()
     summons_check_in(actor=member, summons=summons)
     summons_done(actor=member, summons=summons, note="已处置")
+    summons_accept(actor=duty, summons=summons)
     incident_resolve(actor=duty, incident=incident)
     incident_close(actor=duty, incident=incident, feedback="好", settled_level="township")
 

@@ -38,6 +38,8 @@ class Action(models.TextChoices):
     INCIDENT_RESOLVED = "incident.resolved", _("Incident resolved")
     INCIDENT_CLOSED = "incident.closed", _("Incident closed")
     INCIDENT_EVIDENCE_ADDED = "incident.evidence_added", _("Evidence added")
+    INCIDENT_REOPENED = "incident.reopened", _("Incident reopened")
+    INCIDENT_CALLED_BACK = "incident.called_back", _("Called back (satisfaction)")
     WHISTLE_BLOWN = "whistle.blown", _("Whistle blown")
     WHISTLE_JOINT_CONFIRMED = (
         "whistle.joint_confirmed",
@@ -55,6 +57,10 @@ class Action(models.TextChoices):
     SUMMONS_REMINDED = "summons.reminded", _("Reminder before the deadline")
     SUMMONS_OVERDUE = "summons.overdue", _("Deadline passed")
     SUMMONS_ESCALATED = "summons.escalated", _("Escalated to supervisors")
+    SUMMONS_ACCEPTED = "summons.accepted", _("Work accepted by the township")
+    SUMMONS_RETURNED = "summons.returned", _("Work returned to the department")
+    SUMMONS_FINISH_OVERDUE = "summons.finish_overdue", _("Finishing deadline passed")
+    SUMMONS_FINISH_ESCALATED = "summons.finish_escalated", _("Late finishing escalated")
 
     @property
     def subject(self) -> Subject:
@@ -118,6 +124,17 @@ class IncidentStatus(TypedDict, total=False):
     settled_level: str
 
 
+class IncidentReopened(TypedDict, total=False):
+    status: str
+    reason: str
+
+
+class CalledBack(TypedDict, total=False):
+    satisfaction: str
+    note: str
+    reopen: bool
+
+
 class Evidence(TypedDict):
     kind: str
     url: str
@@ -158,6 +175,8 @@ class SummonsChange(TypedDict, total=False):
     position: list[float | None]  # where the check-in was made: [latitude, longitude]
     level: int  # escalation level (督办): 1 township, 2 district …
     notify: str  # whom that level notifies
+    finish_deadline: str  # the finishing deadline (ISO 8601) the row was written against
+    returned: int  # how many times the work has been returned
 
 
 class Payload(TypedDict, total=False):
@@ -180,6 +199,8 @@ SCHEMAS: dict[Action, tuple[type, type]] = {
     Action.INCIDENT_RESOLVED: (StatusChange, IncidentStatus),
     Action.INCIDENT_CLOSED: (StatusChange, IncidentStatus),
     Action.INCIDENT_EVIDENCE_ADDED: (Payload, Evidence),
+    Action.INCIDENT_REOPENED: (StatusChange, IncidentReopened),
+    Action.INCIDENT_CALLED_BACK: (Payload, CalledBack),
     Action.WHISTLE_BLOWN: (Payload, WhistleBlown),
     Action.WHISTLE_JOINT_CONFIRMED: (JointPending, JointConfirmed),
     Action.WHISTLE_JOINT_DECLINED: (JointPending, JointDeclined),
@@ -191,6 +212,10 @@ SCHEMAS: dict[Action, tuple[type, type]] = {
     Action.SUMMONS_REMINDED: (Payload, SummonsChange),
     Action.SUMMONS_OVERDUE: (Payload, SummonsChange),
     Action.SUMMONS_ESCALATED: (SummonsChange, SummonsChange),
+    Action.SUMMONS_ACCEPTED: (SummonsChange, SummonsChange),
+    Action.SUMMONS_RETURNED: (SummonsChange, SummonsChange),
+    Action.SUMMONS_FINISH_OVERDUE: (Payload, SummonsChange),
+    Action.SUMMONS_FINISH_ESCALATED: (SummonsChange, SummonsChange),
 }
 
 
@@ -250,6 +275,10 @@ FIELD_LABELS = {
     "position": _("position"),
     "level": _("level"),
     "notify": _("notified"),
+    "finish_deadline": _("finishing deadline"),
+    "returned": _("times returned"),
+    "satisfaction": _("satisfaction"),
+    "reopen": _("reopened"),
 }
 
 

@@ -20,6 +20,17 @@ from incidents.models import Incident, Summons, Whistle
 log = logging.getLogger("whistle.incidents")
 
 
+def locked_summonses() -> Any:
+    """Summons rows locked for a change, with what every change reads alongside."""
+    return Summons.objects.select_for_update(of=("self",)).select_related(
+        "whistle__incident__township", "department"
+    )
+
+
+def summons_for_update(summons: Summons) -> Summons:
+    return locked_summonses().get(pk=summons.pk)
+
+
 def record(
     subject: Incident | Whistle | Summons,
     township_id: int,

@@ -1,5 +1,6 @@
-"""Deadlines and escalation (督办): each summons' reminder and escalation steps, run by the job
-chain (``incidents.tasks``) and, as a backstop, by the periodic sweep."""
+"""Deadlines and escalation (督办): each summons' reminder and escalation steps before it checks
+in, and its escalation steps when it has not finished in time (限时办结), run by the job chains
+(``incidents.tasks``) and, as a backstop, by the periodic sweep."""
 
 from __future__ import annotations
 
@@ -15,9 +16,8 @@ from command import clock, realtime
 from command.timeline.actions import Action
 from command.timeline.models import TimelineEntry
 from incidents.models import Summons, Whistle
-from incidents.services.common import log, record
+from incidents.services.common import locked_summonses, log, record
 from incidents.services.pushes import announce_summons
-from incidents.services.summonses import locked_summonses
 
 # Who hears of an overdue summons, and when (督办): copied onto each whistle when it is blown.
 DEFAULT_ESCALATION_POLICY: list[dict[str, Any]] = [
@@ -45,6 +45,96 @@ def step_times(summons: Summons, whistle: Whistle) -> list[datetime]:
 
 
 DEADLINE_TASK = "incidents.tasks.summons_deadline"
+FINISH_TASK = "incidents.tasks.summons_finish_deadline"
+
+
+def finish_step_times(summons: Summons, whistle: Whistle) -> list[datetime]:
+    """When each level of late finishing escalates: the policy's offsets after the finishing
+    deadline (level n is item n-1). None without a finishing deadline."""
+    if summons.finish_deadline is None:
+        return []
+    return [
+        summons.finish_deadline + timedelta(minutes=int(step["after_deadline_minutes"]))
+        for step in whistle.escalation_policy
+    ]
+
+
+def schedule_finish_chain(summons: Summons) -> None:
+    """Defer the summons' next finishing step (in the current transaction): at blowing, and
+    again when returned work sends the department back (a chain stops at "done")."""
+    times = finish_step_times(summons, summons.whistle)
+    level = summons.finish_escalation_level + 1
+    if level > len(times):
+        return
+    try:
+        # A savepoint: the refused INSERT of a step already queued must not abort the caller.
+        with transaction.atomic():
+            app.configure_task(
+                FINISH_TASK,
+                schedule_at=times[level - 1],
+                queueing_lock=f"summons-{summons.pk}-finish-{level}",
+            ).defer(summons_id=summons.pk, level=level)
+    except AlreadyEnqueued:
+        pass  # the step is already waiting for its moment
+
+
+def summons_finish_step(*, summons_id: int, level: int) -> str:
+    """Escalate late finishing to ``level`` and schedule the next level."""
+    with transaction.atomic():
+        outcome = summons_finish_escalate(summons_id=summons_id, level=level)
+        summons = Summons.objects.select_related("whistle").filter(pk=summons_id).first()
+        if summons is not None and summons.status in Summons.WORKING_STATUSES:
+            schedule_finish_chain(summons)
+    return outcome
+
+
+def summons_finish_escalate(*, summons_id: int, level: int) -> str:
+    """Past the finishing deadline and not done: overdue, escalated like a late arrival.
+
+    Work reported done waits on the township's acceptance, not on the department, so it does
+    not escalate; returned work does, from where its chain stopped.
+    """
+    with transaction.atomic():
+        summons = locked_summonses().filter(pk=summons_id).first()
+        if summons is None:
+            return "gone"
+        if summons.status not in Summons.WORKING_STATUSES:
+            return "finished or released"
+        if summons.finish_escalation_level >= level:
+            return "already escalated"
+        if summons.finish_deadline is None or clock.now() < summons.finish_deadline:
+            return "not due"
+        step = next(
+            (s for s in summons.whistle.escalation_policy if int(s["level"]) == level), None
+        )
+        township_id = summons.whistle.incident.township_id
+        deadline = summons.finish_deadline.isoformat()
+        fields = ["finish_escalation_level"]
+        if not summons.finish_overdue:
+            summons.finish_overdue = True
+            fields.append("finish_overdue")
+            record(
+                summons,
+                township_id,
+                Action.SUMMONS_FINISH_OVERDUE,
+                actor=None,
+                source=TimelineEntry.Source.SYSTEM,
+                after={"finish_deadline": deadline},
+            )
+        before = summons.finish_escalation_level
+        summons.finish_escalation_level = level
+        summons.save(update_fields=fields)
+        record(
+            summons,
+            township_id,
+            Action.SUMMONS_FINISH_ESCALATED,
+            actor=None,
+            source=TimelineEntry.Source.SYSTEM,
+            before={"level": before},
+            after={"level": level, "notify": (step or {}).get("notify", "")},
+        )
+        announce_summons(summons, Action.SUMMONS_FINISH_ESCALATED, key_suffix=f":{level}")
+    return f"escalated to level {level}"
 
 
 def schedule_deadline_step(summons_id: int, step: int, at: datetime) -> None:
@@ -52,10 +142,12 @@ def schedule_deadline_step(summons_id: int, step: int, at: datetime) -> None:
     writes its jobs through Django's connection). Each step defers the next when it runs, so a
     whistle costs one job per summons, and a chain never outlives its summons."""
     try:
-        # By name: incidents.tasks imports this module, not the other way round.
-        app.configure_task(
-            DEADLINE_TASK, schedule_at=at, queueing_lock=f"summons-{summons_id}-step-{step}"
-        ).defer(summons_id=summons_id, step=step)
+        # By name: incidents.tasks imports this module, not the other way round. In a
+        # savepoint, so that a step already queued leaves the caller's transaction usable.
+        with transaction.atomic():
+            app.configure_task(
+                DEADLINE_TASK, schedule_at=at, queueing_lock=f"summons-{summons_id}-step-{step}"
+            ).defer(summons_id=summons_id, step=step)
     except AlreadyEnqueued:
         pass  # a step that ran twice: its successor is already waiting
 
@@ -130,11 +222,41 @@ def summons_deadlines_sweep() -> int:
             # One summons must not hold up the others; the next sweep tries it again.
             log.exception("deadline sweep failed for summons %s", summons.pk)
             failed.append(summons.pk)
+    for summons in _finish_due(now):
+        try:
+            for level, at in enumerate(finish_step_times(summons, summons.whistle), start=1):
+                if at > cutoff:
+                    break
+                if summons.finish_escalation_level < level:
+                    outcome = summons_finish_escalate(summons_id=summons.pk, level=level)
+                    ran += outcome.startswith("escalated")
+        except Exception:
+            log.exception("finishing sweep failed for summons %s", summons.pk)
+            failed.append(summons.pk)
     if ran:
         log.warning("deadline sweep ran %s step(s) the job chain had not", ran)
     if failed:
         raise RuntimeError(f"deadline sweep failed for summonses {failed}")
     return ran
+
+
+def _finish_due(now: datetime) -> list[Summons]:
+    """Working summonses past their finishing deadline with levels left to run."""
+    return list(
+        Summons.objects.filter(
+            status__in=Summons.WORKING_STATUSES, finish_deadline__lte=now - SWEEP_GRACE
+        )
+        .annotate(
+            levels=Func(
+                F("whistle__escalation_policy"),
+                function="jsonb_array_length",
+                output_field=IntegerField(),
+            )
+        )
+        .filter(finish_escalation_level__lt=F("levels"))
+        .select_related("whistle")
+        .order_by("finish_deadline", "pk")
+    )
 
 
 def summons_remind(*, summons_id: int) -> str:

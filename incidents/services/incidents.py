@@ -1,12 +1,13 @@
 """Incidents: opened from alerts or by hand, resolved, closed with feedback and the 631 level,
-and the evidence gathered for them."""
+called back (回访) and reopened within a window, and the evidence gathered for them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -21,6 +22,7 @@ from command.timeline.records import timeline_record
 from incidents.models import Incident, Summons
 from incidents.photos import is_acceptable_url, photos_attach
 from incidents.services.common import broadcast, record, require_officer
+from streams.models import GridReport
 
 
 def incident_open(
@@ -151,7 +153,7 @@ def set_incident_status(
 def incident_resolve(
     *, actor: User, incident: Incident, source: str = TimelineEntry.Source.WEB
 ) -> Incident:
-    """事不完，人不走: not while a summoned department has not reported done or been released."""
+    """事不完，人不走: not while a summoned department's work is unfinished or not accepted."""
     require_officer(actor, incident.township)
     with transaction.atomic():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
@@ -161,6 +163,14 @@ def incident_resolve(
                 whistle__incident=incident, status__in=Summons.OPEN_STATUSES
             ).select_related("department")
         )
+        unaccepted = [s for s in waiting if s.status == Summons.Status.DONE]
+        if unaccepted:
+            names = "、".join(s.department.display_name for s in unaccepted)
+            raise TransitionNotAllowed(
+                _("Work reported done awaits acceptance: %(names)s. Accept or return it first.")
+                % {"names": names},
+                code="summons_unaccepted",
+            )
         if waiting:
             names = "、".join(s.department.display_name for s in waiting)
             raise TransitionNotAllowed(
@@ -212,6 +222,120 @@ def incident_close(
             feedback=feedback.strip(),
             settled_level=settled_level,
         )
+    return incident
+
+
+def incident_reopen(
+    *, actor: User, incident: Incident, reason: str, source: str = TimelineEntry.Source.WEB
+) -> Incident:
+    """A resolved or closed incident back to work, within ``WHISTLE_REOPEN_DAYS`` of closing:
+    the departments' finished work stays on record, new whistles summon whoever is needed."""
+    require_officer(actor, incident.township)
+    if not reason.strip():
+        raise TransitionNotAllowed(_("Reopening needs a reason."), code="reason_missing")
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if incident.status not in (Incident.Status.RESOLVED, Incident.Status.CLOSED):
+            raise TransitionNotAllowed(
+                _("Only a resolved or closed incident can be reopened."),
+                code="incident_not_finished",
+            )
+        window = timedelta(days=settings.WHISTLE_REOPEN_DAYS)
+        if incident.closed_at is not None and clock.now() - incident.closed_at > window:
+            raise TransitionNotAllowed(
+                _("Closed more than %(days)d days ago: open a new incident instead.")
+                % {"days": settings.WHISTLE_REOPEN_DAYS},
+                code="reopen_window_passed",
+            )
+        before = incident.status
+        incident.status = Incident.Status.OPEN
+        incident.resolved_at = incident.closed_at = None
+        incident.settled_level = incident.satisfaction = ""
+        incident.reopened_count += 1
+        incident.save(
+            update_fields=[
+                "status",
+                "resolved_at",
+                "closed_at",
+                "settled_level",
+                "satisfaction",
+                "reopened_count",
+            ]
+        )
+        record(
+            incident,
+            incident.township_id,
+            Action.INCIDENT_REOPENED,
+            actor=actor,
+            source=source,
+            before={"status": before},
+            after={"status": incident.status, "reason": reason.strip()[:500]},
+        )
+        broadcast(incident, "incident.updated")
+    return incident
+
+
+def raised_by(user: User, incident: Incident) -> bool:
+    """Whether ``user`` raised the matter: the grid officer (or hotline account) whose report
+    became one of the incident's alerts."""
+    return GridReport.objects.filter(reporter=user, alert__incident=incident).exists()
+
+
+def incident_call_back(
+    *,
+    actor: User,
+    incident: Incident,
+    satisfaction: str,
+    note: str = "",
+    reopen: bool = False,
+    source: str = TimelineEntry.Source.WEB,
+) -> Incident:
+    """回访: the outcome told to the person who raised it, and their satisfaction, recorded by
+    the officer who called them or by that person (a grid officer on the phone page). "Not
+    satisfied" may reopen the incident at once (the officer's call)."""
+    if reopen or not raised_by(actor, incident):
+        # Reopening is the township's decision; the person who raised it says how it went.
+        require_officer(actor, incident.township)
+    if satisfaction not in Incident.Satisfaction.values or not satisfaction:
+        raise TransitionNotAllowed(
+            _("Say whether they were satisfied, basically satisfied or not satisfied."),
+            code="satisfaction_missing",
+        )
+    if reopen and satisfaction != Incident.Satisfaction.UNSATISFIED:
+        raise TransitionNotAllowed(
+            _("Only a caller who is not satisfied reopens the incident."), code="reopen_invalid"
+        )
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if incident.status != Incident.Status.CLOSED:
+            raise TransitionNotAllowed(
+                _("Call back once the incident is closed."), code="incident_not_closed"
+            )
+        incident.satisfaction = satisfaction
+        incident.callback_at = clock.now()
+        incident.callback_note = note.strip()
+        incident.save(update_fields=["satisfaction", "callback_at", "callback_note"])
+        after: dict[str, Any] = {"satisfaction": satisfaction}
+        if incident.callback_note:
+            after["note"] = incident.callback_note[:500]
+        if reopen:
+            after["reopen"] = True
+        record(
+            incident,
+            incident.township_id,
+            Action.INCIDENT_CALLED_BACK,
+            actor=actor,
+            source=source,
+            after=after,
+        )
+        broadcast(incident, "incident.updated")
+        if reopen:
+            incident = incident_reopen(
+                actor=actor,
+                incident=incident,
+                reason=incident.callback_note or str(Incident.Satisfaction.UNSATISFIED.label),
+                source=source,
+            )
     return incident
 
 

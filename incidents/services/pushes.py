@@ -24,6 +24,9 @@ def _summons_payload(summons: Summons, event: str) -> dict[str, Any]:
             "check_in_deadline": summons.check_in_deadline,
             "overdue": summons.overdue,
             "escalation_level": summons.escalation_level,
+            "finish_deadline": summons.finish_deadline,
+            "finish_overdue": summons.finish_overdue,
+            "returned_count": summons.returned_count,
         },
         "whistle": {"id": whistle.pk, "kind": whistle.kind, "purpose": whistle.purpose},
         "incident": {

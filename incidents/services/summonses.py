@@ -1,4 +1,5 @@
-"""A summoned department's side: acknowledge, check in on site, report done, be released."""
+"""A summons' life: the department acknowledges, checks in on site and reports done; the
+township accepts the work (验收) or returns it, or releases the department."""
 
 from __future__ import annotations
 
@@ -15,20 +16,15 @@ from command.org.models import User
 from command.timeline.actions import Action
 from command.timeline.models import TimelineEntry
 from incidents.models import Incident, Summons
-from incidents.services.common import record, require_member, require_officer
+from incidents.services.common import (
+    record,
+    require_member,
+    require_officer,
+    summons_for_update,
+)
+from incidents.services.deadlines import schedule_finish_chain
 from incidents.services.incidents import set_incident_status
 from incidents.services.pushes import announce_summons
-
-
-def locked_summonses() -> Any:
-    """Summons rows locked for a change, with what every change reads alongside."""
-    return Summons.objects.select_for_update(of=("self",)).select_related(
-        "whistle__incident__township", "department"
-    )
-
-
-def summons_for_update(summons: Summons) -> Summons:
-    return locked_summonses().get(pk=summons.pk)
 
 
 def summons_changed(
@@ -41,6 +37,7 @@ def summons_changed(
     fields: Sequence[str],
     after: dict[str, Any] | None = None,
     time: datetime | None = None,
+    key_suffix: str = "",
 ) -> None:
     summons.save(update_fields=["status", *fields])
     incident = summons.whistle.incident
@@ -54,7 +51,7 @@ def summons_changed(
         after={"status": summons.status, **(after or {})},
         time=time,
     )
-    announce_summons(summons, action)
+    announce_summons(summons, action, key_suffix)
 
 
 def summons_acknowledge(
@@ -158,7 +155,69 @@ def summons_done(
             fields=["done_at", "done_note"],
             # The note is part of the record a supervisor replays.
             after={"note": note} if note else None,
+            key_suffix=f":{summons.returned_count}",
         )
+    return summons
+
+
+def _require_done(summons: Summons) -> None:
+    if summons.status != Summons.Status.DONE:
+        raise TransitionNotAllowed(
+            _("Only work reported done can be accepted or returned; this summons is %(status)s.")
+            % {"status": summons.get_status_display()},
+            code="summons_not_done",
+        )
+
+
+def summons_accept(
+    *, actor: User, summons: Summons, source: str = TimelineEntry.Source.WEB
+) -> Summons:
+    """验收: the township accepts the department's work; the department is free to go."""
+    with transaction.atomic():
+        summons = summons_for_update(summons)
+        require_officer(actor, summons.whistle.incident.township)
+        _require_done(summons)
+        summons.status = Summons.Status.ACCEPTED
+        summons.accepted_at = clock.now()
+        summons.accepted_by = actor
+        summons_changed(
+            summons,
+            Summons.Status.DONE,
+            Action.SUMMONS_ACCEPTED,
+            actor=actor,
+            source=source,
+            fields=["accepted_at", "accepted_by"],
+            after={"returned": summons.returned_count},
+        )
+    return summons
+
+
+def summons_return(
+    *, actor: User, summons: Summons, reason: str, source: str = TimelineEntry.Source.WEB
+) -> Summons:
+    """The township does not accept the work: the department is back on site, and the finishing
+    clock keeps running from the whistle (a return buys no time)."""
+    if not reason.strip():
+        raise TransitionNotAllowed(_("Returning needs a reason."), code="reason_missing")
+    with transaction.atomic():
+        summons = summons_for_update(summons)
+        require_officer(actor, summons.whistle.incident.township)
+        _require_done(summons)
+        summons.status = Summons.Status.CHECKED_IN
+        summons.returned_count += 1
+        summons.return_reason = reason.strip()[:300]
+        summons_changed(
+            summons,
+            Summons.Status.DONE,
+            Action.SUMMONS_RETURNED,
+            actor=actor,
+            source=source,
+            fields=["returned_count", "return_reason"],
+            after={"reason": summons.return_reason, "returned": summons.returned_count},
+            key_suffix=f":{summons.returned_count}",
+        )
+        # Its finishing chain stopped when it reported done; it goes on from where it was.
+        schedule_finish_chain(summons)
     return summons
 
 

@@ -23,6 +23,7 @@ from incidents.services.common import broadcast, record, require_officer
 from incidents.services.deadlines import (
     DEFAULT_ESCALATION_POLICY,
     schedule_deadline_step,
+    schedule_finish_chain,
     step_times,
 )
 from incidents.services.incidents import require_active, set_incident_status
@@ -38,10 +39,28 @@ REPORT_WITHIN = {
 }
 
 
+# Finishing deadlines (限时办结) per whistle kind, from blowing to work the township accepts:
+# an emergency is contained within hours; an ordinary matter within three days, the hotlines'
+# usual limit; a tough problem within fifteen days.
+FINISH_WITHIN = {
+    Whistle.Kind.EMERGENCY: timedelta(hours=4),
+    Whistle.Kind.GENERAL: timedelta(days=3),
+    Whistle.Kind.TOUGH: timedelta(days=15),
+}
+
+
 def report_within(township: Township, kind: str) -> timedelta:
     """The township's own deadline for this kind of whistle, else the default."""
     minutes = (township.report_deadlines or {}).get(kind)
     return timedelta(minutes=minutes) if minutes else REPORT_WITHIN[kind]
+
+
+def finish_within(township: Township, kind: str) -> timedelta:
+    """The township's own finishing deadline for this kind of whistle, else the default; never
+    shorter than the time to arrive."""
+    minutes = (township.finish_deadlines or {}).get(kind)
+    chosen = timedelta(minutes=minutes) if minutes else FINISH_WITHIN[kind]
+    return max(chosen, report_within(township, kind))
 
 
 @dataclass(frozen=True)
@@ -150,6 +169,7 @@ def whistle_blow(
             blown_by=actor,
             blown_at=now,
             report_within=report_within(incident.township, kind),
+            finish_within=finish_within(incident.township, kind),
             escalation_policy=DEFAULT_ESCALATION_POLICY,
             note=note,
         )
@@ -182,6 +202,7 @@ def _summon(
     if not departments:
         return []
     deadline = now + whistle.report_within
+    finish_by = now + whistle.finish_within if whistle.finish_within else None
     # One INSERT for all summonses and one for their timeline rows: the officer is waiting.
     summonses = Summons.objects.bulk_create(
         [
@@ -189,6 +210,7 @@ def _summon(
                 whistle=whistle,
                 department=summoned.department,
                 check_in_deadline=deadline,
+                finish_deadline=finish_by,
                 off_list_reason=summoned.reason.strip()
                 if summoned.department.pk not in on_list
                 else "",
@@ -206,7 +228,11 @@ def _summon(
                 action=Action.SUMMONS_NOTIFIED,
                 source=source,
                 actor_id=actor.pk,
-                after={"status": summons.status, "deadline": deadline.isoformat()},
+                after={
+                    "status": summons.status,
+                    "deadline": deadline.isoformat(),
+                    **({"finish_deadline": finish_by.isoformat()} if finish_by else {}),
+                },
             )
             for summons in summonses
         ]
@@ -218,6 +244,7 @@ def _summon(
         )
         summons.whistle = whistle
         schedule_deadline_step(summons.pk, 0, step_times(summons, whistle)[0])
+        schedule_finish_chain(summons)
         push_to_department(summons, Action.SUMMONS_NOTIFIED)
     if incident.status == Incident.Status.OPEN:
         set_incident_status(

@@ -11,7 +11,7 @@ from command import clock
 from command.org.models import Category, Department, Grid, Township, User
 from incidents.models import Summons, Whistle
 from incidents.services.incidents import incident_close, incident_open, incident_resolve
-from incidents.services.summonses import summons_check_in, summons_done
+from incidents.services.summonses import summons_accept, summons_check_in, summons_done
 from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.conftest import signed_in
 
@@ -51,6 +51,7 @@ def history(demo):
             )
         if n == 0:
             summons_done(actor=chengguan, summons=summons, note="已处理")
+            summons_accept(actor=duty, summons=summons)
             incident_resolve(actor=duty, incident=incident)
             incident_close(actor=duty, incident=incident, feedback="好", settled_level="grid")
 

@@ -6,17 +6,26 @@ import pytest
 from django.utils import timezone
 
 from alerts.models import Alert
+from command import clock
 from command.errors import ActionForbidden, TransitionNotAllowed
 from command.org.models import Category, Department, Township, User
 from command.timeline.models import TimelineEntry
 from incidents.models import Incident, Summons, Whistle
 from incidents.services.deadlines import DEFAULT_ESCALATION_POLICY
-from incidents.services.incidents import incident_close, incident_open, incident_resolve
+from incidents.services.incidents import (
+    incident_call_back,
+    incident_close,
+    incident_open,
+    incident_reopen,
+    incident_resolve,
+)
 from incidents.services.summonses import (
+    summons_accept,
     summons_acknowledge,
     summons_check_in,
     summons_done,
     summons_release,
+    summons_return,
 )
 from incidents.services.whistles import (
     SummonedDepartment,
@@ -153,6 +162,24 @@ def test_summons_lifecycle_and_incident_states(people, township):
         incident_resolve(actor=people["duty"], incident=incident)
     assert busy.value.code == "summons_open"
     summons_done(actor=people["chengguan"], summons=summons, note="已清理")
+    with pytest.raises(TransitionNotAllowed) as unaccepted:
+        incident_resolve(actor=people["duty"], incident=incident)
+    assert unaccepted.value.code == "summons_unaccepted"
+    with pytest.raises(ActionForbidden):
+        summons_accept(actor=people["chengguan"], summons=summons)  # not its own judge
+    with pytest.raises(TransitionNotAllowed) as no_reason:
+        summons_return(actor=people["duty"], summons=summons, reason=" ")
+    assert no_reason.value.code == "reason_missing"
+    summons_return(actor=people["duty"], summons=summons, reason="路面还有碎石")
+    summons.refresh_from_db()
+    assert (summons.status, summons.returned_count) == (Summons.Status.CHECKED_IN, 1)
+    with pytest.raises(TransitionNotAllowed) as not_done:
+        summons_accept(actor=people["duty"], summons=summons)
+    assert not_done.value.code == "summons_not_done"
+    summons_done(actor=people["chengguan"], summons=summons, note="碎石已清")
+    summons_accept(actor=people["duty"], summons=summons)
+    summons.refresh_from_db()
+    assert (summons.status, summons.accepted_by) == (Summons.Status.ACCEPTED, people["duty"])
     incident_resolve(actor=people["duty"], incident=incident)
     with pytest.raises(TransitionNotAllowed) as no_feedback:
         incident_close(
@@ -171,6 +198,9 @@ def test_summons_lifecycle_and_incident_states(people, township):
         "summons.acknowledged",
         "summons.checked_in",
         "summons.done",
+        "summons.returned",
+        "summons.done",
+        "summons.accepted",
     ]
     assert actions("incident", incident.pk) == [
         "incident.opened",
@@ -338,3 +368,71 @@ def test_a_township_sets_its_own_report_deadlines(people, township):
     township.report_deadlines = {"urgent": 5}
     with pytest.raises(ValidationError):
         township.full_clean()
+
+
+def _closed(people, township) -> Incident:
+    incident = open_incident(people, township)
+    incident_resolve(actor=people["duty"], incident=incident)
+    incident_close(actor=people["duty"], incident=incident, feedback="已处理", settled_level="grid")
+    return incident
+
+
+def test_callback_records_satisfaction_and_not_satisfied_reopens(people, township):
+    incident = _closed(people, township)
+    with pytest.raises(TransitionNotAllowed) as missing:
+        incident_call_back(actor=people["duty"], incident=incident, satisfaction="")
+    assert missing.value.code == "satisfaction_missing"
+    with pytest.raises(TransitionNotAllowed) as wrong:
+        incident_call_back(
+            actor=people["duty"], incident=incident, satisfaction="satisfied", reopen=True
+        )
+    assert wrong.value.code == "reopen_invalid"
+    with pytest.raises(ActionForbidden):
+        incident_call_back(actor=people["chengguan"], incident=incident, satisfaction="basic")
+    incident_call_back(
+        actor=people["duty"],
+        incident=incident,
+        satisfaction="unsatisfied",
+        note="车又停回来了",
+        reopen=True,
+    )
+    incident.refresh_from_db()
+    assert (incident.status, incident.reopened_count, incident.settled_level) == ("open", 1, "")
+    assert incident.resolved_at is None and incident.closed_at is None
+    rows = list(
+        TimelineEntry.objects.filter(subject_type="incident", subject_id=incident.pk)
+        .order_by("time", "pk")
+        .values_list("action", "after")
+    )
+    assert rows[-2:] == [
+        (
+            "incident.called_back",
+            {"satisfaction": "unsatisfied", "note": "车又停回来了", "reopen": True},
+        ),
+        ("incident.reopened", {"status": "open", "reason": "车又停回来了"}),
+    ]
+    with pytest.raises(TransitionNotAllowed) as not_closed:
+        incident_call_back(actor=people["duty"], incident=incident, satisfaction="satisfied")
+    assert not_closed.value.code == "incident_not_closed"
+    incident_resolve(actor=people["duty"], incident=incident)
+    incident_close(actor=people["duty"], incident=incident, feedback="已劝离", settled_level="grid")
+    incident_call_back(actor=people["duty"], incident=incident, satisfaction="satisfied")
+    incident.refresh_from_db()
+    assert (incident.status, incident.satisfaction) == ("closed", "satisfied")
+
+
+def test_reopening_needs_a_reason_and_the_window(people, township, settings):
+    settings.WHISTLE_REOPEN_DAYS = 7
+    incident = _closed(people, township)
+    with pytest.raises(TransitionNotAllowed) as no_reason:
+        incident_reopen(actor=people["duty"], incident=incident, reason="  ")
+    assert no_reason.value.code == "reason_missing"
+    with clock.moved(by=timedelta(days=8)), pytest.raises(TransitionNotAllowed) as late:
+        incident_reopen(actor=people["duty"], incident=incident, reason="又来了")
+    assert late.value.code == "reopen_window_passed"
+    with pytest.raises(ActionForbidden):
+        incident_reopen(actor=people["chengguan"], incident=incident, reason="又来了")
+    incident_reopen(actor=people["duty"], incident=incident, reason="又来了")
+    with pytest.raises(TransitionNotAllowed) as active:
+        incident_reopen(actor=people["duty"], incident=incident, reason="again")
+    assert active.value.code == "incident_not_finished"
