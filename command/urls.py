@@ -24,6 +24,12 @@ urlpatterns = [
         views.board_whistle,
         name="board_whistle",
     ),
+    path(
+        "board/<slug:township>/incidents/<int:incident>/close/",
+        views.board_close,
+        name="board_close",
+    ),
+    path("board/<slug:township>/incidents/new/", views.board_new_incident, name="board_incident"),
     path("supervise/<slug:township>/", supervision.performance, name="performance"),
     path(
         "supervise/<slug:township>/incidents/<int:incident>/",

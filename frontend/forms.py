@@ -8,8 +8,9 @@ from django import forms
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from command.org.models import Department
-from incidents.models import Incident, Whistle
+from alerts.models import Severity
+from command.org.models import Category, Department, Grid, Township
+from incidents.models import Incident, Summons, Whistle
 from incidents.services.whistles import SummonedDepartment, report_within, suggested_departments
 
 
@@ -28,6 +29,13 @@ class WhistleForm(forms.Form):
 
     kind = forms.ChoiceField(label=_("Whistle"), widget=forms.RadioSelect)
     purpose = forms.ChoiceField(label=_("Purpose"), choices=Whistle.Purpose.choices)
+    joint_township = forms.ChoiceField(
+        label=_("Joint whistle with (联合哨)"),
+        required=False,
+        help_text=_(
+            "The other township confirms on its own board before its offices are summoned."
+        ),
+    )
     departments = forms.MultipleChoiceField(label=_("Summon"), widget=forms.CheckboxSelectMultiple)
     reason = forms.CharField(
         label=_("Reason for departments not on the responsibility list"),
@@ -36,12 +44,18 @@ class WhistleForm(forms.Form):
     )
     note = forms.CharField(label=_("Note"), required=False, widget=forms.Textarea({"rows": 2}))
 
-    def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, incident: Incident, joint: Township | None = None, **kwargs: Any
+    ) -> None:
         self.incident = incident
+        self.joint = joint
         self.suggested = suggested_departments(category=incident.category)
         suggested_ids = {d.pk for d in self.suggested}
+        townships = Q(township__isnull=True) | Q(township=incident.township)
+        if joint is not None:
+            townships |= Q(township=joint)  # the other township's own offices
         others = (
-            Department.objects.filter(Q(township__isnull=True) | Q(township=incident.township))
+            Department.objects.filter(townships)
             .exclude(pk__in=suggested_ids)
             .order_by("kind", "code")
         )
@@ -69,6 +83,12 @@ class WhistleForm(forms.Form):
             )
             for value, label in Whistle.Kind.choices
         ]
+        self.fields["joint_township"].choices = [("", _("— not joint —"))] + [
+            (t.code, t.display_name)
+            for t in Township.objects.exclude(pk=incident.township_id).order_by("code")
+        ]
+        if joint is not None:
+            self.fields["joint_township"].initial = joint.code
         self.fields["departments"].choices = [
             (code, department.display_name) for code, department in self.by_code.items()
         ]
@@ -86,9 +106,57 @@ class WhistleForm(forms.Form):
             )
         return data
 
+    def joint_township_chosen(self) -> Township | None:
+        code = self.cleaned_data.get("joint_township") or ""
+        return Township.objects.filter(code=code).first() if code else None
+
     def summoned(self) -> list[SummonedDepartment]:
         reason = self.cleaned_data.get("reason", "").strip()
         return [
             SummonedDepartment(self.by_code[code], "" if code in self.suggested_codes else reason)
             for code in self.cleaned_data["departments"]
         ]
+
+
+class CloseForm(forms.Form):
+    """闭环 from the board: the feedback to the person who raised it and the 631 level."""
+
+    feedback = forms.CharField(
+        label=_("Feedback (what was done, told to whoever raised it)"),
+        widget=forms.Textarea({"rows": 3}),
+        max_length=2000,
+    )
+    settled_level = forms.ChoiceField(
+        label=_("Settled at (631)"),
+        choices=Incident.SettledLevel.choices,
+        widget=forms.RadioSelect,
+    )
+
+    def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
+        # A matter a department had to come to was not settled in the grid.
+        summoned = Summons.objects.filter(whistle__incident=incident).exists()
+        initial = {"settled_level": Incident.SettledLevel.TOWNSHIP if summoned else ""}
+        super().__init__(*args, initial=initial, **kwargs)
+
+
+class IncidentForm(forms.Form):
+    """立案 by hand on the board, for a matter no alert raised (a call, a walk-in, a patrol)."""
+
+    title = forms.CharField(label=_("Title"), max_length=200)
+    category = forms.ModelChoiceField(
+        label=_("Category"), queryset=Category.objects.none(), to_field_name="code"
+    )
+    severity = forms.ChoiceField(label=_("Severity"), choices=Severity.choices, initial="major")
+    grid = forms.ModelChoiceField(
+        label=_("Grid"), queryset=Grid.objects.none(), required=False, to_field_name="code"
+    )
+    description = forms.CharField(
+        label=_("Description"), required=False, widget=forms.Textarea({"rows": 3})
+    )
+
+    def __init__(self, *args: Any, township: Township, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["category"].queryset = Category.objects.order_by("code")
+        self.fields["grid"].queryset = Grid.objects.filter(township=township).order_by("code")
+        self.fields["category"].label_from_instance = lambda c: c.display_name
+        self.fields["grid"].label_from_instance = lambda g: g.display_name

@@ -300,7 +300,12 @@ def incidents_html(*, township: Township, oob: bool, language: str) -> str:
     with translation.override(language), localtime.shown_in(township):
         return render_to_string(
             "frontend/partials/incident_panel.html",
-            {"incidents": incident_selectors.board_incidents(township_id=township.pk), "oob": oob},
+            {
+                "incidents": incident_selectors.board_incidents(township_id=township.pk),
+                "joint_awaiting": incident_selectors.joint_awaiting(township_id=township.pk),
+                "township": township,
+                "oob": oob,
+            },
         )
 
 
@@ -308,13 +313,21 @@ def incidents_parts(*, township: Township, language: str) -> list[Part]:
     """The same for a socket: the empty panel, then each incident (with its countdowns) as a
     row that may go in a frame of its own."""
     incidents = incident_selectors.board_incidents(township_id=township.pk)
+    awaiting = incident_selectors.joint_awaiting(township_id=township.pk)
     with translation.override(language), localtime.shown_in(township):
         panel = render_to_string(
             "frontend/partials/incident_panel.html",
-            {"incidents": [], "more_coming": bool(incidents), "oob": True},
+            {"incidents": [], "more_coming": bool(incidents or awaiting), "oob": True},
         )
         rows = [
-            render_to_string("frontend/partials/incident_row.html", {"incident": incident})
+            render_to_string(
+                "frontend/partials/joint_row.html", {"whistle": whistle, "township": township}
+            )
+            for whistle in awaiting
+        ] + [
+            render_to_string(
+                "frontend/partials/incident_row.html", {"incident": incident, "township": township}
+            )
             for incident in incidents
         ]
         return [panel, Items("incident-panel", rows)]

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext_lazy as _
 
-from command.org import localtime
+from command.org import localtime, policy
 from command.org.models import Township
 from command.timeline.actions import details as action_details
 from command.timeline.actions import label as action_label
@@ -169,5 +169,7 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
                 "collapsed": sum(r.repeats for r in rows if r.repeats > 1),
                 "history": history,
                 "width": WIDTH,
+                "can_command": policy.can_command(request.user, found),
+                "satisfaction_choices": [c for c in Incident.Satisfaction.choices if c[0]],
             },
         )

@@ -17,10 +17,11 @@ from command.org import selectors as org_selectors
 from command.org.auth import is_local_request
 from command.org.models import Department, Township, User
 from frontend import maps, paging, rendering, widgets
-from frontend.forms import WhistleForm
+from frontend.forms import CloseForm, IncidentForm, WhistleForm
 from incidents import selectors as incident_selectors
 from incidents.models import Incident
 from incidents.photos import visible_photos
+from incidents.services.incidents import incident_close, incident_open
 from incidents.services.whistles import whistle_blow
 
 
@@ -155,8 +156,12 @@ def board_whistle(request: HttpRequest, township: str, incident: int) -> HttpRes
     target = get_object_or_404(
         Incident.objects.select_related("township", "category"), pk=incident, township=found
     )
-    form = WhistleForm(request.POST or None, incident=target)
-    if request.method == "POST" and form.is_valid():
+    # Choosing a joint township redraws the dialog with that township's offices to summon.
+    code = request.POST.get("joint_township") or request.GET.get("joint_township") or ""
+    joint = Township.objects.exclude(pk=found.pk).filter(code=code).first() if code else None
+    submitted = request.method == "POST" and "redraw" not in request.POST
+    form = WhistleForm(request.POST if submitted else None, incident=target, joint=joint)
+    if submitted and form.is_valid():
         try:
             whistle_blow(
                 actor=request.user,  # type: ignore[arg-type]
@@ -164,6 +169,7 @@ def board_whistle(request: HttpRequest, township: str, incident: int) -> HttpRes
                 kind=form.cleaned_data["kind"],
                 purpose=form.cleaned_data["purpose"],
                 departments=form.summoned(),
+                joint_township=form.joint_township_chosen(),
                 note=form.cleaned_data["note"],
             )
         except (TransitionNotAllowed, ActionForbidden) as refusal:
@@ -172,6 +178,56 @@ def board_whistle(request: HttpRequest, township: str, incident: int) -> HttpRes
             return HttpResponse("")
     context = {"township": found, "incident": target, "form": form}
     return render(request, "frontend/partials/whistle_dialog.html", context)
+
+
+def board_close(request: HttpRequest, township: str, incident: int) -> HttpResponse:
+    """The board's closing dialog (htmx): feedback and the 631 level; a refusal stays in it."""
+    found = watched_township(request, township)
+    if not policy.can_command(request.user, found):
+        raise PermissionDenied
+    target = get_object_or_404(
+        Incident.objects.select_related("township", "category"), pk=incident, township=found
+    )
+    form = CloseForm(request.POST or None, incident=target)
+    if request.method == "POST" and form.is_valid():
+        try:
+            incident_close(
+                actor=request.user,  # type: ignore[arg-type]
+                incident=target,
+                feedback=form.cleaned_data["feedback"],
+                settled_level=form.cleaned_data["settled_level"],
+            )
+        except (TransitionNotAllowed, ActionForbidden) as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            return HttpResponse("")
+    context = {"township": found, "incident": target, "form": form}
+    return render(request, "frontend/partials/close_dialog.html", context)
+
+
+def board_new_incident(request: HttpRequest, township: str) -> HttpResponse:
+    """立案 by hand (htmx dialog): the new incident arrives on the board through the socket."""
+    found = watched_township(request, township)
+    if not policy.can_command(request.user, found):
+        raise PermissionDenied
+    form = IncidentForm(request.POST or None, township=found)
+    if request.method == "POST" and form.is_valid():
+        try:
+            incident_open(
+                actor=request.user,  # type: ignore[arg-type]
+                township=found,
+                category=form.cleaned_data["category"],
+                severity=form.cleaned_data["severity"],
+                title=form.cleaned_data["title"],
+                description=form.cleaned_data["description"],
+                grid=form.cleaned_data["grid"],
+            )
+        except (TransitionNotAllowed, ActionForbidden) as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            return HttpResponse("")
+    context = {"township": found, "form": form}
+    return render(request, "frontend/partials/incident_dialog.html", context)
 
 
 def report(request: HttpRequest) -> HttpResponse:

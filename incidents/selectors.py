@@ -12,7 +12,7 @@ from command.org import localtime, policy
 from command.org.models import Department, Township, User
 from command.timeline.actions import Action
 from command.timeline.models import TIMELINE_TIE_RANK, TimelineEntry
-from incidents.models import Summons
+from incidents.models import Summons, Whistle
 
 
 def department_for_console(*, user: User, code: str) -> Department | None:
@@ -76,8 +76,16 @@ def board_incidents(*, township_id: int, limit: int = 20) -> list:
 
     from incidents.models import Incident
 
+    # Resolved ones stay until closed (the officer closes them from the board), and a joint
+    # incident of another township shows on this board too once its whistle is confirmed.
+    joint = Whistle.objects.filter(
+        joint_township_id=township_id, joint_status=Whistle.JointStatus.CONFIRMED
+    ).values("incident_id")
     return list(
-        Incident.objects.filter(township_id=township_id, status__in=Incident.ACTIVE_STATUSES)
+        Incident.objects.filter(
+            Q(township_id=township_id) | Q(pk__in=joint),
+            status__in=(*Incident.ACTIVE_STATUSES, Incident.Status.RESOLVED),
+        )
         .select_related("category", "grid", "township")
         .prefetch_related(
             Prefetch(
@@ -86,6 +94,17 @@ def board_incidents(*, township_id: int, limit: int = 20) -> list:
             )
         )
         .order_by("-opened_at")[:limit]
+    )
+
+
+def joint_awaiting(*, township_id: int) -> list:
+    """Joint whistles (联合哨) another township blew that wait for this township's answer."""
+    return list(
+        Whistle.objects.filter(
+            joint_township_id=township_id, joint_status=Whistle.JointStatus.PENDING
+        )
+        .select_related("incident__township", "incident__category", "blown_by")
+        .order_by("-blown_at")[:20]
     )
 
 

@@ -90,6 +90,12 @@ CASES = [
         "/board/qingshui/incidents/{i1}/whistle/",
         COMMAND_Q,
     ),
+    Case(
+        "board/<slug:township>/incidents/<int:incident>/close/",
+        "/board/qingshui/incidents/{i1}/close/",
+        COMMAND_Q,
+    ),
+    Case("board/<slug:township>/incidents/new/", "/board/qingshui/incidents/new/", COMMAND_Q),
     Case("supervise/<slug:township>/", "/supervise/qingshui/", BOARD_Q),
     Case("supervise/<slug:township>/", "/supervise/qingshui/?csv=departments", BOARD_Q),
     Case(

@@ -56,8 +56,17 @@ def record(
 
 
 def broadcast(incident: Incident, event_type: str, **fields: Any) -> None:
+    """To the incident's board, and to the boards of the townships it shares a joint whistle
+    with (pending or confirmed: the other board shows the request, then the incident)."""
     event = {"type": event_type, "incident_id": incident.pk, **fields}
     realtime.broadcast_on_commit(realtime.board_group(incident.township.code), event)
+    partners = (
+        Whistle.objects.filter(incident=incident, joint_township__isnull=False)
+        .values_list("joint_township__code", flat=True)
+        .distinct()
+    )
+    for code in partners:
+        realtime.broadcast_on_commit(realtime.board_group(code), event)
 
 
 def require_officer(actor: User, township: Township) -> None:

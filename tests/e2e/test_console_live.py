@@ -6,6 +6,7 @@ import pytest
 from command.org.models import Category, Department, Grid, Township, User
 from incidents.models import Photo, Summons, Whistle
 from incidents.services.incidents import incident_open
+from incidents.services.summonses import summons_accept
 from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.conftest import wait_for
 from tests.e2e.conftest import png, screenshot
@@ -67,13 +68,18 @@ def test_summons_arrives_live_and_the_department_checks_in(
         files=[{"name": "done.png", "mimeType": "image/png", "buffer": png(800, 600)}],
     )
     page.click(f"#summons-{summons.pk} .done-form button[type=submit]")
-    page.wait_for_selector(f"#summons-{summons.pk}", state="detached", timeout=10_000)
+    # Done waits for the township's acceptance (验收): the row stays, saying so.
+    row = page.wait_for_selector(f"#summons-{summons.pk}[data-status=done]", timeout=10_000)
+    assert "待验收" in row.inner_text()
     done = Summons.objects.get(pk=summons.pk)
     assert done.status == Summons.Status.DONE and done.done_note == "已劝离违停车辆 12 辆"
     incident.refresh_from_db()
     (photo,) = [item for item in incident.evidence if item["kind"] == "photo"]
     assert photo["url"].startswith("/photos/") and photo["caption"] == "已劝离违停车辆 12 辆"
     assert Photo.objects.get(pk=photo["url"].removeprefix("/photos/")).content_type == "image/jpeg"
+    # Accepted on the board: the work leaves the department's console.
+    summons_accept(actor=User.objects.get(username="duty"), summons=done)
+    page.wait_for_selector(f"#summons-{summons.pk}", state="detached", timeout=10_000)
 
 
 def test_a_summons_arriving_in_a_background_tab_notifies(daphne_server, demo_committed, board_page):

@@ -87,6 +87,13 @@ var Whistle = (function () {
       var reason = window.prompt(button.dataset.reasonPrompt);
       if (!reason) { button.disabled = false; return; }
       body = Promise.resolve({ reason: reason });
+    } else if (button.dataset.numberPrompt) {
+      // e.g. the alert to merge into: {"into": 42}
+      var answer = (window.prompt(button.dataset.numberPrompt) || "").replace(/^\s*#/, "").trim();
+      if (!/^\d+$/.test(answer)) { button.disabled = false; return; }
+      var numbered = {};
+      numbered[button.dataset.numberField] = Number(answer);
+      body = Promise.resolve(numbered);
     } else if (button.hasAttribute("data-with-position")) {
       body = position();
     } else {
@@ -128,7 +135,12 @@ var Whistle = (function () {
       item.classList.toggle("near", left <= NEAR && left > 0);
       item.classList.toggle("late", left <= 0);
       var seconds = Math.floor(Math.abs(left) / 1000);
-      var text = Math.floor(seconds / 60) + ":" + String(seconds % 60).padStart(2, "0");
+      var two = function (n) { return String(n).padStart(2, "0"); };
+      var hours = Math.floor(seconds / 3600), minutes = Math.floor(seconds / 60) % 60;
+      // Finishing deadlines run for hours or days: 2d 03:15, 3:59:58, else 29:58.
+      var text = hours >= 24 ? Math.floor(hours / 24) + "d " + two(hours % 24) + ":" + two(minutes)
+        : hours ? hours + ":" + two(minutes) + ":" + two(seconds % 60)
+        : minutes + ":" + two(seconds % 60);
       remaining.textContent = left > 0 ? text : remaining.dataset.overdue + " " + text;
     });
   }
@@ -551,4 +563,27 @@ var Whistle = (function () {
   });
   player.dataset.shown = at;
   showClock();
+})();
+
+// Forms of a page that is not live (the incident's timeline): the fields as JSON to the API,
+// then the page again, so it shows what the database now holds; a refusal stays in the form.
+(function () {
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-api-form]");
+    if (!form) return;
+    event.preventDefault();
+    var payload = {};
+    Array.from(form.elements).forEach(function (field) {
+      if (!field.name) return;
+      if (field.type === "checkbox") payload[field.name] = field.checked;
+      else if (field.type === "radio") { if (field.checked) payload[field.name] = field.value; }
+      else payload[field.name] = field.value;
+    });
+    var problem = form.querySelector(".problem");
+    Whistle.postJson(form.dataset.apiForm, payload).then(function () {
+      window.location.reload();
+    }, function (error) {
+      if (problem) problem.textContent = error.message;
+    });
+  });
 })();
