@@ -99,7 +99,8 @@ def _csv(table, township, period, departments, grids, settled) -> HttpResponse:
             [
                 "department", "name", "received", "acknowledged", "checked_in", "on_time",
                 "on_time_rate", "median_check_in_min", "p90_check_in_min", "done",
-                "completion_rate", "overdue", "escalated",
+                "completion_rate", "overdue", "escalated", "accepted", "accepted_first_time",
+                "first_time_rate", "finish_overdue", "rated", "satisfied", "satisfaction_rate",
             ]
         )  # fmt: skip
         for r in departments:
@@ -108,7 +109,8 @@ def _csv(table, township, period, departments, grids, settled) -> HttpResponse:
                     r.code, r.name, r.received, r.acknowledged, r.checked_in, r.on_time,
                     _rate(r.on_time_rate), _minutes(r.median_check_in),
                     _minutes(r.p90_check_in), r.done, _rate(r.completion_rate), r.overdue,
-                    r.escalated,
+                    r.escalated, r.accepted, r.accepted_first_time, _rate(r.first_time_rate),
+                    r.finish_overdue, r.rated, r.satisfied, _rate(r.satisfaction_rate),
                 ]
             )  # fmt: skip
     elif table == "grids":

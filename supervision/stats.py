@@ -28,6 +28,19 @@ class DepartmentRow:
     done: int
     overdue: int
     escalated: int
+    accepted: int = 0  # work the township accepted (验收)
+    accepted_first_time: int = 0  # … without being returned
+    finish_overdue: int = 0  # not finished by the finishing deadline (限时办结)
+    rated: int = 0  # summonses of incidents whose raiser was called back (回访)
+    satisfied: int = 0  # … and said satisfied or basically satisfied
+
+    @property
+    def first_time_rate(self) -> float | None:
+        return self.accepted_first_time / self.accepted if self.accepted else None
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        return self.satisfied / self.rated if self.rated else None
 
     @property
     def on_time_rate(self) -> float | None:
@@ -50,7 +63,12 @@ SELECT s.department_id,
            FILTER (WHERE s.checked_in_at IS NOT NULL),
        count(*) FILTER (WHERE s.status IN ('done', 'accepted')),
        count(*) FILTER (WHERE s.overdue),
-       count(*) FILTER (WHERE s.escalation_level > 0)
+       count(*) FILTER (WHERE s.escalation_level > 0),
+       count(*) FILTER (WHERE s.status = 'accepted'),
+       count(*) FILTER (WHERE s.status = 'accepted' AND s.returned_count = 0),
+       count(*) FILTER (WHERE s.finish_overdue),
+       count(*) FILTER (WHERE s.status <> 'released' AND i.satisfaction <> ''),
+       count(*) FILTER (WHERE s.status <> 'released' AND i.satisfaction IN ('satisfied', 'basic'))
   FROM incidents_summons s
   JOIN incidents_whistle w ON w.id = s.whistle_id
   JOIN incidents_incident i ON i.id = w.incident_id

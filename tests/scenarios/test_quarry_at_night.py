@@ -1,6 +1,7 @@
 """The whole loop, through MQTT and the API: an excavator at the closed quarry at night → alert →
 incident → emergency whistle to three departments → two report on site in time, one is late
-and escalated → all done → resolved → closed with feedback; the timeline holds every step.
+and escalated → all done and accepted → resolved → closed with feedback; the timeline holds
+every step.
 
 Half an hour passes on the services' clock (command.clock): nothing sleeps and no stored row is
 rewritten; the deadline sweep, the backstop that runs every due step in the worker, runs then."""
@@ -124,6 +125,7 @@ def test_excavator_at_the_closed_quarry_at_night(demo_committed, ingest_worker, 
             ("police", "已控制现场人员"),
         ):
             api(tokens[code], "post", f"/summonses/{summons[code]}/done", {"note": note})
+            api(duty, "post", f"/summonses/{summons[code]}/accept")  # 验收
         api(duty, "post", f"/incidents/{incident}/resolve")
         closed = api(
             duty,
@@ -151,6 +153,7 @@ def test_excavator_at_the_closed_quarry_at_night(demo_committed, ingest_worker, 
         ("summons", "summons.overdue"),
         ("summons", "summons.escalated"),
         ("summons", "summons.done"),
+        ("summons", "summons.accepted"),
         ("incident", "incident.resolved"),
         ("incident", "incident.closed"),
     ]
