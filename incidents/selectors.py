@@ -12,7 +12,7 @@ from command.org import localtime, policy
 from command.org.models import Department, Township, User
 from command.timeline.actions import Action
 from command.timeline.models import TIMELINE_TIE_RANK, TimelineEntry
-from incidents.models import Summons, Whistle
+from incidents.models import Incident, Summons, Whistle
 
 
 def department_for_console(*, user: User, code: str) -> Department | None:
@@ -295,3 +295,16 @@ def incident_timeline_rows(*, incident, collapse: bool = True) -> list[TimelineR
             if row.entry.actor_id:
                 row.entry.actor = people.get(row.entry.actor_id)
     return rows
+
+
+def settled_level_default(incident: Incident) -> str:
+    """Where the township's close form puts an incident on the 631 scale until the officer says
+    otherwise: a matter the township handled is settled at township level at the least (a
+    grid officer's matter settled on the spot never reaches the form: intake.settle closes it
+    at grid level), at county level once a district department worked on it."""
+    district = Summons.objects.filter(
+        whistle__incident=incident, department__township__isnull=True
+    ).exclude(status=Summons.Status.RELEASED)
+    if district.exists():
+        return Incident.SettledLevel.COUNTY
+    return Incident.SettledLevel.TOWNSHIP
