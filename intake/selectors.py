@@ -52,6 +52,13 @@ def matter_status(alert: Alert | None) -> tuple[str, bool]:
     return alert.get_status_display(), False
 
 
+def _settled_photo(incident: Incident | None) -> str | None:
+    """The first photo taken when the matter was dealt with (its evidence, not a snapshot)."""
+    if incident is None:
+        return None
+    return next((e["url"] for e in incident.evidence if e.get("kind") == "photo"), None)
+
+
 def earlier_matters(*, user: User, limit: int = 30) -> list[Earlier]:
     """``user``'s reports, and the other matters they settled in the grid, newest first."""
     reports = policy.reports(user, GridReport.objects.filter(reporter=user)).select_related(
@@ -67,7 +74,7 @@ def earlier_matters(*, user: User, limit: int = 30) -> list[Earlier]:
                 report.created_at,
                 status,
                 settled,
-                report.photos[0] if report.photos else None,
+                (report.photos or [_settled_photo(report.alert and report.alert.incident)])[0],
             )
         )
     settled_here = (
@@ -81,7 +88,6 @@ def earlier_matters(*, user: User, limit: int = 30) -> list[Earlier]:
         .order_by("-opened_at")[:limit]
     )
     for incident in settled_here:
-        photo = next((e["url"] for e in incident.evidence if e.get("kind") == "photo"), None)
         lines.append(
             Earlier(
                 incident.category,
@@ -89,7 +95,7 @@ def earlier_matters(*, user: User, limit: int = 30) -> list[Earlier]:
                 incident.opened_at,
                 _("Settled in the grid"),
                 True,
-                photo,
+                _settled_photo(incident),
             )
         )
     lines.sort(key=lambda line: line.time, reverse=True)
