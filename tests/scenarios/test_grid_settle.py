@@ -17,6 +17,7 @@ from incidents.models import Incident, Photo
 from streams.models import GridReport
 from tests.browser import png, screenshot
 from tests.conftest import raise_alert, wait_for
+from tests.e2e import test_contrast as contrast
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.timeout(180)]
 
@@ -28,6 +29,7 @@ def grid_count(page) -> int:
 
 
 def fits_the_phone(page) -> None:
+    """Nothing runs off the right edge of a 390 px phone…"""
     overflowing = page.evaluate(
         """() => [...document.querySelectorAll('body *')]
              .filter((e) => !e.closest('svg') && e.getBoundingClientRect().right > innerWidth)
@@ -35,6 +37,8 @@ def fits_the_phone(page) -> None:
     )
     assert overflowing == []
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # …and every text on it is readable outdoors (WCAG AA), the open forms' too.
+    assert page.evaluate(contrast.LOW_CONTRAST) == []
 
 
 def test_a_grid_officer_settles_a_matter_on_the_phone_and_it_counts_as_grid_level(
