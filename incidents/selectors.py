@@ -298,13 +298,10 @@ def incident_timeline_rows(*, incident, collapse: bool = True) -> list[TimelineR
 
 
 def settled_level_default(incident: Incident) -> str:
-    """Where the township's close form puts an incident on the 631 scale until the officer says
-    otherwise: a matter the township handled is settled at township level at the least (a
-    grid officer's matter settled on the spot never reaches the form: intake.settle closes it
-    at grid level), at county level once a district department worked on it."""
-    district = Summons.objects.filter(
-        whistle__incident=incident, department__township__isnull=True
-    ).exclude(status=Summons.Status.RELEASED)
-    if district.exists():
-        return Incident.SettledLevel.COUNTY
-    return Incident.SettledLevel.TOWNSHIP
+    """Where the board's close form puts an incident on the 631 scale until the officer says
+    otherwise: township once a department came to it or a grid officer handed it up (the grid
+    could not settle it; a matter the grid settles on the spot is closed at grid level by
+    intake.settle and never reaches the form); none otherwise, for the officer to say."""
+    summoned = Summons.objects.filter(whistle__incident=incident).exists()
+    handed_up = incident.alerts.filter(detail__has_key="handed_up_by").exists()
+    return Incident.SettledLevel.TOWNSHIP if summoned or handed_up else ""

@@ -4,6 +4,7 @@ refused."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -241,6 +242,7 @@ def test_the_incident_services_keep_grid_officers_to_their_own_settling(world):
         title="t",
         grid=world["mine"],
     )
+    assert settled_level_default(theirs) == ""  # nobody came, nothing handed up: the officer says
     with pytest.raises(ActionForbidden):
         incident_resolve(actor=grid01, incident=theirs, in_grid=True)
     incident_resolve(actor=duty, incident=theirs)
@@ -288,6 +290,12 @@ def test_handed_up_it_stays_on_the_board_at_least_major_and_is_closed_at_townshi
     incident_resolve(actor=duty, incident=incident)
     level = settled_level_default(incident)
     assert level == "township"
+    # The board's close dialog offers it: the grid could not settle it.
+    dialog = signed_in("duty").get(f"/board/qingshui/incidents/{incident.pk}/close/")
+    checked = re.search(
+        r'<input[^>]*name="settled_level"[^>]*checked[^>]*>', dialog.content.decode()
+    )
+    assert checked and 'value="township"' in checked.group(0)
     before = this_month(world["qingshui"])
     incident_close(actor=duty, incident=incident, feedback="城管已清理", settled_level=level)
     after = this_month(world["qingshui"])
