@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.utils.translation import gettext as _
 from psycopg.types.json import Jsonb
 
-from alerts.models import Alert
+from alerts.models import SEVERITY_RANK, Alert, Severity
 from alerts.rules import AlertSpec, Clear
 from command import clock, realtime
 from command.errors import TransitionNotAllowed
@@ -201,6 +201,45 @@ def alert_dismiss(
         allowed_from=Alert.OPEN_STATUSES,
         fields={"dismiss_reason": reason.strip()},
     )
+
+
+def alert_hand_up(
+    *, alert_id: int, actor_id: int, actor_name: str, note: str, source: str = "web"
+) -> Alert:
+    """A grid officer cannot settle it in the grid: it stays on the duty board with their note,
+    raised to at least major so the township sees it among the first. The caller has checked
+    that the officer may (command.org.policy.can_settle_in_grid); it holds the lock."""
+    note = note.strip()
+    if not note:
+        raise TransitionNotAllowed(_("Say why the grid cannot settle it."), code="note_missing")
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().select_related("township").get(pk=alert_id)
+        _require_status(alert)
+        if (alert.detail or {}).get("handed_up_by"):
+            raise TransitionNotAllowed(
+                _("This matter has been handed up to the township already."),
+                code="alert_handed_up",
+            )
+        before = alert.severity
+        if SEVERITY_RANK[Severity(before)] > SEVERITY_RANK[Severity.MAJOR]:
+            alert.severity = Severity.MAJOR
+        alert.detail = {
+            **(alert.detail or {}),
+            "handed_up_by": actor_name,
+            "handed_up_note": note[:500],
+        }
+        alert.save(update_fields=["severity", "detail"])
+        _changed(
+            alert.township_id,
+            alert.township.code,
+            alert.pk,
+            Action.ALERT_HANDED_UP,
+            source=source,
+            actor_id=actor_id,
+            before={"severity": before},
+            after={"severity": alert.severity, "note": note[:500]},
+        )
+    return alert
 
 
 def alert_clear(

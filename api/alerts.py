@@ -1,19 +1,23 @@
-"""Alerts on the duty board: the list, and a duty officer's acknowledge, dismiss and merge."""
+"""Alerts on the duty board: the list, a duty officer's acknowledge, dismiss and merge, and a grid
+officer's settle on the spot and hand up (小事不出格)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from ninja import Router, Schema
 
 from alerts.models import Alert
 from alerts.services import alert_acknowledge, alert_dismiss, alert_merge
 from api.common import PageLimit, Problem, request_actor, request_source
+from api.incidents import IncidentOut
 from command.errors import ActionForbidden
 from command.org import policy
 from command.org.models import User
+from intake.settle import matter_hand_up, matter_settle
 
 router = Router(tags=["alerts"])
 
@@ -29,6 +33,9 @@ class AlertOut(Schema):
     count: int
     first_seen: datetime
     last_seen: datetime
+    # A grid officer who could not settle it in the grid, and why (POST …/hand-up).
+    handed_up_by: str | None = None
+    hand_up_note: str | None = None
 
     @staticmethod
     def from_alert(alert: Alert) -> AlertOut:
@@ -43,6 +50,8 @@ class AlertOut(Schema):
             count=alert.count,
             first_seen=alert.first_seen,
             last_seen=alert.last_seen,
+            handed_up_by=(alert.detail or {}).get("handed_up_by"),
+            hand_up_note=(alert.detail or {}).get("handed_up_note"),
         )
 
 
@@ -52,6 +61,15 @@ class DismissIn(Schema):
 
 class MergeIn(Schema):
     into: int
+
+
+class SettleIn(Schema):
+    note: str
+    photos: list[str] = []  # addresses returned by POST /photos
+
+
+class HandUpIn(Schema):
+    note: str
 
 
 @router.get("/alerts", response=list[AlertOut])
@@ -111,3 +129,44 @@ def merge_alert(request: HttpRequest, alert_id: int, body: MergeIn):
         source=request_source(request),
     )
     return AlertOut.from_alert(kept)
+
+
+def _grid_matter(user: User, alert_id: int) -> Alert:
+    """An alert ``user`` may settle in the grid or hand up; another grid's answers 404."""
+    if not policy.can_file_report(user):
+        raise ActionForbidden(_("Only grid officers settle matters in the grid."))
+    return get_object_or_404(policy.settle_alerts(user, Alert.objects.all()), pk=alert_id)
+
+
+_REFUSALS = {403: Problem, 404: Problem, 409: Problem}
+
+
+@router.post("/alerts/{alert_id}/settle", response={200: IncidentOut, **_REFUSALS})
+def settle_alert(request: HttpRequest, alert_id: int, body: SettleIn):
+    """A grid officer settled it on the spot: an incident closed at once at grid level (631),
+    the note its feedback, the photos its evidence."""
+    user = request_actor(request)
+    incident = matter_settle(
+        actor=user,
+        alert=_grid_matter(user, alert_id),
+        note=body.note,
+        photos=body.photos,
+        source=request_source(request),
+    )
+    return IncidentOut.from_incident(incident)
+
+
+@router.post("/alerts/{alert_id}/hand-up", response={200: AlertOut, **_REFUSALS})
+def hand_up_alert(request: HttpRequest, alert_id: int, body: HandUpIn):
+    """A grid officer cannot settle it: it stays on the duty board with the note, at least
+    major."""
+    user = request_actor(request)
+    alert = matter_hand_up(
+        actor=user,
+        alert=_grid_matter(user, alert_id),
+        note=body.note,
+        source=request_source(request),
+    )
+    return AlertOut.from_alert(
+        Alert.objects.select_related("township", "category", "device").get(pk=alert.pk)
+    )

@@ -10,7 +10,8 @@ from django.utils.translation import gettext_lazy as _
 
 from alerts.models import Severity
 from command.org.models import Category, Department, Grid, Township
-from incidents.models import Incident, Summons, Whistle
+from incidents import selectors as incident_selectors
+from incidents.models import Incident, Whistle
 from incidents.services.whistles import SummonedDepartment, report_within, suggested_departments
 
 
@@ -133,9 +134,9 @@ class CloseForm(forms.Form):
     )
 
     def __init__(self, *args: Any, incident: Incident, **kwargs: Any) -> None:
-        # A matter a department had to come to was not settled in the grid.
-        summoned = Summons.objects.filter(whistle__incident=incident).exists()
-        initial = {"settled_level": Incident.SettledLevel.TOWNSHIP if summoned else ""}
+        # A matter a department had to come to, or the grid handed up, was not settled in the
+        # grid.
+        initial = {"settled_level": incident_selectors.settled_level_default(incident)}
         super().__init__(*args, initial=initial, **kwargs)
 
 

@@ -72,7 +72,12 @@ def performance(request: HttpRequest, township: str) -> HttpResponse:
         "departments": departments,
         "grids": grids,
         "settled": [
-            (label, settled[value], settled[value] / settled_total if settled_total else None)
+            (
+                value,
+                label,
+                settled[value],
+                settled[value] / settled_total if settled_total else None,
+            )
             for value, label in Incident.SettledLevel.choices
         ],
         "settled_total": settled_total,

@@ -231,9 +231,10 @@ def board_new_incident(request: HttpRequest, township: str) -> HttpResponse:
 
 
 def report(request: HttpRequest) -> HttpResponse:
-    """The grid officer's phone page: file a report, see what became of earlier ones."""
+    """The grid officer's phone page: file a report, settle or hand up the open matters of their
+    grids (网格待办), see what became of earlier ones."""
     from command.org.models import Category, Grid
-    from streams.models import GridReport
+    from intake import selectors as intake_selectors
 
     user: User = request.user  # type: ignore[assignment]
     if not policy.can_file_report(user):
@@ -243,9 +244,8 @@ def report(request: HttpRequest) -> HttpResponse:
         "grids": Grid.objects.filter(township_id=user.township_id).order_by("code"),
         "my_grid": (user.headed_grids.first() or user.grids.first()),
         "map": maps.base_map(user.township),
-        "reports": policy.reports(user, GridReport.objects.filter(reporter=user)).select_related(
-            "category", "grid", "alert"
-        )[:30],
+        "matters": intake_selectors.grid_matters(user=user),
+        "earlier": intake_selectors.earlier_matters(user=user),
     }
     with localtime.shown_in(user.township):
         return render(request, "frontend/report.html", context)

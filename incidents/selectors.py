@@ -12,7 +12,7 @@ from command.org import localtime, policy
 from command.org.models import Department, Township, User
 from command.timeline.actions import Action
 from command.timeline.models import TIMELINE_TIE_RANK, TimelineEntry
-from incidents.models import Summons, Whistle
+from incidents.models import Incident, Summons, Whistle
 
 
 def department_for_console(*, user: User, code: str) -> Department | None:
@@ -295,3 +295,13 @@ def incident_timeline_rows(*, incident, collapse: bool = True) -> list[TimelineR
             if row.entry.actor_id:
                 row.entry.actor = people.get(row.entry.actor_id)
     return rows
+
+
+def settled_level_default(incident: Incident) -> str:
+    """Where the board's close form puts an incident on the 631 scale until the officer says
+    otherwise: township once a department came to it or a grid officer handed it up (the grid
+    could not settle it; a matter the grid settles on the spot is closed at grid level by
+    intake.settle and never reaches the form); none otherwise, for the officer to say."""
+    summoned = Summons.objects.filter(whistle__incident=incident).exists()
+    handed_up = incident.alerts.filter(detail__has_key="handed_up_by").exists()
+    return Incident.SettledLevel.TOWNSHIP if summoned or handed_up else ""

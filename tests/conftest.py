@@ -182,6 +182,22 @@ def daphne_server(django_db_setup: Any, django_db_blocker: Any, redis_url: str) 
     process.join(10)
 
 
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One chromium for the session (tests/browser.py), for tests/e2e and tests/scenarios."""
+    from tests.browser import launch_browser
+
+    yield from launch_browser()
+
+
+@pytest.fixture
+def board_page(browser: Any, daphne_server: str) -> Iterator[Callable[..., Any]]:
+    """board_page(username, viewport=…) → a Playwright page signed in, showing its home."""
+    from tests.browser import signed_in_pages
+
+    yield from signed_in_pages(browser, daphne_server)
+
+
 # --- MQTT ---------------------------------------------------------------------------------------
 
 

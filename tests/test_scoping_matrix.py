@@ -159,6 +159,17 @@ CASES = [
     api("post", "/alerts/{alert_id}/acknowledge", "/alerts/{a1}/acknowledge", COMMAND_Q),
     api("post", "/alerts/{alert_id}/dismiss", "/alerts/{a1}/dismiss", COMMAND_Q, {"reason": "x"}),
     api("post", "/alerts/{alert_id}/merge", "/alerts/{a1}/merge", COMMAND_Q, {"into": "{a2}"}),
+    # 小事不出格: only the grid's own officer settles or hands up (a1 is in grid01's grid).
+    api(
+        "post", "/alerts/{alert_id}/settle", "/alerts/{a1}/settle", frozenset({GRID}), {"note": "x"}
+    ),
+    api(
+        "post",
+        "/alerts/{alert_id}/hand-up",
+        "/alerts/{a1}/hand-up",
+        frozenset({GRID}),
+        {"note": "x"},
+    ),
     api(
         "post",
         "/incidents",

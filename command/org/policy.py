@@ -16,7 +16,8 @@ Scopes, in short:
 - department member: their department's summonses, the incidents it was summoned to, the photos
   of those incidents and of their colleagues; no alerts, no boards, no grid reports;
 - grid officer: their own grids (head or member): the grids' reports, alerts and incidents (with
-  timeline and CAP); files reports in their township;
+  timeline and CAP); files reports in their township; settles on the spot, or hands up to the
+  township, the open matters of their grids and their own reports (小事不出格);
 - anyone inactive or anonymous: nothing.
 """
 
@@ -164,6 +165,35 @@ def can_file_report(user: Any, grid: Grid | None = None) -> bool:
     if not is_active(user) or user.role != Role.GRID_OFFICER or user.township_id is None:
         return False
     return grid is None or grid.township_id == user.township_id
+
+
+def _reported_by(user: Any) -> Q:
+    # report_file writes the reporter into the alert it raises; nobody else writes that key.
+    return Q(source="report", detail__reporter=user.username)
+
+
+def settle_alerts(user: Any, queryset: Q_) -> Q_:
+    """The alerts a grid officer may settle in the grid or hand up (小事不出格): in their
+    township, of the grids they head or belong to, and the ones they reported (wherever they
+    reported them). Nobody else's, whatever their role: the township closes its matters by
+    incident."""
+    if not is_active(user) or user.role != Role.GRID_OFFICER or user.township_id is None:
+        return queryset.none()
+    return queryset.filter(
+        Q(grid_id__in=own_grid_ids(user)) | _reported_by(user), township_id=user.township_id
+    )
+
+
+def can_settle_in_grid(user: Any, alert: Any) -> bool:
+    """``alert`` is one ``user`` may settle on the spot or hand up (:func:`settle_alerts`)."""
+    if not is_active(user) or user.role != Role.GRID_OFFICER or user.township_id is None:
+        return False
+    if alert.township_id != user.township_id:
+        return False
+    detail = alert.detail if isinstance(alert.detail, dict) else {}
+    return alert.grid_id in own_grid_ids(user) or (
+        alert.source == "report" and detail.get("reporter") == user.username
+    )
 
 
 # --- alerts, incidents, summonses, reports ----------------------------------------------------

@@ -32,6 +32,7 @@ class Action(models.TextChoices):
     ALERT_MERGED = "alert.merged", _("Alert merged")
     ALERT_ABSORBED = "alert.absorbed", _("Alert absorbed a duplicate")
     ALERT_ESCALATED = "alert.escalated", _("Alert escalated into the incident")
+    ALERT_HANDED_UP = "alert.handed_up", _("The grid officer handed it up to the township")
     INCIDENT_OPENED = "incident.opened", _("Incident opened")
     INCIDENT_DISPATCHED = "incident.dispatched", _("Departments summoned")
     INCIDENT_ON_SITE = "incident.on_site", _("A department on site")
@@ -40,6 +41,10 @@ class Action(models.TextChoices):
     INCIDENT_EVIDENCE_ADDED = "incident.evidence_added", _("Evidence added")
     INCIDENT_REOPENED = "incident.reopened", _("Incident reopened")
     INCIDENT_CALLED_BACK = "incident.called_back", _("Called back (satisfaction)")
+    INCIDENT_SETTLED_IN_GRID = (
+        "incident.settled_in_grid",
+        _("The grid officer settled it on the spot in the grid"),
+    )
     WHISTLE_BLOWN = "whistle.blown", _("Whistle blown")
     WHISTLE_JOINT_CONFIRMED = (
         "whistle.joint_confirmed",
@@ -113,6 +118,13 @@ class AlertEscalated(TypedDict):
     incident: int
 
 
+class AlertHandedUp(TypedDict, total=False):
+    """A grid officer could not settle it: their note, and the severity it was raised to."""
+
+    severity: str
+    note: str
+
+
 class IncidentOpened(TypedDict):
     status: str
     alerts: list[int]
@@ -133,6 +145,14 @@ class CalledBack(TypedDict, total=False):
     satisfaction: str
     note: str
     reopen: bool
+
+
+class SettledInGrid(TypedDict, total=False):
+    """小事不出格: what the grid officer did on the spot, in which grid, with how many photos."""
+
+    note: str
+    grid: str
+    photos: int
 
 
 class Evidence(TypedDict):
@@ -193,6 +213,7 @@ SCHEMAS: dict[Action, tuple[type, type]] = {
     Action.ALERT_MERGED: (Payload, AlertMerged),
     Action.ALERT_ABSORBED: (Payload, AlertAbsorbed),
     Action.ALERT_ESCALATED: (StatusChange, AlertEscalated),
+    Action.ALERT_HANDED_UP: (AlertHandedUp, AlertHandedUp),
     Action.INCIDENT_OPENED: (Payload, IncidentOpened),
     Action.INCIDENT_DISPATCHED: (StatusChange, IncidentStatus),
     Action.INCIDENT_ON_SITE: (StatusChange, IncidentStatus),
@@ -201,6 +222,7 @@ SCHEMAS: dict[Action, tuple[type, type]] = {
     Action.INCIDENT_EVIDENCE_ADDED: (Payload, Evidence),
     Action.INCIDENT_REOPENED: (StatusChange, IncidentReopened),
     Action.INCIDENT_CALLED_BACK: (Payload, CalledBack),
+    Action.INCIDENT_SETTLED_IN_GRID: (Payload, SettledInGrid),
     Action.WHISTLE_BLOWN: (Payload, WhistleBlown),
     Action.WHISTLE_JOINT_CONFIRMED: (JointPending, JointConfirmed),
     Action.WHISTLE_JOINT_DECLINED: (JointPending, JointDeclined),
@@ -279,6 +301,8 @@ FIELD_LABELS = {
     "returned": _("times returned"),
     "satisfaction": _("satisfaction"),
     "reopen": _("reopened"),
+    "grid": _("grid"),
+    "photos": _("photos"),
 }
 
 

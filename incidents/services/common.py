@@ -77,6 +77,14 @@ def require_officer(actor: User, township: Township) -> None:
     raise ActionForbidden(_("Only the township's duty officers may do this."))
 
 
+def require_settler(actor: User, incident: Incident) -> None:
+    """The grid officer who opened ``incident`` to settle it on the spot (小事不出格,
+    intake.settle) resolves it, closes it and adds its photos, in the same transaction."""
+    if incident.opened_by_id == actor.pk and policy.can_file_report(actor):
+        return
+    raise ActionForbidden(_("Only the grid officer settling this matter may do this."))
+
+
 def require_member(actor: User, department_id: int) -> None:
     if policy.can_act_for_department(actor, department_id):
         return

@@ -21,7 +21,7 @@ from command.timeline.models import TimelineEntry
 from command.timeline.records import timeline_record
 from incidents.models import Incident, Summons
 from incidents.photos import is_acceptable_url, photos_attach
-from incidents.services.common import broadcast, record, require_officer
+from incidents.services.common import broadcast, record, require_officer, require_settler
 from streams.models import GridReport
 
 
@@ -38,9 +38,16 @@ def incident_open(
     longitude: float | None = None,
     alerts: Sequence[Alert] = (),
     source: str = TimelineEntry.Source.WEB,
+    in_grid: bool = False,
 ) -> Incident:
-    """Open an incident by hand or from open alerts, which are escalated into it."""
-    require_officer(actor, township)
+    """Open an incident by hand or from open alerts, which are escalated into it.
+
+    ``in_grid``: a grid officer opens it from alerts of their grid to settle it on the spot
+    (intake.settle); the township's officers open every other incident."""
+    if not in_grid:
+        require_officer(actor, township)
+    elif not alerts:
+        raise ActionForbidden(_("A matter settled in the grid is opened from its alert."))
     with transaction.atomic():
         locked = list(
             Alert.objects.select_for_update().filter(pk__in=[a.pk for a in alerts]).order_by("pk")
@@ -48,6 +55,8 @@ def incident_open(
         for alert in locked:
             if alert.township_id != township.pk:
                 raise ActionForbidden(_("An alert of another township cannot join this incident."))
+            if in_grid and not policy.can_settle_in_grid(actor, alert):
+                raise ActionForbidden(_("Only the grid's officers settle its matters."))
             if not alert.is_open:
                 raise TransitionNotAllowed(
                     _("Alert %(id)s is %(status)s and cannot open an incident.")
@@ -113,6 +122,13 @@ def incident_open(
     return incident
 
 
+def _require_runner(actor: User, incident: Incident, in_grid: bool) -> None:
+    if in_grid:
+        require_settler(actor, incident)
+    else:
+        require_officer(actor, incident.township)
+
+
 def require_active(incident: Incident, message: str) -> None:
     if incident.status not in Incident.ACTIVE_STATUSES:
         raise TransitionNotAllowed(
@@ -151,10 +167,15 @@ def set_incident_status(
 
 
 def incident_resolve(
-    *, actor: User, incident: Incident, source: str = TimelineEntry.Source.WEB
+    *,
+    actor: User,
+    incident: Incident,
+    source: str = TimelineEntry.Source.WEB,
+    in_grid: bool = False,
 ) -> Incident:
-    """事不完，人不走: not while a summoned department's work is unfinished or not accepted."""
-    require_officer(actor, incident.township)
+    """事不完，人不走: not while a summoned department's work is unfinished or not accepted.
+    ``in_grid``: the grid officer who opened it to settle it on the spot resolves it."""
+    _require_runner(actor, incident, in_grid)
     with transaction.atomic():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         require_active(incident, _("An incident that is %(status)s cannot be resolved."))
@@ -196,9 +217,15 @@ def incident_close(
     feedback: str,
     settled_level: str,
     source: str = TimelineEntry.Source.WEB,
+    in_grid: bool = False,
 ) -> Incident:
-    """闭环: closing needs feedback and the 631 level the matter was settled at."""
-    require_officer(actor, incident.township)
+    """闭环: closing needs feedback and the 631 level the matter was settled at.
+    ``in_grid``: the grid officer who settled it on the spot closes it, at grid level only."""
+    _require_runner(actor, incident, in_grid)
+    if in_grid and settled_level != Incident.SettledLevel.GRID:
+        raise TransitionNotAllowed(
+            _("A matter settled on the spot is settled at grid level."), code="settled_level_grid"
+        )
     if not feedback.strip():
         raise TransitionNotAllowed(_("Closing needs feedback."), code="feedback_missing")
     if settled_level not in Incident.SettledLevel.values:
@@ -347,9 +374,11 @@ def incident_add_evidence(
     caption: str = "",
     kind: str = "photo",
     source: str = TimelineEntry.Source.WEB,
+    in_grid: bool = False,
 ) -> Incident:
-    """A photo or link from the officer or from a department summoned to the incident."""
-    summoned = (
+    """A photo or link from the officer or from a department summoned to the incident (or,
+    ``in_grid``, from the grid officer settling it on the spot)."""
+    summoned = not in_grid and (
         actor.department_id is not None
         and policy.can_act_for_department(actor, actor.department_id)
         and Summons.objects.filter(
@@ -357,7 +386,7 @@ def incident_add_evidence(
         ).exists()
     )
     if not summoned:
-        require_officer(actor, incident.township)
+        _require_runner(actor, incident, in_grid)
     if kind not in ("photo", "snapshot", "link") or not is_acceptable_url(url):
         raise TransitionNotAllowed(
             _("Evidence needs an http(s) address or an uploaded photo."), code="url_invalid"

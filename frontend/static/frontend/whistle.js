@@ -355,6 +355,41 @@ var Whistle = (function () {
   });
 })();
 
+// The grid's open matters on the phone: settle one on the spot (what was done, a photo shrunk
+// like the report's) or hand it up to the township (why not). The page then shows where it went.
+(function () {
+  var list = document.getElementById("grid-matters");
+  if (!list) return;
+  list.addEventListener("change", function (event) {
+    var input = event.target.closest("input[type=file][name=photo]");
+    if (!input) return;
+    var form = input.form, preview = form.querySelector(".matter-preview");
+    var problem = form.closest("li").querySelector(".problem");
+    delete form.dataset.photo; preview.hidden = true;
+    if (!input.files[0]) return;
+    Whistle.shrinkPhoto(input.files[0]).then(function (dataUrl) {
+      form.dataset.photo = dataUrl; preview.src = dataUrl; preview.hidden = false;
+    }).catch(function () { problem.textContent = input.dataset.unreadable || "⚠"; });
+  });
+  list.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-matter-post]");
+    if (!form) return;
+    event.preventDefault();
+    var button = form.querySelector("button[type=submit]");
+    var problem = form.closest("li").querySelector(".problem");
+    button.disabled = true;
+    problem.textContent = "";
+    Whistle.uploadPhoto(form.dataset.photo || "").then(function (photos) {
+      var body = { note: form.elements.note.value };
+      if (form.elements.photo) body.photos = photos;
+      return Whistle.postJson(form.dataset.matterPost, body);
+    }).then(function () { window.location.reload(); }).catch(function (error) {
+      button.disabled = false;
+      problem.textContent = (error && error.message) || "⚠";
+    });
+  });
+})();
+
 // Dialogs the server renders into #dialog-slot (the board's whistle): shown modal when they
 // arrive, removed when cancelled (button or Escape) or when the server answers with nothing.
 (function () {
