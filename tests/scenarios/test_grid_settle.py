@@ -113,7 +113,10 @@ def test_a_grid_officer_settles_a_matter_on_the_phone_and_it_counts_as_grid_leve
     assert phone.is_visible(f"#matter-{camera}")  # the handed-up one waits for the township
     # With the photo taken on the spot, which the officer's phone may load.
     thumb = settled_line.query_selector("img.thumb")
-    assert thumb and phone.evaluate("(img) => img.complete && img.naturalWidth > 0", thumb)
+    assert thumb is not None
+    phone.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0", arg=thumb, timeout=10_000
+    )
     fits_the_phone(phone)
     phone.locator("#my-reports").scroll_into_view_if_needed()
     screenshot(phone, "phone-settled")
