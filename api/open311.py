@@ -35,7 +35,7 @@ from command.text import xml_text
 from command.timeline.actions import Subject
 from command.timeline.models import TimelineEntry
 from incidents.models import Incident
-from intake.reports import report_file
+from intake.reports import grid_at, report_file
 from streams.models import GridReport
 
 FORMATS = ("json", "xml")
@@ -226,20 +226,6 @@ def _request(report: GridReport, request: HttpRequest) -> dict[str, Any]:
     if report.photos:
         found["media_url"] = request.build_absolute_uri(report.photos[0])
     return found
-
-
-def grid_at(township_id: int, lat: float, lon: float) -> Grid | None:
-    """The grid whose polygon holds the point (ray casting over the outer ring)."""
-    for grid in Grid.objects.filter(township_id=township_id).order_by("kind", "code"):
-        polygon = grid.polygon if isinstance(grid.polygon, dict) else {}
-        ring = (polygon.get("coordinates") or [[]])[0]
-        inside = False
-        for (x1, y1, *_), (x2, y2, *_) in zip(ring, ring[1:] + ring[:1], strict=True):
-            if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
-                inside = not inside
-        if inside:
-            return grid
-    return None
 
 
 def _float(value: str | None, name: str, low: float, high: float) -> float | None:

@@ -87,6 +87,11 @@ class AlertSeen(TypedDict, total=False):
     label: str
     score: float
     report: int
+    # An intake item's channel, its caller (name and the phone masked: never the whole number)
+    # and the open alert it may repeat.
+    channel: str
+    caller: str
+    duplicate_of: int
 
 
 class AlertDismissed(TypedDict, total=False):
@@ -251,7 +256,10 @@ FIELD_LABELS = {
     "rate": _("rate"),
     "label": _("detected"),
     "score": _("score"),
-    "report": _("grid report"),
+    "report": _("intake item"),
+    "channel": _("channel"),
+    "caller": _("caller"),
+    "duplicate_of": _("possibly the same as alert"),
     "reason": _("reason"),
     "dismiss_reason": _("reason"),
     "into": _("merged into alert"),
