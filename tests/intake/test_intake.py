@@ -101,7 +101,9 @@ def world(demo):
 
 
 def raised_row(alert_id: int) -> TimelineEntry:
-    return TimelineEntry.objects.get(subject_type="alert", subject_id=alert_id, action="alert.raised")
+    return TimelineEntry.objects.get(
+        subject_type="alert", subject_id=alert_id, action="alert.raised"
+    )
 
 
 @pytest.mark.parametrize("channel", ["phone", "12345", "12315", "jiyu", "walk_in", "other"])
@@ -128,7 +130,8 @@ def test_the_desk_files_every_channel_as_an_alert(world, channel):
     assert alert.detail["channel"] == channel
     assert alert.detail["caller"] == f"张三 {MASKED}"
     after = raised_row(alert.pk).after
-    assert (after["channel"], after["caller"], after["report"]) == (channel, f"张三 {MASKED}", report.pk)
+    caller = f"张三 {MASKED}"
+    assert (after["channel"], after["caller"], after["report"]) == (channel, caller, report.pk)
     # The whole number is only on the item: no alert, no timeline row holds it.
     assert PHONE not in json.dumps(alert.detail) and PHONE not in json.dumps(after)
 
@@ -289,7 +292,9 @@ def test_a_duplicate_by_distance_when_both_have_a_position(world):
 
 
 def test_a_camera_alert_in_the_grid_is_a_possible_original(world):
-    camera = raise_alert(world["qingshui"].pk, "cam:1", category="garbage", grid_id=world["grid"].pk)
+    camera = raise_alert(
+        world["qingshui"].pk, "cam:1", category="garbage", grid_id=world["grid"].pk
+    )
     assert call(world, grid=world["grid"]).detail["duplicate_of"] == camera
 
 
@@ -320,10 +325,10 @@ def test_the_phone_is_whole_only_for_the_townships_duty_officers(world, django_u
     assert duty_one.json()["caller_phone"] == PHONE
     assert duty_dialog.status_code == 200 and f'href="tel:{PHONE}"' in duty_dialog.text
     assert MASKED in duty_board.text and PHONE not in duty_board.text
-    sup_list, sup_one, sup_dialog, sup_board = seen["supervisor"]
+    _sup_list, sup_one, sup_dialog, sup_board = seen["supervisor"]
     assert sup_one.json()["caller_phone"] == MASKED
     assert MASKED in sup_dialog.text and PHONE not in sup_dialog.text
     assert PHONE not in sup_board.text
-    grid_list, grid_one, grid_dialog, _board = seen["grid01"]
+    grid_list, grid_one, grid_dialog, _grid_board = seen["grid01"]
     # The grid officer does not see the township's calls at all (not in their grid).
     assert grid_list == [] and grid_one.status_code == 404 and grid_dialog.status_code == 404
