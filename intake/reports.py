@@ -89,9 +89,8 @@ def _filing_township(actor: User, channel: str, township: Township | None) -> To
         if township is not None and township.pk != actor.township_id:
             raise ActionForbidden(_("A hotline system files into its own township only."))
         if channel not in HOTLINE_CHANNELS:
-            raise TransitionNotAllowed(
-                _("A hotline system files hotline tickets and messages, not calls or visits."),
-                code="channel_not_hotline",
+            raise ActionForbidden(
+                _("A hotline system files hotline tickets and messages, not calls or visits.")
             )
         return actor.township
     if township is None or not policy.can_command(actor, township):

@@ -183,7 +183,7 @@ def test_who_files_what_where(world):
     with pytest.raises(ActionForbidden):
         intake_file(actor=world["hotline"], channel="12345", grid=world["grid_b"], **args)
     # … nor say a ticket came in by a visit, nor make an incident of it.
-    with pytest.raises(TransitionNotAllowed):
+    with pytest.raises(ActionForbidden):
         intake_file(actor=world["hotline"], channel="walk_in", **args)
     with pytest.raises(ActionForbidden):
         intake_file(actor=world["hotline"], channel="12345", open_incident=True, **args)
