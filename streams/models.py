@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from command.text import phone_masked
 
@@ -93,7 +94,10 @@ class GridReport(models.Model):
         related_name="reports",
     )
     channel = models.CharField(
-        _("channel"), max_length=8, choices=Channel.choices, default=Channel.GRID
+        pgettext_lazy("intake", "channel"),
+        max_length=8,
+        choices=Channel.choices,
+        default=Channel.GRID,
     )
     grid = models.ForeignKey(
         "org.Grid", verbose_name=_("grid"), on_delete=models.SET_NULL, null=True, blank=True

@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Subject(models.TextChoices):
@@ -257,7 +258,7 @@ FIELD_LABELS = {
     "label": _("detected"),
     "score": _("score"),
     "report": _("intake item"),
-    "channel": _("channel"),
+    "channel": pgettext_lazy("intake", "channel"),
     "caller": _("caller"),
     "duplicate_of": _("possibly the same as alert"),
     "reason": _("reason"),
