@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('alerts', '0009_alert_closed_at'),
-        ('org', '0006_user_role_hotline'),
+        ('org', '0007_user_role_hotline'),
         ('streams', '0006_realtime_minute_aggregate'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('org', '0005_township_time_zone_validated'),
+        ('org', '0006_township_finish_deadlines'),
     ]
 
     operations = [
