@@ -68,6 +68,8 @@ class Alert(models.Model):
         SENSOR = "sensor", _("Sensor")
         DEVICE = "device", _("Device health")
         REPORT = "report", _("Grid report")
+        # A call, a hotline ticket, a mailbox message: the item's channel is in the detail.
+        INTAKE = "intake", _("Intake desk")
 
     township = models.ForeignKey(
         "org.Township", verbose_name=_("township"), on_delete=models.CASCADE, related_name="alerts"

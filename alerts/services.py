@@ -30,7 +30,18 @@ RETURNING id, (xmax = 0) AS created, count, status,
 """
 
 
-_TOLD = ("metric", "value", "threshold", "rate", "label", "score", "report")
+_TOLD = (
+    "metric",
+    "value",
+    "threshold",
+    "rate",
+    "label",
+    "score",
+    "report",
+    "channel",
+    "caller",
+    "duplicate_of",
+)
 
 
 # Keys longer than the column keep their start and end in a digest (command.text.bounded_key).
@@ -81,7 +92,8 @@ def alert_raise(*, spec: AlertSpec, source: str = "mqtt") -> tuple[int, bool]:
                 "count": count,
                 "severity": spec.severity,
                 # What crossed the line (the reading and its threshold, the camera's label and
-                # score, the grid report): the timeline tells why the alert was raised.
+                # score, the intake item, its channel and masked caller): the timeline tells
+                # why the alert was raised.
                 **{k: v for k, v in (spec.detail or {}).items() if k in _TOLD},
             },
             time=spec.time,

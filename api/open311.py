@@ -1,14 +1,18 @@
-"""Open311 GeoReport v2 (https://wiki.open311.org/GeoReport_v2/): grid reports for standard 311
-clients, in JSON and XML.
+"""Open311 GeoReport v2 (https://wiki.open311.org/GeoReport_v2/): intake items for standard 311
+clients and hotline systems, in JSON and XML.
 
     GET  /open311/v2/services.{json|xml}            our categories as services
-    GET  /open311/v2/services/{code}.{json|xml}     a service's definition (no attributes)
-    POST /open311/v2/requests.{json|xml}            file a report (form-encoded, api_key)
-    GET  /open311/v2/requests.{json|xml}            reports in the caller's scope, filtered
-    GET  /open311/v2/requests/{id}.{json|xml}       one report
+    GET  /open311/v2/services/{code}.{json|xml}     a service's definition (its attributes)
+    POST /open311/v2/requests.{json|xml}            file a request (form-encoded, api_key)
+    GET  /open311/v2/requests.{json|xml}            requests in the caller's scope, filtered
+    GET  /open311/v2/requests/{id}.{json|xml}       one request
 
 Every call carries ``api_key`` (a Whistle API token; also accepted as a bearer token): a
-grid officer's token files reports and reads its own, an officer's reads the township's.
+grid officer's token files reports and reads its own; a hotline system's (role "hotline")
+files its tickets into its township and reads its own, with ``attribute[channel]`` (12345,
+12315, jiyu, other; 12345 when left out), ``attribute[ticket]`` (its own ticket number: the
+same ticket filed again answers the same service_request_id) and the caller in ``first_name``,
+``last_name`` and ``phone``; an officer's token reads the township's.
 Errors are the specification's list of ``{code, description}`` with the HTTP status; an unknown
 format suffix gets that list too, in JSON unless the Accept header prefers XML.
 """
@@ -35,7 +39,7 @@ from command.text import xml_text
 from command.timeline.actions import Subject
 from command.timeline.models import TimelineEntry
 from incidents.models import Incident
-from intake.reports import report_file
+from intake.reports import HOTLINE_CHANNELS, grid_at, intake_file, report_file
 from streams.models import GridReport
 
 FORMATS = ("json", "xml")
@@ -149,12 +153,39 @@ def _caller(request: HttpRequest) -> User:
     return user
 
 
+def _attributes() -> list[dict[str, Any]]:
+    """What a hotline system may add to a request (``attribute[code]``); grid officers add
+    nothing. Names in the reader's language."""
+    return [
+        {
+            "variable": True,
+            "code": "channel",
+            "datatype": "singlevaluelist",
+            "required": False,
+            "order": 1,
+            "description": "How the hotline received it (hotline systems only; default 12345)",
+            "values": [
+                {"key": channel, "name": str(GridReport.Channel(channel).label)}
+                for channel in sorted(HOTLINE_CHANNELS)
+            ],
+        },
+        {
+            "variable": True,
+            "code": "ticket",
+            "datatype": "string",
+            "required": False,
+            "order": 2,
+            "description": "The hotline's own ticket number: filed again, the same request answers",
+        },
+    ]
+
+
 def _service(category: Category) -> dict[str, Any]:
     return {
         "service_code": category.code,
         "service_name": category.name,
         "description": category.name_en or category.name,
-        "metadata": False,
+        "metadata": True,
         "type": "realtime",
         "keywords": category.name_en,
         "group": "",
@@ -172,8 +203,9 @@ def service_definition(request: HttpRequest, code: str) -> dict[str, Any]:
     _caller(request)
     if not Category.objects.filter(code=code).exists():
         raise Problem(404, f"no service {code}")
-    # No attributes: a category, a description and a place are all a report needs.
-    return {"service_code": code, "attributes": []}
+    # A category, a description and a place are all a report needs; a hotline system adds
+    # how the ticket came and its number.
+    return {"service_code": code, "attributes": _attributes()}
 
 
 def _status(report: GridReport) -> tuple[str, str]:
@@ -228,20 +260,6 @@ def _request(report: GridReport, request: HttpRequest) -> dict[str, Any]:
     return found
 
 
-def grid_at(township_id: int, lat: float, lon: float) -> Grid | None:
-    """The grid whose polygon holds the point (ray casting over the outer ring)."""
-    for grid in Grid.objects.filter(township_id=township_id).order_by("kind", "code"):
-        polygon = grid.polygon if isinstance(grid.polygon, dict) else {}
-        ring = (polygon.get("coordinates") or [[]])[0]
-        inside = False
-        for (x1, y1, *_), (x2, y2, *_) in zip(ring, ring[1:] + ring[:1], strict=True):
-            if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
-                inside = not inside
-        if inside:
-            return grid
-    return None
-
-
 def _float(value: str | None, name: str, low: float, high: float) -> float | None:
     if value in (None, ""):
         return None
@@ -258,8 +276,8 @@ def _float(value: str | None, name: str, low: float, high: float) -> float | Non
 def requests(request: HttpRequest) -> list[dict[str, Any]]:
     user = _caller(request)
     if request.method == "POST":
-        if not policy.can_file_report(user):
-            raise Problem(403, "only grid officers file requests")
+        if not (policy.can_file_report(user) or policy.can_file_hotline(user)):
+            raise Problem(403, "only grid officers and hotline systems file requests")
         return [_file(request, user)]
     queryset = _reports(user)
     query = request.GET
@@ -291,6 +309,14 @@ def request_detail(request: HttpRequest, pk: int) -> list[dict[str, Any]]:
     return [_request(report, request)]
 
 
+def _person(first: str, last: str) -> str:
+    """王晓明 for a Chinese name (family name first, no space), Ann Lee otherwise."""
+    first, last = first.strip(), last.strip()
+    if any("\u4e00" <= ch <= "\u9fff" for ch in first + last):
+        return f"{last}{first}"
+    return f"{first} {last}".strip()
+
+
 def _file(request: HttpRequest, user: User) -> dict[str, Any]:
     data = request.POST
     category = Category.objects.filter(code=data.get("service_code", "")).first()
@@ -300,9 +326,12 @@ def _file(request: HttpRequest, user: User) -> dict[str, Any]:
     lon = _float(data.get("long"), "long", -180, 180)
     grid = None
     if data.get("address_id"):
-        grid = Grid.objects.filter(code=data["address_id"], township_id=user.township_id).first()
+        grid = Grid.objects.filter(code=data["address_id"]).first()
         if grid is None:
             raise Problem(400, "address_id is not a grid of this township")
+        if grid.township_id != user.township_id:
+            # Filing into another township is not allowed, whatever the channel.
+            raise Problem(403, "address_id is a grid of another township")
     elif lat is not None and lon is not None and user.township_id:
         grid = grid_at(user.township_id, lat, lon)
     if grid is None and (lat is None or lon is None) and not data.get("address_string"):
@@ -313,14 +342,33 @@ def _file(request: HttpRequest, user: User) -> dict[str, Any]:
     if data.get("address_string"):
         description = f"{description}\n{data['address_string']}".strip()
     try:
-        report = report_file(
-            reporter=user,
-            category=category,
-            description=description,
-            grid=grid,
-            latitude=lat,
-            longitude=lon,
-        )
+        if policy.can_file_hotline(user):
+            channel = data.get("attribute[channel]") or GridReport.Channel.HOTLINE_12345
+            if channel not in HOTLINE_CHANNELS:
+                known = ", ".join(sorted(HOTLINE_CHANNELS))
+                raise Problem(400, f"attribute[channel] is one of {known}")
+            report = intake_file(
+                actor=user,
+                channel=channel,
+                category=category,
+                description=description,
+                grid=grid,
+                latitude=lat,
+                longitude=lon,
+                caller_name=_person(data.get("first_name", ""), data.get("last_name", "")),
+                caller_phone=data.get("phone", ""),
+                external_id=data.get("attribute[ticket]", ""),
+                source=TimelineEntry.Source.API,
+            ).report
+        else:
+            report = report_file(
+                reporter=user,
+                category=category,
+                description=description,
+                grid=grid,
+                latitude=lat,
+                longitude=lon,
+            )
     except ActionForbidden as refusal:
         raise Problem(403, str(refusal)) from None
     except (TransitionNotAllowed, ValidationError) as refusal:

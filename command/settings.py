@@ -260,6 +260,9 @@ WHISTLE_PHOTO_ORPHAN_HOURS = int(os.environ.get("WHISTLE_PHOTO_ORPHAN_HOURS", "2
 # How long after closing an incident can be reopened (a callback that finds the matter not
 # settled, or a closing by mistake); after that it is a new incident.
 WHISTLE_REOPEN_DAYS = int(os.environ.get("WHISTLE_REOPEN_DAYS", "30"))
+# A call about the same category and place as an open alert first seen within this many hours
+# is suggested to the duty officer as a duplicate (merge with one click).
+WHISTLE_INTAKE_DUPLICATE_HOURS = int(os.environ.get("WHISTLE_INTAKE_DUPLICATE_HOURS", "24"))
 
 # Lists that grow with the backlog (the board's alert queue, a console's summonses) are sent a
 # page at a time: the newest / most urgent this many, the rest on demand over HTTP.

@@ -53,3 +53,24 @@ def bounded_key(key: str, limit: int) -> str:
 def xml_text(text: str) -> str:
     """``text`` without the characters an XML 1.0 document cannot hold (CAP, Open311 XML)."""
     return _NOT_XML.sub("", text)
+
+
+_COUNTRY_CODE = "86"
+
+
+def phone_masked(phone: str) -> str:
+    """A caller's phone number as screens show it: 138****5678. A mobile number (11 digits, or
+    13 with China's country code) keeps its first three and last four digits; a shorter number
+    (a landline without area code) keeps only its last four, and one of fewer than eight digits
+    shows none: at least four digits are always hidden. Anything but digits is dropped; no
+    digits gives ""."""
+    digits = "".join(ch for ch in phone if ch.isascii() and ch.isdigit())
+    if len(digits) == 13 and digits.startswith(_COUNTRY_CODE):
+        digits = digits[len(_COUNTRY_CODE) :]
+    if not digits:
+        return ""
+    if len(digits) >= 11:
+        return f"{digits[:3]}****{digits[-4:]}"
+    if len(digits) >= 8:
+        return f"****{digits[-4:]}"
+    return "****"

@@ -30,6 +30,8 @@ urlpatterns = [
         name="board_close",
     ),
     path("board/<slug:township>/incidents/new/", views.board_new_incident, name="board_incident"),
+    path("board/<slug:township>/intake/", views.board_intake, name="board_intake"),
+    path("intake/<int:report>/", views.intake_item, name="intake_item"),
     path("supervise/<slug:township>/", supervision.performance, name="performance"),
     path(
         "supervise/<slug:township>/incidents/<int:incident>/",

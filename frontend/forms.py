@@ -13,6 +13,7 @@ from command.org.models import Category, Department, Grid, Township
 from incidents import selectors as incident_selectors
 from incidents.models import Incident, Whistle
 from incidents.services.whistles import SummonedDepartment, report_within, suggested_departments
+from streams.models import GridReport
 
 
 def _minutes_text(minutes: int) -> str:
@@ -161,3 +162,71 @@ class IncidentForm(forms.Form):
         self.fields["grid"].queryset = Grid.objects.filter(township=township).order_by("code")
         self.fields["category"].label_from_instance = lambda c: c.display_name
         self.fields["grid"].label_from_instance = lambda g: g.display_name
+
+
+# The desk's channels in the order the duty officer meets them most.
+DESK_CHANNELS = (
+    GridReport.Channel.HOTLINE_12345,
+    GridReport.Channel.HOTLINE_12315,
+    GridReport.Channel.MAILBOX,
+    GridReport.Channel.WALK_IN,
+    GridReport.Channel.PHONE,
+    GridReport.Channel.OTHER,
+)
+
+
+class IntakeForm(forms.Form):
+    """受理 at the duty desk: a call, a hotline ticket, a mailbox message or a visitor, with
+    the caller (for the callback), what and where; it becomes an alert or an incident."""
+
+    BECOMES = (("alert", _("An alert in the queue")), ("incident", _("An incident directly")))
+
+    channel = forms.ChoiceField(label=_("How it came"), widget=forms.RadioSelect)
+    caller_name = forms.CharField(label=_("Caller's name"), required=False, max_length=60)
+    caller_phone = forms.CharField(
+        label=_("Caller's phone"),
+        required=False,
+        max_length=40,
+        widget=forms.TextInput({"inputmode": "tel", "autocomplete": "off"}),
+    )
+    ticket = forms.CharField(label=_("Ticket number"), required=False, max_length=64)
+    category = forms.ChoiceField(label=_("Category"))
+    description = forms.CharField(
+        label=_("What the caller says"), max_length=4000, widget=forms.Textarea({"rows": 3})
+    )
+    grid = forms.ChoiceField(label=_("Grid"), required=False)
+    becomes = forms.ChoiceField(
+        label=_("It becomes"), choices=BECOMES, initial="alert", widget=forms.RadioSelect
+    )
+
+    def __init__(self, *args: Any, township: Township, **kwargs: Any) -> None:
+        super().__init__(*args, initial={"channel": GridReport.Channel.PHONE}, **kwargs)
+        self.township = township
+        labels = dict(GridReport.Channel.choices)
+        self.fields["channel"].choices = [(c.value, labels[c.value]) for c in DESK_CHANNELS]
+        self.categories = {c.code: c for c in Category.objects.order_by("code")}
+        self.fields["category"].choices = [
+            (code, category.display_name) for code, category in self.categories.items()
+        ]
+        self.grids = {g.code: g for g in Grid.objects.filter(township=township).order_by("code")}
+        self.fields["grid"].choices = [("", _("— not known —"))] + [
+            (code, f"{grid.display_name} · {code}") for code, grid in self.grids.items()
+        ]
+        # Photos are uploaded first (POST /api/v1/photos); the form carries their addresses.
+        self.photos = self.data.getlist("photos") if hasattr(self.data, "getlist") else []
+
+    def filing(self) -> dict[str, Any]:
+        """The keyword arguments of ``intake_file`` the form holds."""
+        data = self.cleaned_data
+        return {
+            "channel": data["channel"],
+            "township": self.township,
+            "category": self.categories[data["category"]],
+            "description": data["description"],
+            "grid": self.grids.get(data["grid"]) if data["grid"] else None,
+            "photos": self.photos,
+            "caller_name": data["caller_name"],
+            "caller_phone": data["caller_phone"],
+            "external_id": data["ticket"],
+            "open_incident": data["becomes"] == "incident",
+        }

@@ -17,12 +17,13 @@ from command.org import selectors as org_selectors
 from command.org.auth import is_local_request
 from command.org.models import Department, Township, User
 from frontend import maps, paging, rendering, widgets
-from frontend.forms import CloseForm, IncidentForm, WhistleForm
+from frontend.forms import CloseForm, IncidentForm, IntakeForm, WhistleForm
 from incidents import selectors as incident_selectors
 from incidents.models import Incident
 from incidents.photos import visible_photos
 from incidents.services.incidents import incident_close, incident_open
 from incidents.services.whistles import whistle_blow
+from intake.reports import intake_file
 
 
 def watched_township(request: HttpRequest, code: str) -> Township:
@@ -111,6 +112,7 @@ def board(request: HttpRequest, township: str) -> HttpResponse:
     context = {
         "township": found,
         "widgets": widgets.board_page(township=found, language=language),
+        "takes_calls": policy.can_command(request.user, found),
     }
     return render(request, "frontend/board.html", context)
 
@@ -228,6 +230,46 @@ def board_new_incident(request: HttpRequest, township: str) -> HttpResponse:
             return HttpResponse("")
     context = {"township": found, "form": form}
     return render(request, "frontend/partials/incident_dialog.html", context)
+
+
+def board_intake(request: HttpRequest, township: str) -> HttpResponse:
+    """The board's intake desk (htmx): GET shows the dialog, POST files the call, ticket or
+    visit. The new alert (or incident) reaches the board through its socket like any other;
+    a refusal is shown in the dialog."""
+    found = watched_township(request, township)
+    if not policy.can_command(request.user, found):
+        raise PermissionDenied
+    form = IntakeForm(request.POST or None, township=found)
+    if request.method == "POST" and form.is_valid():
+        try:
+            intake_file(actor=request.user, **form.filing())  # type: ignore[arg-type]
+        except (TransitionNotAllowed, ActionForbidden) as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            return HttpResponse("")
+    context = {"township": found, "form": form, "map": maps.base_map(found)}
+    return render(request, "frontend/partials/intake_dialog.html", context)
+
+
+def intake_item(request: HttpRequest, report: int) -> HttpResponse:
+    """An intake item's details in a dialog over the board: the caller's phone whole for the
+    township's duty officers (they call back), masked for everyone else who watches the
+    board."""
+    from streams.models import GridReport
+
+    user: User = request.user  # type: ignore[assignment]
+    queryset = GridReport.objects.select_related("township", "category", "grid", "reporter")
+    found = get_object_or_404(policy.reports(user, queryset), pk=report)
+    if not policy.can_watch_board(user, found.township):
+        raise PermissionDenied
+    context = {
+        "item": found,
+        "phone": found.caller_phone
+        if policy.can_see_caller(user, found.township_id)
+        else found.caller_phone_masked,
+    }
+    with localtime.shown_in(found.township):
+        return render(request, "frontend/partials/intake_item_dialog.html", context)
 
 
 def report(request: HttpRequest) -> HttpResponse:

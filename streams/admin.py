@@ -45,7 +45,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
 @admin.register(GridReport)
 class GridReportAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "category", "grid", "reporter", "alert"]
-    list_filter = ["category", "township"]
-    search_fields = ["description"]
+    list_display = ["created_at", "channel", "category", "grid", "reporter", "alert"]
+    list_filter = ["channel", "category", "township"]
+    search_fields = ["description", "external_id"]
     readonly_fields = ["alert"]

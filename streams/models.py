@@ -5,6 +5,9 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from command.text import phone_masked
 
 
 class DeviceEvent(models.Model):
@@ -71,7 +74,18 @@ class DeadLetter(models.Model):
 
 
 class GridReport(models.Model):
-    """A problem a grid officer (网格员) found on patrol and filed; it becomes an alert directly."""
+    """An intake item (民情受理): a matter the public or a grid officer raised, by whatever
+    channel it came (a grid officer's patrol, a call to the duty desk, a 12345 or 12315 ticket,
+    a mailbox message, someone at the counter). Each one becomes an alert on the duty board."""
+
+    class Channel(models.TextChoices):
+        GRID = "grid", _("Grid officer")
+        PHONE = "phone", _("Call to the duty desk")
+        HOTLINE_12345 = "12345", _("12345 hotline")
+        HOTLINE_12315 = "12315", _("12315 hotline")
+        MAILBOX = "jiyu", _("Mailbox message")
+        WALK_IN = "walk_in", _("Walk-in")
+        OTHER = "other", _("Other")
 
     township = models.ForeignKey(
         "org.Township",
@@ -79,15 +93,28 @@ class GridReport(models.Model):
         on_delete=models.PROTECT,
         related_name="reports",
     )
+    channel = models.CharField(
+        pgettext_lazy("intake", "channel"),
+        max_length=8,
+        choices=Channel.choices,
+        default=Channel.GRID,
+    )
     grid = models.ForeignKey(
         "org.Grid", verbose_name=_("grid"), on_delete=models.SET_NULL, null=True, blank=True
     )
+    # Who filed it: the grid officer, the duty officer who took the call, the hotline's account.
     reporter = models.ForeignKey(
         "org.User",
         verbose_name=_("reported by"),
         on_delete=models.PROTECT,
         related_name="reports",
     )
+    # The person who raised it, for the callback (回访). Screens show the phone masked; only the
+    # township's duty officers see it whole (command.org.policy.can_see_caller).
+    caller_name = models.CharField(_("caller's name"), max_length=60, blank=True)
+    caller_phone = models.CharField(_("caller's phone"), max_length=40, blank=True)
+    # The hotline system's own ticket number: the same ticket filed twice is one item.
+    external_id = models.CharField(_("ticket number"), max_length=64, blank=True)
     category = models.ForeignKey(
         "org.Category", verbose_name=_("category"), on_delete=models.PROTECT
     )
@@ -107,9 +134,20 @@ class GridReport(models.Model):
     )
 
     class Meta:
-        verbose_name = _("grid report")
-        verbose_name_plural = _("grid reports")
+        verbose_name = _("intake item")
+        verbose_name_plural = _("intake items")
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["township", "channel", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="uniq_intake_ticket",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.category} · {self.description[:30]}"
+
+    @property
+    def caller_phone_masked(self) -> str:
+        return phone_masked(self.caller_phone)

@@ -31,7 +31,8 @@ from tests.schemas.georeport_v2 import validate_response
 
 ADMIN, ADMIN_B, DUTY, SUPERVISOR = "admin", "admin_b", "duty", "supervisor"
 MEMBER, GRID, DUTY_B, INACTIVE, ANON = "chengguan", "grid01", "duty_b", "inactive", "anonymous"
-ROLES = (ADMIN, ADMIN_B, DUTY, SUPERVISOR, MEMBER, GRID, DUTY_B, INACTIVE, ANON)
+HOTLINE, HOTLINE_B = "hotline_qs", "hotline_bs"  # 12345 systems of qingshui and beishan
+ROLES = (ADMIN, ADMIN_B, DUTY, SUPERVISOR, MEMBER, GRID, DUTY_B, HOTLINE, HOTLINE_B, INACTIVE, ANON)
 ACTIVE = frozenset(ROLES) - {INACTIVE, ANON}
 EVERYONE = frozenset(ROLES)
 BOARD_Q = frozenset({ADMIN, DUTY, SUPERVISOR})  # qingshui's board and supervision
@@ -43,13 +44,18 @@ JOINT_B = frozenset({ADMIN, ADMIN_B, DUTY_B})  # confirms for beishan
 SEES_INCIDENT_1 = frozenset({ADMIN, DUTY, SUPERVISOR, MEMBER, GRID, DUTY_B, ADMIN_B})
 SEES_INCIDENT_2 = BOARD_Q
 
+# A caller's phone (a call filed at qingshui's desk): whole only to qingshui's duty officers.
+CALLER_PHONE = "13912345678"
 # What must never appear in a response to a role (titles and descriptions carry these marks).
 FORBIDDEN_MARKS = {
     DUTY: ("ALERT-BS", "INC-BS", "REPORT-BS"),
-    MEMBER: ("ALERT-", "INC-QS-G2", "INC-BS", "REPORT-"),
-    GRID: ("ALERT-QS-G2", "INC-QS-G2", "ALERT-BS", "INC-BS", "REPORT-BS"),
-    DUTY_B: ("ALERT-QS", "INC-QS-G2", "REPORT-QS"),
-    ADMIN_B: ("ALERT-QS", "INC-QS-G2", "REPORT-QS"),
+    SUPERVISOR: (CALLER_PHONE,),
+    MEMBER: ("ALERT-", "INC-QS-G2", "INC-BS", "REPORT-", CALLER_PHONE),
+    GRID: ("ALERT-QS-G2", "INC-QS-G2", "ALERT-BS", "INC-BS", "REPORT-BS", CALLER_PHONE),
+    DUTY_B: ("ALERT-QS", "INC-QS-G2", "REPORT-QS", CALLER_PHONE),
+    ADMIN_B: ("ALERT-QS", "INC-QS-G2", "REPORT-QS", CALLER_PHONE),
+    HOTLINE: ("ALERT-", "INC-", "REPORT-", CALLER_PHONE),
+    HOTLINE_B: ("ALERT-", "INC-", "REPORT-", CALLER_PHONE),
 }
 
 
@@ -96,6 +102,16 @@ CASES = [
         COMMAND_Q,
     ),
     Case("board/<slug:township>/incidents/new/", "/board/qingshui/incidents/new/", COMMAND_Q),
+    Case("board/<slug:township>/intake/", "/board/qingshui/intake/", COMMAND_Q),
+    Case(
+        "board/<slug:township>/intake/",
+        "/board/qingshui/intake/",
+        COMMAND_Q,
+        "post",
+        form={"channel": "phone", "category": "parking", "description": "REPORT-QS-DESK"},
+    ),
+    Case("intake/<int:report>/", "/intake/{call}/", BOARD_Q),
+    Case("intake/<int:report>/", "/intake/{report}/", BOARD_Q),
     Case("supervise/<slug:township>/", "/supervise/qingshui/", BOARD_Q),
     Case("supervise/<slug:township>/", "/supervise/qingshui/?csv=departments", BOARD_Q),
     Case(
@@ -143,7 +159,7 @@ CASES = [
     Case(
         "open311/v2/requests.<str:fmt>",
         "/open311/v2/requests.json",
-        frozenset({GRID}),
+        frozenset({GRID, HOTLINE}),  # beishan's hotline: a grid of another township, refused
         "post",
         kind="open311",
         form={"service_code": "parking", "description": "OPEN311", "address_id": GRID_OFFICER_GRID},
@@ -262,7 +278,21 @@ CASES = [
         frozenset({GRID}),
         {"category": "parking", "description": "REPORT-QS-G1 again"},
     ),
+    api(
+        "post",
+        "/reports",
+        "/reports",
+        COMMAND_Q,
+        {"channel": "phone", "township": "qingshui", "category": "parking", "description": "d"},
+    ),
     api("get", "/reports", "/reports", ACTIVE),
+    api(
+        "get",
+        "/reports/{report_id}",
+        "/reports/{report}",
+        frozenset({ADMIN, DUTY, SUPERVISOR, GRID}),
+    ),
+    api("get", "/reports/{report_id}", "/reports/{call}", BOARD_Q),
     # sockets
     Case("ws:ws/board/<slug:township>/", "/ws/board/qingshui/", BOARD_Q, kind="ws"),
     Case("ws:ws/dept/<slug:department>/", "/ws/dept/chengguan/", CONSOLE, kind="ws"),
@@ -277,7 +307,7 @@ def _photo(user: User):
 
 def build_world(demo: Any) -> dict[str, Any]:
     """Two townships with every kind of row, marked so a leak shows in any response."""
-    from intake.reports import report_file
+    from intake.reports import intake_file, report_file
 
     qingshui = Township.objects.get(code="qingshui")
     beishan = Township.objects.create(code="beishan", name="北山镇", name_en="Beishan")
@@ -292,6 +322,8 @@ def build_world(demo: Any) -> dict[str, Any]:
     users[DUTY_B] = make(username=DUTY_B, role=User.Role.DUTY_OFFICER, township=beishan)
     users[ADMIN_B] = make(username=ADMIN_B, role=User.Role.ADMINISTRATOR, township=beishan)
     users[INACTIVE] = make(username=INACTIVE, role=User.Role.DUTY_OFFICER, township=qingshui)
+    users[HOTLINE] = make(username=HOTLINE, role=User.Role.HOTLINE, township=qingshui)
+    users[HOTLINE_B] = make(username=HOTLINE_B, role=User.Role.HOTLINE, township=beishan)
     grid_b = make(username="grid_b", role=User.Role.GRID_OFFICER, township=beishan)
     gb.members.add(grid_b)
     duty = users[DUTY]
@@ -307,6 +339,10 @@ def build_world(demo: Any) -> dict[str, Any]:
         reporter=users[GRID], category=parking, description="REPORT-QS-G1", grid=g1,
         photos=[report_photo.url],
     )  # fmt: skip
+    call = intake_file(
+        actor=duty, township=qingshui, channel="phone", category=parking,
+        description="REPORT-QS-CALL", grid=g2, caller_name="张三", caller_phone=CALLER_PHONE,
+    ).report  # fmt: skip
     beishan_photo = _photo(grid_b)
     report_file(reporter=grid_b, category=parking, description="REPORT-BS", grid=gb,
                 photos=[beishan_photo.url])  # fmt: skip
@@ -344,6 +380,7 @@ def build_world(demo: Any) -> dict[str, Any]:
             "opened": Incident.objects.get(pk=i1.pk).opened_at.isoformat().replace("+", "%2B"),
             "device": Device.objects.filter(township=qingshui).first().code,
             "report": report.pk,
+            "call": call.pk,
             "report_photo": report_photo.pk,
             "evidence_photo": evidence_photo.pk,
             "beishan_photo": beishan_photo.pk,

@@ -219,6 +219,8 @@ class User(AbstractUser):
         SUPERVISOR = "supervisor", _("Supervisor")
         GRID_OFFICER = "grid_officer", _("Grid officer")
         ADMINISTRATOR = "administrator", _("Administrator")
+        # A hotline's system (12345, 12315 …) filing its tickets by Open311 with an API key.
+        HOTLINE = "hotline", _("Hotline system")
 
     role = models.CharField(_("role"), max_length=24, choices=Role.choices, blank=True)
     township = models.ForeignKey(
@@ -228,7 +230,9 @@ class User(AbstractUser):
         null=True,
         blank=True,
         related_name="users",
-        help_text=_("Scope of a duty officer, grid officer or township supervisor."),
+        help_text=_(
+            "Scope of a duty officer, grid officer, township supervisor or hotline system."
+        ),
     )
     department = models.ForeignKey(
         Department,

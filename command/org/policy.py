@@ -18,6 +18,10 @@ Scopes, in short:
 - grid officer: their own grids (head or member): the grids' reports, alerts and incidents (with
   timeline and CAP); files reports in their township; settles on the spot, or hands up to the
   township, the open matters of their grids and their own reports (小事不出格);
+- hotline system (a 12345/12315 system's account): files its tickets by Open311 into its
+  township and follows its own; no board, alerts or incidents;
+- a caller's phone number: whole only to those who command the township (they call back);
+  everyone else, and every list, sees it masked;
 - anyone inactive or anonymous: nothing.
 """
 
@@ -196,6 +200,20 @@ def can_settle_in_grid(user: Any, alert: Any) -> bool:
     )
 
 
+def can_file_hotline(user: Any, township: Township | int | None = None) -> bool:
+    """A hotline system's account files its tickets (Open311 POST) into its own township."""
+    if not is_active(user) or user.role != Role.HOTLINE or user.township_id is None:
+        return False
+    pk = township.pk if isinstance(township, Township) else township
+    return pk is None or pk == user.township_id
+
+
+def can_see_caller(user: Any, township: Township | int | None) -> bool:
+    """The whole phone number of whoever raised an intake item: the township's duty officers
+    (and administrators), who call back. Everyone else sees it masked."""
+    return can_command(user, township)
+
+
 # --- alerts, incidents, summonses, reports ----------------------------------------------------
 
 
@@ -256,10 +274,12 @@ def summonses(user: Any, queryset: Q_) -> Q_:
 
 
 def reports(user: Any, queryset: Q_) -> Q_:
-    """Grid reports (also Open311 requests): a grid officer's own and their grids'; an
-    officer's townships'; none for departments."""
+    """Intake items (also Open311 requests): a grid officer's own and their grids'; a hotline
+    system's own; an officer's townships'; none for departments."""
     if not is_active(user):
         return queryset.none()
+    if user.role == Role.HOTLINE and not user.is_superuser:
+        return queryset.filter(reporter_id=user.pk)
     if user.role == Role.GRID_OFFICER and not user.is_superuser:
         return queryset.filter(Q(reporter_id=user.pk) | Q(grid_id__in=own_grid_ids(user)))
     ids = township_ids(user)

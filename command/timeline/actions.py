@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Subject(models.TextChoices):
@@ -92,6 +93,11 @@ class AlertSeen(TypedDict, total=False):
     label: str
     score: float
     report: int
+    # An intake item's channel, its caller (name and the phone masked: never the whole number)
+    # and the open alert it may repeat.
+    channel: str
+    caller: str
+    duplicate_of: int
 
 
 class AlertDismissed(TypedDict, total=False):
@@ -273,7 +279,10 @@ FIELD_LABELS = {
     "rate": _("rate"),
     "label": _("detected"),
     "score": _("score"),
-    "report": _("grid report"),
+    "report": _("intake item"),
+    "channel": pgettext_lazy("intake", "channel"),
+    "caller": _("caller"),
+    "duplicate_of": _("possibly the same as alert"),
     "reason": _("reason"),
     "dismiss_reason": _("reason"),
     "into": _("merged into alert"),

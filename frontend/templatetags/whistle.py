@@ -3,6 +3,8 @@ from typing import Any
 
 from django import template
 
+from streams.models import GridReport
+
 register = template.Library()
 
 
@@ -30,3 +32,10 @@ def minutes(value: Any) -> str:
         return "–"
     # + 0.0 turns the -0.0 of a moment a few microseconds before another into 0.0.
     return f"{round(value.total_seconds() / 60, 1) + 0.0:.1f}"
+
+
+@register.filter
+def channel_name(code: str) -> str:
+    """An intake channel's name (12345 hotline, walk-in …) in the reader's language."""
+    labels = dict(GridReport.Channel.choices)
+    return str(labels.get(code, code))

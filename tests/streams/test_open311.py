@@ -86,7 +86,7 @@ def test_services_in_json_and_xml(demo):
         "service_code": "garbage",
         "service_name": "垃圾堆物",
         "description": "Garbage & debris",
-        "metadata": False,
+        "metadata": True,
         "type": "realtime",
         "keywords": "Garbage & debris",
         "group": "",
@@ -94,7 +94,7 @@ def test_services_in_json_and_xml(demo):
     xml = etree.fromstring(get("/open311/v2/services.xml", {"api_key": api_key}).content)
     assert xml.tag == "services"
     assert "garbage" in xml.xpath("service/service_code/text()")
-    assert xml.xpath("service[service_code='garbage']/metadata/text()") == ["false"]
+    assert xml.xpath("service[service_code='garbage']/metadata/text()") == ["true"]
     missing = get("/open311/v2/services/nope.xml", {"api_key": api_key})
     assert missing.status_code == 404
     error = etree.fromstring(missing.content)
@@ -105,11 +105,30 @@ def test_a_service_definition_is_one_object_with_an_attribute_list(demo):
     api_key = key("grid01")
     definition = get("/open311/v2/services/garbage.json", {"api_key": api_key})
     assert definition.status_code == 200
-    assert definition.json() == {"service_code": "garbage", "attributes": []}
+    found = definition.json()
+    # A hotline system's two attributes: how the ticket came, and its number.
+    assert found["service_code"] == "garbage"
+    assert [(a["code"], a["datatype"], a["required"]) for a in found["attributes"]] == [
+        ("channel", "singlevaluelist", False),
+        ("ticket", "string", False),
+    ]
+    assert [v["key"] for v in found["attributes"][0]["values"]] == [
+        "12315",
+        "12345",
+        "jiyu",
+        "other",
+    ]
     xml = etree.fromstring(get("/open311/v2/services/garbage.xml", {"api_key": api_key}).content)
     assert xml.tag == "service_definition"
     assert [child.tag for child in xml] == ["service_code", "attributes"]
-    assert xml.findtext("service_code") == "garbage" and len(xml.find("attributes")) == 0
+    assert xml.findtext("service_code") == "garbage"
+    assert xml.xpath("attributes/attribute/code/text()") == ["channel", "ticket"]
+    assert xml.xpath("attributes/attribute[code='channel']/values/value/key/text()") == [
+        "12315",
+        "12345",
+        "jiyu",
+        "other",
+    ]
     assert get("/open311/v2/services/nope.json", {"api_key": api_key}).status_code == 404
 
 

@@ -390,6 +390,51 @@ var Whistle = (function () {
   });
 })();
 
+// The board's intake desk: photos are shrunk and uploaded as they are chosen (the form then
+// carries their addresses), and the grid can be picked on the map as on the phone page.
+(function () {
+  function showGrid(form) {
+    var picked = form.elements.grid.value;
+    form.querySelectorAll("#intake-grid-picker [data-grid]").forEach(function (path) {
+      path.classList.toggle("picked", path.dataset.grid === picked);
+    });
+  }
+  document.addEventListener("click", function (event) {
+    var path = event.target.closest("#intake-grid-picker [data-grid]");
+    if (!path) return;
+    var form = path.closest("form");
+    form.elements.grid.value = path.dataset.grid;
+    showGrid(form);
+  });
+  document.addEventListener("change", function (event) {
+    if (event.target.matches(".intake-dialog select[name=grid]")) showGrid(event.target.form);
+    if (!event.target.matches("#intake-photo")) return;
+    var input = event.target, form = input.form;
+    var list = document.getElementById("intake-photos");
+    var submit = form.querySelector("button[type=submit]");
+    var problem = form.querySelector(".photo-problem");
+    if (problem) problem.remove();
+    submit.disabled = true;
+    Promise.all(Array.from(input.files).map(function (file) {
+      return Whistle.shrinkPhoto(file).then(Whistle.uploadPhoto).then(function (urls) {
+        var item = document.createElement("span");
+        item.className = "intake-photo";
+        var hidden = document.createElement("input");
+        hidden.type = "hidden"; hidden.name = "photos"; hidden.value = urls[0];
+        var img = document.createElement("img");
+        img.src = urls[0]; img.alt = "";
+        item.append(hidden, img);
+        list.append(item);
+      });
+    })).catch(function (error) {
+      var note = document.createElement("div");
+      note.className = "error photo-problem"; note.setAttribute("role", "alert");
+      note.textContent = input.dataset.unreadable + " " + (error.message || "");
+      list.after(note);
+    }).finally(function () { submit.disabled = false; input.value = ""; });
+  });
+})();
+
 // Dialogs the server renders into #dialog-slot (the board's whistle): shown modal when they
 // arrive, removed when cancelled (button or Escape) or when the server answers with nothing.
 (function () {
