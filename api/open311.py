@@ -214,7 +214,9 @@ def _status(report: GridReport) -> tuple[str, str]:
         return "open", ""
     incident = alert.incident
     if incident is not None:
-        closed = incident.status not in Incident.ACTIVE_STATUSES
+        # Resolved is not closed for the person who raised it: the township has yet to close
+        # it with its feedback, and may still reopen it.
+        closed = incident.status == Incident.Status.CLOSED
         note = incident.get_status_display()
         if incident.feedback:
             note = f"{note}: {incident.feedback}"

@@ -205,6 +205,11 @@ var Whistle = (function () {
     var row = selected();
     if (row && !row.classList.contains("selected")) row.classList.add("selected");
   });
+  // The mouse chooses too: a click on a row (or Tab onto it) makes it the one the keys act on.
+  document.addEventListener("focusin", function (event) {
+    var row = event.target.closest && event.target.closest("#alert-queue li.alert");
+    if (row) select(row);
+  });
   document.addEventListener("keydown", function (event) {
     if (!queue() || event.target.closest("input, textarea, select") || event.ctrlKey || event.metaKey) return;
     var key = event.key.toLowerCase();
