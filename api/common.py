@@ -3,11 +3,13 @@ the error body, bounded numbers, and the summons as every router shows it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import translation
 from ninja import Schema
 from pydantic import Field
 
@@ -15,6 +17,7 @@ from command.org import policy
 from command.org.models import User
 from command.timeline.models import TimelineEntry
 from incidents.models import Incident, Summons
+from incidents.selectors import alerts_for_titles
 
 # A place on Earth: NaN, infinities and out-of-range degrees are refused with 422 (stored, they
 # made every later JSON document of the incident invalid and its webhooks fail).
@@ -39,7 +42,18 @@ class Problem(Schema):
 
 
 def visible_incidents(user: User) -> QuerySet[Incident]:
-    return policy.incidents(user, Incident.objects.select_related("township", "category", "grid"))
+    return policy.incidents(
+        user,
+        Incident.objects.select_related("township", "category", "grid").prefetch_related(
+            alerts_for_titles()
+        ),
+    )
+
+
+def english(text: Callable[[], str]) -> str:
+    """``text()`` made in English whatever the request's language: the ``*_en`` fields."""
+    with translation.override("en"):
+        return text()
 
 
 class SummonsOut(Schema):

@@ -15,6 +15,7 @@ from api.common import (
     Longitude,
     Problem,
     SummonsOut,
+    english,
     request_actor,
     request_source,
     visible_incidents,
@@ -56,7 +57,10 @@ class EvidenceOut(Schema):
 class IncidentOut(Schema):
     id: int
     township: str
+    # As stored: as typed, or copied from the alert it was opened from (in Chinese); title_en
+    # is the same in English (as typed when a person typed it).
     title: str
+    title_en: str
     category: str
     severity: str
     status: str
@@ -86,6 +90,7 @@ class IncidentOut(Schema):
             id=incident.pk,
             township=incident.township.code,
             title=incident.title,
+            title_en=english(lambda: incident.display_title),
             category=incident.category.code,
             severity=incident.severity,
             status=incident.status,
