@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext_lazy as _
 
+from alerts.labels import label_name
 from command.org import localtime, policy
 from command.org.models import Township
 from command.timeline.actions import details as action_details
@@ -137,6 +138,13 @@ def _minutes(value: timedelta | None) -> str:
     return "" if value is None else minutes(value)
 
 
+def _labels_named(after: dict | None) -> dict | None:
+    """A payload with the camera's label in the reader's words ("excavator" reads 挖掘机)."""
+    if isinstance(after, dict) and isinstance(after.get("label"), str):
+        return {**after, "label": label_name(after["label"])}
+    return after
+
+
 def incident_timeline(request: HttpRequest, township: str, incident: int) -> HttpResponse:
     """Every step of an incident in order, with the time since it was opened and since the
     first whistle: what a supervisor replays and assesses, with the sensor history of the
@@ -145,7 +153,11 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
 
     found = supervised_township(request, township)
     target = get_object_or_404(
-        Incident.objects.select_related("category", "grid"), pk=incident, township=found
+        Incident.objects.select_related("category", "grid").prefetch_related(
+            incident_selectors.alerts_for_titles()
+        ),
+        pk=incident,
+        township=found,
     )
     every = request.GET.get("all") == "1"
     rows = incident_selectors.incident_timeline_rows(incident=target, collapse=not every)
@@ -157,7 +169,7 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
     for row in rows:
         e = row.entry
         row.label = action_label(e.action)
-        row.details = action_details(e.after)
+        row.details = action_details(_labels_named(e.after))
         row.who = departments.get(e.subject_id) if e.subject_type == "summons" else None
         row.since_opened = e.time - target.opened_at
         row.since_whistle = (
