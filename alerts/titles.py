@@ -9,7 +9,7 @@ Pure functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.utils import translation
@@ -81,3 +81,10 @@ def stored_title(detail: Mapping[str, Any], *, device_code: str) -> str:
     """The title column's text: the composition in the official language."""
     with translation.override(STORED_LANGUAGE):
         return alert_title(detail, device_code=device_code) or device_code
+
+
+def in_english(text: Callable[[], str]) -> str:
+    """``text()`` made in English whatever the active language: the ``title_en`` of the API and
+    of the payloads to departments' systems."""
+    with translation.override("en"):
+        return text()

@@ -12,7 +12,8 @@ from ninja import Router, Schema
 
 from alerts.models import Alert
 from alerts.services import alert_acknowledge, alert_dismiss, alert_merge
-from api.common import PageLimit, Problem, english, request_actor, request_source
+from alerts.titles import in_english
+from api.common import PageLimit, Problem, request_actor, request_source
 from api.incidents import IncidentOut
 from command.errors import ActionForbidden
 from command.org import policy
@@ -49,7 +50,7 @@ class AlertOut(Schema):
             severity=alert.severity,
             status=alert.status,
             title=alert.title,
-            title_en=english(lambda: alert.display_title),
+            title_en=in_english(lambda: alert.display_title),
             device=alert.device.code if alert.device else None,
             count=alert.count,
             first_seen=alert.first_seen,

@@ -3,13 +3,11 @@ the error body, bounded numbers, and the summons as every router shows it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import translation
 from ninja import Schema
 from pydantic import Field
 
@@ -48,12 +46,6 @@ def visible_incidents(user: User) -> QuerySet[Incident]:
             alerts_for_titles()
         ),
     )
-
-
-def english(text: Callable[[], str]) -> str:
-    """``text()`` made in English whatever the request's language: the ``*_en`` fields."""
-    with translation.override("en"):
-        return text()
 
 
 class SummonsOut(Schema):

@@ -10,12 +10,12 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
 
 from alerts.models import Alert
+from alerts.titles import in_english
 from api.common import (
     Latitude,
     Longitude,
     Problem,
     SummonsOut,
-    english,
     request_actor,
     request_source,
     visible_incidents,
@@ -90,7 +90,7 @@ class IncidentOut(Schema):
             id=incident.pk,
             township=incident.township.code,
             title=incident.title,
-            title_en=english(lambda: incident.display_title),
+            title_en=in_english(lambda: incident.display_title),
             category=incident.category.code,
             severity=incident.severity,
             status=incident.status,

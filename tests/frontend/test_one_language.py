@@ -16,6 +16,7 @@ from alerts.rules import rulebook
 from command.org.models import Category, Department, Township, User
 from incidents.models import Incident, Summons, Whistle
 from incidents.services.incidents import incident_open
+from incidents.services.pushes import _summons_payload
 from incidents.services.whistles import SummonedDepartment, whistle_blow
 from intake.reports import report_file
 from streams.ingest import InboundMessage, directory, store_batch
@@ -177,5 +178,9 @@ def test_the_incident_title_reads_in_the_readers_language(scene):
     fire = next(a for a in alerts if a["category"] == "fire")
     assert fire["title"] == "火情：明火 @ cam-05"
     assert fire["title_en"] == "Fire or smoke: open fire @ cam-05"
+    # And so do the pushes to a department's own system.
+    pushed = _summons_payload(Summons.objects.get(whistle__incident=scene), "summons.notified")
+    assert pushed["incident"]["title"] == "盗采机械：挖掘机 @ cam-12"
+    assert pushed["incident"]["title_en"] == "Mining machinery: excavator @ cam-12"
     report = next(a for a in alerts if a["category"] == "garbage")
     assert report["title"] == report["title_en"] == "桥下堆了建筑垃圾", "the officer's own words"
