@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django import forms
 from django.http import HttpRequest, HttpResponse
@@ -12,6 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext_lazy as _
 
 from alerts.labels import label_name
+from alerts.models import Severity
 from command.org import localtime, policy
 from command.org.models import Township
 from command.timeline.actions import details as action_details
@@ -20,7 +22,7 @@ from frontend import maps
 from frontend.templatetags.whistle import minutes
 from frontend.views import supervised_township
 from incidents import selectors as incident_selectors
-from incidents.models import Incident, Summons
+from incidents.models import Incident, Summons, Whistle
 from supervision import stats
 
 
@@ -138,11 +140,37 @@ def _minutes(value: timedelta | None) -> str:
     return "" if value is None else minutes(value)
 
 
-def _labels_named(after: dict | None) -> dict | None:
-    """A payload with the camera's label in the reader's words ("excavator" reads 挖掘机)."""
-    if isinstance(after, dict) and isinstance(after.get("label"), str):
-        return {**after, "label": label_name(after["label"])}
-    return after
+# Payload values that are codes, read in the reader's words ("major" reads 重要); a code none
+# of these know reads as itself. The camera's label: alerts.labels.
+CODE_NAMES: dict[str, dict[str, Any]] = {
+    "severity": dict(Severity.choices),
+    "settled_level": dict(Incident.SettledLevel.choices),
+    "satisfaction": dict(Incident.Satisfaction.choices),
+    # A whistle's kind, or an evidence item's (which has no choices of its own).
+    "kind": {
+        **dict(Whistle.Kind.choices),
+        "photo": _("photo"),
+        "link": _("link"),
+        "snapshot": _("snapshot"),
+    },
+    "purpose": dict(Whistle.Purpose.choices),
+    "joint_status": dict(Whistle.JointStatus.choices),
+}
+
+
+def _in_words(key: str, value: Any) -> Any:
+    if not isinstance(value, str) or not value:
+        return value
+    if key == "label":
+        return label_name(value)
+    return str(CODE_NAMES.get(key, {}).get(value, value))
+
+
+def _readable(after: dict | None) -> dict | None:
+    """A payload with its codes in the reader's words, for the timeline's detail column."""
+    if not isinstance(after, dict):
+        return after
+    return {key: _in_words(key, value) for key, value in after.items()}
 
 
 def incident_timeline(request: HttpRequest, township: str, incident: int) -> HttpResponse:
@@ -169,7 +197,7 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
     for row in rows:
         e = row.entry
         row.label = action_label(e.action)
-        row.details = action_details(_labels_named(e.after))
+        row.details = action_details(_readable(e.after))
         row.who = departments.get(e.subject_id) if e.subject_type == "summons" else None
         row.since_opened = e.time - target.opened_at
         row.since_whistle = (
