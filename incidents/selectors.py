@@ -116,6 +116,7 @@ def joint_awaiting(*, township_id: int) -> list:
             joint_township_id=township_id, joint_status=Whistle.JointStatus.PENDING
         )
         .select_related("incident__township", "incident__category", "blown_by")
+        .prefetch_related(alerts_for_titles("incident__alerts"))
         .order_by("-blown_at")[:20]
     )
 
