@@ -130,6 +130,8 @@ def _pages(incident: Incident) -> list[tuple[str, str]]:
     return [
         ("duty", f"/board/{township}/"),
         ("duty", f"/board/{township}/incidents/{incident.pk}/whistle/"),
+        ("duty", f"/board/{township}/incidents/{incident.pk}/close/"),
+        ("duty", f"/board/{township}/incidents/new/"),
         ("supervisor", f"{base}/"),
         ("supervisor", f"{base}/replay/"),
         ("supervisor", f"{base}/replay/?at={timezone.now().isoformat()}"),
