@@ -136,9 +136,9 @@ class Alert(models.Model):
     @property
     def display_title(self) -> str:
         """The title in the reader's language, composed from the facts the alert kept; a grid
-        report's title is the officer's own words and reads as written, and so does an older
-        alert's whose facts do not suffice."""
-        if self.source == self.Source.REPORT:
+        report's or an intake item's title is a person's own words and reads as written, and so
+        does an older alert's whose facts do not suffice."""
+        if self.source in (self.Source.REPORT, self.Source.INTAKE):
             return self.title
         detail = self.detail if isinstance(self.detail, dict) else {}
         code = detail.get("device_code") or (self.device.code if self.device_id else "")

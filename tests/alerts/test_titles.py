@@ -19,7 +19,7 @@ from incidents.services.incidents import incident_open
 from streams.ingest import InboundMessage, directory, store_batch
 from tests.conftest import raise_alert
 
-MIGRATION = importlib.import_module("alerts.migrations.0010_alertrule_name_en")
+MIGRATION = importlib.import_module("alerts.migrations.0011_alertrule_name_en")
 
 
 @pytest.fixture(autouse=True)
