@@ -43,14 +43,25 @@ class DeliveryAdmin(admin.ModelAdmin):
 class AlertRuleAdmin(admin.ModelAdmin):
     """Rules are validated on save (AlertRule.clean); ingest picks edits up within 30 s."""
 
-    list_display = ["name", "township", "kind", "category", "severity", "enabled"]
+    list_display = ["name", "name_en", "township", "kind", "category", "severity", "enabled"]
     list_filter = ["township", "kind", "enabled", "severity", "category"]
-    search_fields = ["name", "metric"]
+    search_fields = ["name", "name_en", "metric"]
     autocomplete_fields = ["device"]
     fieldsets = (
         (
             None,
-            {"fields": ("township", "name", "kind", "enabled", "category", "severity", "device")},
+            {
+                "fields": (
+                    "township",
+                    "name",
+                    "name_en",
+                    "kind",
+                    "enabled",
+                    "category",
+                    "severity",
+                    "device",
+                )
+            },
         ),
         (
             _("Camera detection"),

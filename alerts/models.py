@@ -9,6 +9,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from alerts.labels import label_name
+from alerts.titles import alert_title
+from command.org.models import BilingualName
 from command.timeline.actions import Action, Subject
 from command.timeline.models import TimelineEntry
 
@@ -132,6 +134,17 @@ class Alert(models.Model):
         return self.title
 
     @property
+    def display_title(self) -> str:
+        """The title in the reader's language, composed from the facts the alert kept; a grid
+        report's or an intake item's title is a person's own words and reads as written, and so
+        does an older alert's whose facts do not suffice."""
+        if self.source in (self.Source.REPORT, self.Source.INTAKE):
+            return self.title
+        detail = self.detail if isinstance(self.detail, dict) else {}
+        code = detail.get("device_code") or (self.device.code if self.device_id else "")
+        return alert_title(detail, device_code=code) or self.title
+
+    @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
 
@@ -194,8 +207,10 @@ class Delivery(models.Model):
         return f"{self.event} → {self.department} ({self.get_channel_display()})"
 
 
-class AlertRule(models.Model):
-    """A township's rule that turns events or readings into alerts (editable in the admin)."""
+class AlertRule(BilingualName):
+    """A township's rule that turns events or readings into alerts (editable in the admin).
+    Its name is kept in Chinese and English; an alert it raises keeps both, and reads in its
+    reader's language (alerts.titles)."""
 
     class Kind(models.TextChoices):
         CAMERA_LABEL = "camera_label", _("Camera detection")
@@ -213,7 +228,6 @@ class AlertRule(models.Model):
         on_delete=models.CASCADE,
         related_name="alert_rules",
     )
-    name = models.CharField(_("name"), max_length=120)
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     enabled = models.BooleanField(_("enabled"), default=True)
     category = models.ForeignKey(
@@ -275,9 +289,6 @@ class AlertRule(models.Model):
         verbose_name = _("alert rule")
         verbose_name_plural = _("alert rules")
         ordering = ["township", "kind", "name"]
-
-    def __str__(self) -> str:
-        return self.name
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError

@@ -18,6 +18,7 @@ from datetime import time as clock_time
 from typing import Any
 
 from alerts.models import SEVERITY_RANK, AlertRule, RuleState, Severity
+from alerts.titles import stored_title
 from command.org.models import township_zone
 
 # label → (category code, severity). Labels are Frigate's / the gateways' own words.
@@ -67,20 +68,38 @@ def camera_event_alert(
     if rule is None:
         return None
     category_code, severity = rule
+    detail = {
+        "label": label,
+        "score": score,
+        "zones": list(zones),
+        "event_id": event_id,
+        "device_code": device_code,
+    }
     return AlertSpec(
         township_id=township_id,
         category_code=category_code,
         severity=severity,
         source="camera",
-        title=f"{label} @ {device_code}",
+        title=stored_title(detail, device_code=device_code),
         # One open alert per camera and category: a stream of detections of the same thing
         # counts up on one row instead of flooding the queue.
         dedupe_key=f"camera:{device_id}:{category_code}",
         time=time,
         device_id=device_id,
         grid_id=grid_id,
-        detail={"label": label, "score": score, "zones": list(zones), "event_id": event_id},
+        detail=detail,
     )
+
+
+def rule_facts(rule: AlertRule, device_code: str) -> dict[str, Any]:
+    """What an alert keeps of the rule that raised it, for its title in either language: the
+    rule's names as they were then, so renaming a rule does not rewrite history."""
+    return {
+        "rule": rule.pk,
+        "rule_name": rule.name,
+        "rule_name_en": rule.name_en,
+        "device_code": device_code,
+    }
 
 
 # --- the township's rules, cached briefly ---------------------------------------------------
@@ -172,24 +191,25 @@ def camera_rule_alert(
             continue
         if not in_window(time, rule.active_from, rule.active_until, zone):
             continue
+        detail = {
+            "label": label,
+            "score": score,
+            "zones": list(zones),
+            "event_id": event_id,
+            **rule_facts(rule, device_code),
+            **({"snapshot": snapshot} if snapshot else {}),
+        }
         return AlertSpec(
             township_id=township_id,
             category_code=rule.category.code,
             severity=rule.severity,
             source="camera",
-            title=f"{rule.name}: {label} @ {device_code}",
+            title=stored_title(detail, device_code=device_code),
             dedupe_key=f"rule:{rule.pk}:{device_id}",
             time=time,
             device_id=device_id,
             grid_id=grid_id,
-            detail={
-                "label": label,
-                "score": score,
-                "zones": list(zones),
-                "event_id": event_id,
-                "rule": rule.pk,
-                **({"snapshot": snapshot} if snapshot else {}),
-            },
+            detail=detail,
         )
     return None
 
@@ -225,18 +245,19 @@ def offline_rule_alerts(
         if online:
             outcomes.append(Clear(township_id, key, time, "device back online"))
         else:
+            detail = {"label": "offline", **rule_facts(rule, device_code)}
             outcomes.append(
                 AlertSpec(
                     township_id=township_id,
                     category_code=rule.category.code,
                     severity=rule.severity,
                     source="device",
-                    title=f"{rule.name}: {device_code}",
+                    title=stored_title(detail, device_code=device_code),
                     dedupe_key=key,
                     time=time,
                     device_id=device_id,
                     grid_id=grid_id,
-                    detail={"label": "offline", "rule": rule.pk},
+                    detail=detail,
                 )
             )
     return outcomes
@@ -305,24 +326,25 @@ def threshold_outcomes(
                 calm = rule.clear_at if rule.clear_at is not None else rule.threshold
                 if signed > rule.threshold and not state.active:
                     state.active = True
+                    detail = {
+                        "metric": metric,
+                        "value": value,
+                        "rate": rate,
+                        "per_seconds": rule.per_seconds,
+                        **rule_facts(rule, device_code),
+                    }
                     outcomes.append(
                         AlertSpec(
                             township_id=township_id,
                             category_code=rule.category.code,
                             severity=rule.severity,
                             source="sensor",
-                            title=f"{rule.name}: {metric} {rate:+.3g}/{rule.per_seconds}s"
-                            f" @ {device_code}",
+                            title=stored_title(detail, device_code=device_code),
                             dedupe_key=key,
                             time=moment,
                             device_id=device_id,
                             grid_id=grid_id,
-                            detail={
-                                "metric": metric,
-                                "value": value,
-                                "rate": rate,
-                                "rule": rule.pk,
-                            },
+                            detail=detail,
                         )
                     )
                 elif signed <= calm and state.active:
@@ -337,23 +359,24 @@ def threshold_outcomes(
                 held = moment - state.breached_since >= timedelta(seconds=rule.hold_seconds)
                 if held and not state.active:
                     state.active = True
+                    detail = {
+                        "metric": metric,
+                        "value": value,
+                        "threshold": rule.threshold,
+                        **rule_facts(rule, device_code),
+                    }
                     outcomes.append(
                         AlertSpec(
                             township_id=township_id,
                             category_code=rule.category.code,
                             severity=rule.severity,
                             source="sensor",
-                            title=f"{rule.name}: {metric} {value:g} @ {device_code}",
+                            title=stored_title(detail, device_code=device_code),
                             dedupe_key=key,
                             time=moment,
                             device_id=device_id,
                             grid_id=grid_id,
-                            detail={
-                                "metric": metric,
-                                "value": value,
-                                "rule": rule.pk,
-                                "threshold": rule.threshold,
-                            },
+                            detail=detail,
                         )
                     )
             else:

@@ -12,6 +12,7 @@ from ninja import Router, Schema
 
 from alerts.models import Alert
 from alerts.services import alert_acknowledge, alert_dismiss, alert_merge
+from alerts.titles import in_english
 from api.common import PageLimit, Problem, request_actor, request_source
 from api.incidents import IncidentOut
 from command.errors import ActionForbidden
@@ -28,7 +29,10 @@ class AlertOut(Schema):
     category: str | None
     severity: str
     status: str
+    # As stored (a composed title in Chinese, a grid report's in the officer's words); title_en
+    # is composed in English from the same facts (a report's reads as written).
     title: str
+    title_en: str
     device: str | None
     count: int
     first_seen: datetime
@@ -46,6 +50,7 @@ class AlertOut(Schema):
             severity=alert.severity,
             status=alert.status,
             title=alert.title,
+            title_en=in_english(lambda: alert.display_title),
             device=alert.device.code if alert.device else None,
             count=alert.count,
             first_seen=alert.first_seen,

@@ -15,6 +15,7 @@ from command.org import policy
 from command.org.models import User
 from command.timeline.models import TimelineEntry
 from incidents.models import Incident, Summons
+from incidents.selectors import alerts_for_titles
 
 # A place on Earth: NaN, infinities and out-of-range degrees are refused with 422 (stored, they
 # made every later JSON document of the incident invalid and its webhooks fail).
@@ -39,7 +40,12 @@ class Problem(Schema):
 
 
 def visible_incidents(user: User) -> QuerySet[Incident]:
-    return policy.incidents(user, Incident.objects.select_related("township", "category", "grid"))
+    return policy.incidents(
+        user,
+        Incident.objects.select_related("township", "category", "grid").prefetch_related(
+            alerts_for_titles()
+        ),
+    )
 
 
 class SummonsOut(Schema):

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
 
 from alerts.models import Alert
+from alerts.titles import in_english
 from api.common import (
     Latitude,
     Longitude,
@@ -56,7 +57,10 @@ class EvidenceOut(Schema):
 class IncidentOut(Schema):
     id: int
     township: str
+    # As stored: as typed, or copied from the alert it was opened from (in Chinese); title_en
+    # is the same in English (as typed when a person typed it).
     title: str
+    title_en: str
     category: str
     severity: str
     status: str
@@ -86,6 +90,7 @@ class IncidentOut(Schema):
             id=incident.pk,
             township=incident.township.code,
             title=incident.title,
+            title_en=in_english(lambda: incident.display_title),
             category=incident.category.code,
             severity=incident.severity,
             status=incident.status,

@@ -1,9 +1,9 @@
 """The demo township 清水镇 (Qingshui Town) as plain data: its departments and responsibility
 list, villages and dedicated grids, devices, accounts and alert rules.
 
-`demo.seed` matches rows on their codes (usernames for accounts, names for alert rules): seeding
-again updates a row whose fields changed here, but for alert rules, which are only ever added;
-a changed key makes a new row and leaves the old one.
+`demo.seed` matches rows on their codes (usernames for accounts, Chinese names for alert
+rules): seeding again updates a row whose fields changed here, but for alert rules, which are
+only ever added; a changed key makes a new row and leaves the old one.
 """
 
 from __future__ import annotations
@@ -591,10 +591,11 @@ GRID_OFFICER_GRID = f"{GRID_CODE_PREFIX}-001"
 
 # The demo township's alert rules: the built-in label table as editable rules, the closed
 # quarry watched at night, water and gas thresholds, and devices going offline.
-# (name, kind, category, severity, fields)
-ALERT_RULES: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
+# (Chinese name, English name, kind, category, severity, fields)
+ALERT_RULES: tuple[tuple[str, str, str, str, str, dict[str, Any]], ...] = (
     (
-        "关停矿区夜间作业 Closed quarry at night",
+        "关停矿区夜间作业",
+        "Closed quarry at night",
         "camera_label",
         "illegal-mining",
         "critical",
@@ -607,41 +608,46 @@ ALERT_RULES: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
         },
     ),
     (
-        "盗采机械 Mining machinery",
+        "盗采机械",
+        "Mining machinery",
         "camera_label",
         "illegal-mining",
         "major",
         {"labels": ["excavator", "dump_truck"], "min_score": 0.6},
     ),
-    ("火情 Fire or smoke", "camera_label", "fire", "critical", {"labels": ["fire", "smoke"]}),
+    ("火情", "Fire or smoke", "camera_label", "fire", "critical", {"labels": ["fire", "smoke"]}),
     (
-        "秸秆焚烧 Straw burning",
+        "秸秆焚烧",
+        "Straw burning",
         "camera_label",
         "straw-burning",
         "major",
         {"labels": ["straw_burning"]},
     ),
-    ("打架斗殴 Fight", "camera_label", "public-order", "critical", {"labels": ["fight"]}),
-    ("人员聚集 Crowd", "camera_label", "public-order", "major", {"labels": ["crowd"]}),
-    ("积水内涝 Flooding", "camera_label", "flood", "critical", {"labels": ["flood"]}),
+    ("打架斗殴", "Fight", "camera_label", "public-order", "critical", {"labels": ["fight"]}),
+    ("人员聚集", "Crowd", "camera_label", "public-order", "major", {"labels": ["crowd"]}),
+    ("积水内涝", "Flooding", "camera_label", "flood", "critical", {"labels": ["flood"]}),
     (
-        "违规停车 Illegal parking",
+        "违规停车",
+        "Illegal parking",
         "camera_label",
         "parking",
         "minor",
         {"labels": ["illegal_parking"]},
     ),
-    ("垃圾 Garbage", "camera_label", "garbage", "minor", {"labels": ["garbage"]}),
-    ("堆物堆料 Piled debris", "camera_label", "garbage", "warning", {"labels": ["debris"]}),
+    ("垃圾", "Garbage", "camera_label", "garbage", "minor", {"labels": ["garbage"]}),
+    ("堆物堆料", "Piled debris", "camera_label", "garbage", "warning", {"labels": ["debris"]}),
     (
-        "占道经营 Street vendor",
+        "占道经营",
+        "Street vendor",
         "camera_label",
         "unlicensed-business",
         "warning",
         {"labels": ["street_vendor"]},
     ),
     (
-        "河道水位超警 River above warning level",
+        "河道水位超警",
+        "River above warning level",
         "threshold",
         "flood",
         "major",
@@ -654,7 +660,8 @@ ALERT_RULES: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
         },
     ),
     (
-        "燃气浓度超标 Gas concentration",
+        "燃气浓度超标",
+        "Gas concentration",
         "threshold",
         "gas-leak",
         "critical",
@@ -667,14 +674,16 @@ ALERT_RULES: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
         },
     ),
     (
-        "网关离线 Gateway offline",
+        "网关离线",
+        "Gateway offline",
         "device_offline",
         "device-fault",
         "major",
         {"device_kinds": ["gateway"]},
     ),
     (
-        "摄像头离线 Camera offline",
+        "摄像头离线",
+        "Camera offline",
         "device_offline",
         "device-fault",
         "minor",

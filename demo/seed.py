@@ -187,18 +187,19 @@ def _seed_rules(township: Township, tally: _Tally) -> None:
     categories = {c.code: c for c in Category.objects.all()}
     existing = set(AlertRule.objects.filter(township=township).values_list("name", flat=True))
     quarry = Device.objects.filter(township=township, code="cam-quarry").first()
-    for name, kind, category, severity, fields in ALERT_RULES:
+    for name, name_en, kind, category, severity, fields in ALERT_RULES:
         if name in existing:
             continue
         rule = AlertRule(
             township=township,
             name=name,
+            name_en=name_en,
             kind=kind,
             category=categories[category],
             severity=severity,
             **fields,
         )
-        if "quarry" in name.lower() and quarry is not None:
+        if "quarry" in name_en.lower() and quarry is not None:
             rule.device = quarry
         rule.full_clean()
         rule.save()

@@ -143,7 +143,7 @@ def overlay(
             where = shaped.centroids.get(alert.grid_id)
         if where is None:
             continue
-        title = alert.category.display_name if alert.category else alert.title
+        title = alert.category.display_name if alert.category else alert.display_title
         markers.append(Marker(where[0], where[1], f"marker sev-{alert.severity}", title, alert.pk))
     return devices, markers
 

@@ -17,6 +17,7 @@ from frontend import maps, widgets
 from frontend.views import supervised_township
 from incidents import replay
 from incidents.models import Incident
+from incidents.selectors import alerts_for_titles
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SPEEDS = (1, 10, 60)
@@ -32,7 +33,9 @@ def _ms(moment: datetime) -> int:
 def _incident(request: HttpRequest, township: str, incident: int) -> tuple[Township, Incident]:
     found = supervised_township(request, township)
     target = get_object_or_404(
-        Incident.objects.select_related("category", "grid", "township"),
+        Incident.objects.select_related("category", "grid", "township").prefetch_related(
+            alerts_for_titles()
+        ),
         pk=incident,
         township=found,
     )

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import csv
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext_lazy as _
 
+from alerts.labels import label_name
+from alerts.models import Severity
 from command.org import localtime, policy
 from command.org.models import Township
 from command.timeline.actions import details as action_details
@@ -19,7 +22,7 @@ from frontend import maps
 from frontend.templatetags.whistle import minutes
 from frontend.views import supervised_township
 from incidents import selectors as incident_selectors
-from incidents.models import Incident, Summons
+from incidents.models import Incident, Summons, Whistle
 from supervision import stats
 
 
@@ -137,6 +140,39 @@ def _minutes(value: timedelta | None) -> str:
     return "" if value is None else minutes(value)
 
 
+# Payload values that are codes, read in the reader's words ("major" reads 重要); a code none
+# of these know reads as itself. The camera's label: alerts.labels.
+CODE_NAMES: dict[str, dict[str, Any]] = {
+    "severity": dict(Severity.choices),
+    "settled_level": dict(Incident.SettledLevel.choices),
+    "satisfaction": dict(Incident.Satisfaction.choices),
+    # A whistle's kind, or an evidence item's (which has no choices of its own).
+    "kind": {
+        **dict(Whistle.Kind.choices),
+        "photo": _("photo"),
+        "link": _("link"),
+        "snapshot": _("snapshot"),
+    },
+    "purpose": dict(Whistle.Purpose.choices),
+    "joint_status": dict(Whistle.JointStatus.choices),
+}
+
+
+def _in_words(key: str, value: Any) -> Any:
+    if not isinstance(value, str) or not value:
+        return value
+    if key == "label":
+        return label_name(value)
+    return str(CODE_NAMES.get(key, {}).get(value, value))
+
+
+def _readable(after: dict | None) -> dict | None:
+    """A payload with its codes in the reader's words, for the timeline's detail column."""
+    if not isinstance(after, dict):
+        return after
+    return {key: _in_words(key, value) for key, value in after.items()}
+
+
 def incident_timeline(request: HttpRequest, township: str, incident: int) -> HttpResponse:
     """Every step of an incident in order, with the time since it was opened and since the
     first whistle: what a supervisor replays and assesses, with the sensor history of the
@@ -145,7 +181,11 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
 
     found = supervised_township(request, township)
     target = get_object_or_404(
-        Incident.objects.select_related("category", "grid"), pk=incident, township=found
+        Incident.objects.select_related("category", "grid").prefetch_related(
+            incident_selectors.alerts_for_titles()
+        ),
+        pk=incident,
+        township=found,
     )
     every = request.GET.get("all") == "1"
     rows = incident_selectors.incident_timeline_rows(incident=target, collapse=not every)
@@ -157,7 +197,7 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
     for row in rows:
         e = row.entry
         row.label = action_label(e.action)
-        row.details = action_details(e.after)
+        row.details = action_details(_readable(e.after))
         row.who = departments.get(e.subject_id) if e.subject_type == "summons" else None
         row.since_opened = e.time - target.opened_at
         row.since_whistle = (

@@ -169,15 +169,15 @@ def incident_cap(incident: Incident, *, absolute: Callable[[str], str]) -> bytes
             )
             add(info, "effective", _time(incident.opened_at, zone))
             add(info, "senderName", incident.township.display_name)
-            add(info, "headline", incident.title[:160])
+            add(info, "headline", incident.display_title[:160])
             if incident.description:
                 add(info, "description", incident.description)
-            for item in incident.evidence:
+            for item in incident.display_evidence:
                 if item.get("kind") not in ("photo", "snapshot"):
                     continue
                 url = item["url"]
                 resource = add(info, "resource")
-                add(resource, "resourceDesc", item.get("caption") or "Photo")
+                add(resource, "resourceDesc", item.get("caption") or translation.gettext("Photo"))
                 add(resource, "mimeType", _mime_type(url, photos))
                 address = absolute(url) if url.startswith("/") else url
                 add(resource, "uri", quote(address, safe=_URI_SAFE))

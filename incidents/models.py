@@ -111,6 +111,31 @@ class Incident(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    @property
+    def display_title(self) -> str:
+        """The title in the reader's language. One typed by a person reads as typed; one the
+        board copied from the alert it was opened from is that alert's, composed again from
+        its facts in the reader's language (for a list, prefetch
+        ``incidents.selectors.alerts_for_titles()``).
+        """
+        for alert in self.alerts.all():
+            if alert.title == self.title:
+                return alert.display_title
+        return self.title
+
+    @property
+    def display_evidence(self) -> list[dict]:
+        """The evidence with the captions copied from an alert's title read in the reader's
+        language, as ``display_title`` reads; the rest as they were written."""
+        alerts = {f"alert:{alert.pk}": alert for alert in self.alerts.all()}
+        shown = []
+        for item in self.evidence:
+            alert = alerts.get(item.get("source")) if isinstance(item, dict) else None
+            if alert is not None and item.get("caption") == alert.title:
+                item = {**item, "caption": alert.display_title}
+            shown.append(item)
+        return shown
+
 
 class Whistle(models.Model):
     """吹哨: the township summons departments for an incident, with a report deadline."""

@@ -32,7 +32,12 @@ from alerts.models import Alert, open_during
 from command.timeline.actions import Action
 from command.timeline.models import TIMELINE_TIE_RANKS, TimelineEntry
 from incidents.models import Incident, Summons, Whistle, handled_during
-from incidents.selectors import decoded_json, subject_arrays, timeline_subjects
+from incidents.selectors import (
+    alerts_for_titles,
+    decoded_json,
+    subject_arrays,
+    timeline_subjects,
+)
 
 QUEUE_LENGTH = 50  # as many rows as the live board keeps
 OTHER_INCIDENTS = 19  # the live panel lists 20 incidents
@@ -151,6 +156,7 @@ def _others(incident: Incident, at: datetime) -> list[Incident]:
         .filter(township_id=incident.township_id, handled__contains=at)
         .exclude(pk=incident.pk)
         .select_related("category", "grid", "township")
+        .prefetch_related(alerts_for_titles())
         .order_by("-opened_at")[:OTHER_INCIDENTS]
     )
 
@@ -269,5 +275,9 @@ def _incident_then(incident: Incident, state: dict, whistles: list[Whistle]) -> 
             summonses.append(summons)
         whistle._prefetched_objects_cache = {"summonses": summonses}
         blown.append(whistle)
-    then._prefetched_objects_cache = {"whistles": blown}
+    # Whatever else was prefetched (its alerts, for its title) stays.
+    then._prefetched_objects_cache = {
+        **getattr(incident, "_prefetched_objects_cache", {}),
+        "whistles": blown,
+    }
     return then

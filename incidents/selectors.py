@@ -6,13 +6,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 
 from command.org import localtime, policy
 from command.org.models import Department, Township, User
 from command.timeline.actions import Action
 from command.timeline.models import TIMELINE_TIE_RANK, TimelineEntry
 from incidents.models import Incident, Summons, Whistle
+
+
+def alerts_for_titles(lookup: str = "alerts") -> Prefetch:
+    """The alerts an incident's ``display_title`` looks at, fetched for a whole list at once;
+    ``lookup`` is the path to them (``whistle__incident__alerts`` from a summons)."""
+    from alerts.models import Alert
+
+    return Prefetch(lookup, queryset=Alert.objects.select_related("device").order_by("pk"))
 
 
 def department_for_console(*, user: User, code: str) -> Department | None:
@@ -33,11 +41,15 @@ def console_summonses(
     summonses = _open_summonses(department_id)
     if after is not None:
         summonses = summonses.filter(_later_than(after))
-    summonses = summonses.select_related(
-        "whistle__incident__category",
-        "whistle__incident__grid",
-        "whistle__incident__township",
-    ).order_by("check_in_deadline", "id")
+    summonses = (
+        summonses.select_related(
+            "whistle__incident__category",
+            "whistle__incident__grid",
+            "whistle__incident__township",
+        )
+        .prefetch_related(alerts_for_titles("whistle__incident__alerts"))
+        .order_by("check_in_deadline", "id")
+    )
     return list(summonses if limit is None else summonses[:limit])
 
 
@@ -66,14 +78,13 @@ def summons_for_console(*, summons_id: int, department_id: int) -> Summons | Non
             "whistle__incident__grid",
             "whistle__incident__township",
         )
+        .prefetch_related(alerts_for_titles("whistle__incident__alerts"))
         .first()
     )
 
 
 def board_incidents(*, township_id: int, limit: int = 20) -> list:
     """Incidents still being handled, newest first, each with its summonses."""
-    from django.db.models import Prefetch
-
     from incidents.models import Incident
 
     # Resolved ones stay until closed (the officer closes them from the board), and a joint
@@ -91,7 +102,8 @@ def board_incidents(*, township_id: int, limit: int = 20) -> list:
             Prefetch(
                 "whistles__summonses",
                 queryset=Summons.objects.select_related("department").order_by("department__code"),
-            )
+            ),
+            alerts_for_titles(),
         )
         .order_by("-opened_at")[:limit]
     )
@@ -104,6 +116,7 @@ def joint_awaiting(*, township_id: int) -> list:
             joint_township_id=township_id, joint_status=Whistle.JointStatus.PENDING
         )
         .select_related("incident__township", "incident__category", "blown_by")
+        .prefetch_related(alerts_for_titles("incident__alerts"))
         .order_by("-blown_at")[:20]
     )
 

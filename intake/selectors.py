@@ -91,7 +91,7 @@ def earlier_matters(*, user: User, limit: int = 30) -> list[Earlier]:
         lines.append(
             Earlier(
                 incident.category,
-                incident.title,
+                incident.display_title,
                 incident.opened_at,
                 _("Settled in the grid"),
                 True,

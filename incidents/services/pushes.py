@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.delivery.departments import deliveries_enqueue
+from alerts.titles import in_english
 from command import realtime
 from command.timeline.actions import Action
 from incidents.models import Summons
@@ -33,6 +34,7 @@ def _summons_payload(summons: Summons, event: str) -> dict[str, Any]:
             "id": incident.pk,
             "township": incident.township.code,
             "title": incident.title,
+            "title_en": in_english(lambda: incident.display_title),
             "category": incident.category.code,
             "severity": incident.severity,
             "grid": incident.grid.code if incident.grid else None,

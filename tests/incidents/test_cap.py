@@ -1,10 +1,14 @@
 """An incident as a CAP 1.2 alert that validates against the OASIS schema."""
 
+import json
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from lxml import etree
 
+from alerts.models import Alert
+from alerts.rules import rulebook
 from command.org.models import Category, Grid, Township, User
 from incidents.services.incidents import (
     incident_add_evidence,
@@ -12,6 +16,7 @@ from incidents.services.incidents import (
     incident_open,
     incident_resolve,
 )
+from streams.ingest import InboundMessage, directory, store_batch
 from tests.incidents.test_photos import JPEG, token, upload
 from tests.test_api import call
 
@@ -162,3 +167,44 @@ def test_what_xml_cannot_hold_or_cap_cannot_mean_stays_out(demo):
     )
     assert resources[1].findtext("cap:mimeType", namespaces=CAP) == "image/jpeg"
     assert info.find("cap:area/cap:circle", CAP) is None  # latitude 95 is nowhere
+
+
+def test_an_incident_from_a_rules_alert_has_each_infos_headline_in_its_language(demo):
+    """One <info> per language, each wholly in it: the headline composed from the alert's facts
+    and the snapshot's description too (issue 13: the rule's two names printed at once)."""
+    directory.forget()
+    rulebook.forget()
+    payload = {
+        "id": "cam-12-excavator",
+        "ts": int(timezone.now().timestamp() * 1000),
+        "label": "excavator",
+        "score": 0.9,
+        "zones": [],
+        "snapshot": "https://cams.example/cam-12/1.jpg",
+    }
+    store_batch(
+        [InboundMessage("whistle/qingshui/camera/cam-12/event", json.dumps(payload).encode())]
+    )
+    alert = Alert.objects.get()
+    body = alert.incident_body
+    incident = incident_open(
+        actor=User.objects.get(username="duty"),
+        township=alert.township,
+        category=alert.category,
+        severity=body["severity"],
+        title=body["title"],
+        alerts=[alert],
+    )
+    response = call("get", f"/incidents/{incident.pk}/cap", token("duty"))
+    chinese, english = parse(response.content).findall("cap:info", CAP)
+    assert chinese.findtext("cap:headline", namespaces=CAP) == "盗采机械：挖掘机 @ cam-12"
+    assert english.findtext("cap:headline", namespaces=CAP) == (
+        "Mining machinery: excavator @ cam-12"
+    )
+    assert chinese.findtext("cap:resource/cap:resourceDesc", namespaces=CAP) == (
+        "盗采机械：挖掘机 @ cam-12"
+    )
+    assert english.findtext("cap:resource/cap:resourceDesc", namespaces=CAP) == (
+        "Mining machinery: excavator @ cam-12"
+    )
+    rulebook.forget()
