@@ -77,7 +77,7 @@ from bench.common import code_state, database_url, prepare_demo
 
 DATABASE = "whistle_bench_replay"
 # Bump when the generated data changes shape: a run then regenerates instead of reusing.
-VERSION = 3  # 3: alerts' closed_at
+VERSION = 4  # 3: alerts' closed_at; 4: satisfaction, reopenings, finishing columns
 TOWNSHIP = "qingshui"
 YEAR = timedelta(days=365)
 READING_EVERY = timedelta(minutes=20)
@@ -566,6 +566,8 @@ class Generator:
         self.tables = tables
         self.end = end
         self.rng = random.Random(seed)
+        # Callbacks draw from their own generator: the rest of the year stays as it was.
+        self.callback_rng = random.Random(f"callback-{seed}")
         self.by_category: dict[str, list[Rule]] = {}
         for rule in world.rules:
             self.by_category.setdefault(rule.category, []).append(rule)
@@ -920,11 +922,18 @@ class Generator:
         closing = {"feedback": feedback, "settled_level": settled}
         status = self.incident_status(incident_id, events, resolved_at, closed_at, closing)
         kept = [e for e in events if e[0] <= self.end]
+        satisfaction, reopened = "", 0
         if status != "closed":
             closed_at = None
             settled = feedback = ""
             if status != "resolved":
                 resolved_at = None
+        else:
+            # 回访: most callers are satisfied; a few were not and the matter was reopened once.
+            satisfaction = self.callback_rng.choices(
+                ("satisfied", "basic", "unsatisfied", ""), (70, 15, 5, 10)
+            )[0]
+            reopened = int(satisfaction == "unsatisfied" and self.callback_rng.random() < 0.5)
         tables.incidents.append(
             (
                 incident_id,
@@ -944,6 +953,9 @@ class Generator:
                 duty,
                 world.township_id,
                 "[]",
+                satisfaction,
+                reopened,
+                "",
             )
         )
         for event in kept:
@@ -1110,7 +1122,9 @@ class Generator:
                 place,
                 events,
             )
-            tables.summonses.append((summons_id, *row, off_list, department, whistle_id))
+            tables.summonses.append(
+                (summons_id, *row, off_list, department, whistle_id, False, 0, 0, "")
+            )
             if row[3] is not None and (first_check_in is None or row[3] < first_check_in):
                 first_check_in = row[3]
             finished.append(end)
@@ -1445,6 +1459,9 @@ class Generator:
                 duty,
                 world.township_id,
                 "[]",
+                "satisfied",
+                0,
+                "",
             )
         )
         assert len(events) == BIG_TIMELINE, len(events)
@@ -1477,7 +1494,7 @@ COPIES = (
         "incidents",
         "incidents_incident (id, title, description, severity, status, latitude, longitude,"
         " opened_at, resolved_at, closed_at, feedback, settled_level, category_id, grid_id,"
-        " opened_by_id, township_id, evidence)",
+        " opened_by_id, township_id, evidence, satisfaction, reopened_count, callback_note)",
     ),
     (
         "alerts",
@@ -1499,7 +1516,8 @@ COPIES = (
         "incidents_summons (id, status, check_in_deadline, acknowledged_at, checked_in_at,"
         " check_in_latitude, check_in_longitude, done_at, done_note, released_at,"
         " release_reason, overdue, escalation_level, checked_in_by_id, off_list_reason,"
-        " department_id, whistle_id)",
+        " department_id, whistle_id, finish_overdue, finish_escalation_level, returned_count,"
+        " return_reason)",
     ),
     (
         "timeline",
@@ -1894,14 +1912,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=20, help="samples per figure")
     parser.add_argument("--regenerate", action="store_true", help="generate the data again")
     parser.add_argument("--profile", action="store_true", help="cProfile one request of each")
+    parser.add_argument(
+        "--database", default=DATABASE, help=f"database on DATABASE_URL's server ({DATABASE})"
+    )
     args = parser.parse_args(argv)
     # The test client's requests come from "testserver"; query logging (DEBUG) would be
     # measured too.
     hosts = os.environ.get("ALLOWED_HOSTS") or "localhost,127.0.0.1"
     os.environ["ALLOWED_HOSTS"] = f"{hosts},testserver"
     os.environ["DEBUG"] = "0"
-    url = database_url(DATABASE)
-    progress(f"database {DATABASE}")
+    url = database_url(args.database)
+    progress(f"database {args.database}")
     prepare_demo(url)
     import psycopg
 
