@@ -39,15 +39,24 @@ queries, template rendering), each ``--repeat`` times after two warm-ups, as a s
    where the data ends, called directly; for information, the whole performance page for the
    same 30 days. Floor: counting the period's summonses with the same joins.
 
+4. case library: ``GET /cases/?…`` as the township's duty officer, a query for each filter
+   (text of two Chinese characters, a phrase and a Latin word; category, grid, township,
+   department, status, period, 631 level, satisfaction, reopened, a rare combination, the second
+   page), each required to find incidents. The figure is the filter with the largest p95; for
+   information, the CSV of all 20,000 incidents.
+
 A floor for every request: ``GET /healthz`` through the same client.
 
-    python -m bench.replay [--repeat 20] [--regenerate] [--profile]
+    python -m bench.replay [--repeat 20] [--regenerate] [--profile] [--database NAME]
 
 Progress on stderr (``[bench]``); results on stdout, each next to its target; the last line is
-``replay: timeline <a> ms, frame <b> ms, department stats <c> ms``, each the p95 of its samples
-(frame: the larger p95 of the big incident's and the ordinary incidents'; ``n/a`` when the view
-is missing). Targets: timeline < 300 ms, frame < 100 ms, department stats < 1 s. The exit status
-is 0 whether targets are met or not; 1 only when something could not be measured.
+``replay: timeline <a> ms, frame <b> ms, department stats <c> ms, cases <d> ms``, each the p95 of
+its samples (frame: the larger p95 of the big incident's and the ordinary incidents'; ``n/a``
+when the view is missing; cases: the worst filter's, also told in a line of its own
+``cases: p95 <d> ms (worst filter <name>) over <n> queries; ceiling 300 ms``). Targets: timeline
+< 300 ms, frame < 100 ms, department stats < 1 s, case library < 300 ms. The exit status is 0
+whether targets are met or not; 1 only when something could not be measured (or a case-library
+filter found nothing).
 """
 
 from __future__ import annotations
@@ -86,7 +95,7 @@ LONE_ALERTS = 40_000
 BIG_TIMELINE = 10_000
 ORDINARY_FRAMES = 5
 STATS_DAYS = 30
-TARGET_MS = {"timeline": 300.0, "frame": 100.0, "department stats": 1000.0}
+TARGET_MS = {"timeline": 300.0, "frame": 100.0, "department stats": 1000.0, "cases": 300.0}
 # Generated sensors per type, on top of the demo's 34: 380 in all, ~10 million readings a year.
 EXTRA_SENSORS = {
     "water_level": 60,
@@ -1837,7 +1846,106 @@ def measure(
     print(Figure("performance page (information)", timed(get(client, page), repeat)).line())
     if profile:
         profiled("performance page", get(client, page))
+
+    # 4. The case library: a page of each filter, as the township's duty officer.
+    results["cases"] = measure_cases(found, township, repeat, profile, failed)
     return results, failed
+
+
+def case_filters(found: Generated, township: Any) -> list[tuple[str, dict[str, str]]]:
+    """A query of each filter of the case library, each finding incidents of the year."""
+    from django.db.models import Count
+
+    from incidents.models import Incident
+    from supervision import cases as case_library
+
+    grid = (
+        Incident.objects.filter(township=township)
+        .values("grid__code")
+        .annotate(n=Count("id"))
+        .order_by("-n", "grid__code")[0]["grid__code"]
+    )
+    local_end = found.end.astimezone(ZoneInfo(township.time_zone)).date()
+    month = local_end - timedelta(days=180)
+    first = case_library.case_page(
+        user=_duty(), filters=case_library.CaseFilter(), limit=None
+    ).next_cursor
+    return [
+        ("none", {}),
+        ("text, 2 characters", {"q": "垃圾"}),
+        ("text, a phrase", {"q": "宅基地边界"}),
+        ("text, Latin", {"q": "water_level"}),
+        ("category", {"category": "flood"}),
+        ("grid", {"grid": grid}),
+        ("township", {"township": TOWNSHIP}),
+        ("department", {"department": "chengguan"}),
+        ("status", {"status": "active"}),
+        ("period", {"start": str(month - timedelta(days=29)), "end": str(month)}),
+        ("631 level", {"level": "county"}),
+        ("satisfaction", {"satisfaction": "unsatisfied"}),
+        ("reopened", {"reopened": "yes"}),
+        ("rare combination", {"category": "fire", "level": "grid", "satisfaction": "basic"}),
+        ("second page", {"after": first or ""}),
+    ]
+
+
+def _duty() -> Any:
+    from command.org.models import User
+
+    return User.objects.get(username="duty")
+
+
+def measure_cases(
+    found: Generated, township: Any, repeat: int, profile: bool, failed: list[str]
+) -> Figure | None:
+    """The case library's page (``GET /cases/?…``) for each filter; the figure is the filter
+    with the largest p95. A filter that finds nothing is a failure: each must find incidents."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(_duty())
+    figures = []
+    for name, params in case_filters(found, township):
+        path = f"/cases/?{urlencode(params)}"
+        try:
+            response = get(client, path)()
+        except RuntimeError as problem:
+            print(f"cases, {name}: {problem}")
+            failed.append(f"cases ({name})")
+            continue
+        rows = response.content.count(b"<tr data-incident=")
+        if not rows:
+            print(f"cases, {name}: {path} found no incident")
+            failed.append(f"cases ({name})")
+        figure = Figure(f"cases, {name}", timed(get(client, path), repeat), f"{rows} rows")
+        print(figure.line(TARGET_MS["cases"]))
+        figures.append(figure)
+    if not figures:
+        return None
+    worst = max(figures, key=lambda f: f.p95)
+    queries = sum(len(f.samples) for f in figures)
+    verdict = "PASS" if worst.p95 < TARGET_MS["cases"] else "FAIL"
+    print(
+        f"cases: p95 {worst.p95:.0f} ms (worst filter {worst.name.removeprefix('cases, ')})"
+        f" over {queries} queries; ceiling {TARGET_MS['cases']:.0f} ms: {verdict}"
+    )
+    csv_path = "/cases/?format=csv"
+
+    def export() -> int:
+        response = client.get(csv_path)
+        return sum(len(chunk) for chunk in response.streaming_content)
+
+    size = export()
+    print(
+        Figure(
+            "cases, CSV of every incident (information)",
+            timed(export, max(3, repeat // 4), warmup=1),
+            f"{size / 1e6:.1f} MB",
+        ).line()
+    )
+    if profile:
+        profiled("case library, department filter", get(client, "/cases/?department=chengguan"))
+    return Figure("cases", worst.samples, worst.name)
 
 
 def measure_frames(
@@ -1937,7 +2045,8 @@ def main(argv: list[str] | None = None) -> int:
     # What generation left behind is garbage now; collections of it would land in samples.
     gc.collect()
     results, failed = measure(found, args.repeat, args.profile)
-    print(f"code: {code_state(['command', 'frontend', 'streams', 'alerts'])}")
+    packages = ["command", "frontend", "streams", "alerts", "incidents", "supervision"]
+    print(f"code: {code_state(packages)}")
     figures = [
         f"{name} {'n/a' if figure is None else f'{figure.p95:.0f} ms'}"
         for name, figure in results.items()

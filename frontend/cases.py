@@ -40,11 +40,10 @@ def _decorate(user: User, rows: list[case_library.CaseRow]) -> list[case_library
         if incident.township_id not in supervised:
             supervised[incident.township_id] = policy.can_supervise(user, incident.township)
         row.opened_local = _local(row, incident.opened_at)  # type: ignore[attr-defined]
-        row.timeline_url = (  # type: ignore[attr-defined]
-            reverse("incident_timeline", args=[incident.township.code, incident.pk])
-            if supervised[incident.township_id]
-            else None
-        )
+        shown = supervised[incident.township_id]
+        where = [incident.township.code, incident.pk]
+        row.timeline_url = reverse("incident_timeline", args=where) if shown else None  # type: ignore[attr-defined]
+        row.replay_url = reverse("replay", args=where) if shown else None  # type: ignore[attr-defined]
     return rows
 
 
@@ -71,7 +70,7 @@ def case_library_page(request: HttpRequest) -> HttpResponse:
     filters = form.filters()
     if wants_csv:
         return _csv(user, filters)
-    page = case_library.case_page(user=user, filters=filters)
+    page = case_library.case_page(user=user, filters=filters, complete=False)
     context = {
         "form": form,
         "rows": _decorate(user, page.rows),

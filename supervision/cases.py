@@ -24,6 +24,7 @@ from django import forms
 from django.conf import settings
 from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from command.org import policy
@@ -57,10 +58,10 @@ class CaseFilter:
     """What a search asks for; empty fields do not filter."""
 
     text: str = ""
-    category: Category | None = None
-    grid: Grid | None = None
-    township: Township | None = None
-    department: Department | None = None
+    category: int | None = None  # ids
+    grid: int | None = None
+    township: int | None = None
+    department: int | None = None
     status: str = ""  # an Incident.Status, or ACTIVE
     opened_from: datetime | None = None  # inclusive
     opened_before: datetime | None = None  # exclusive
@@ -70,9 +71,15 @@ class CaseFilter:
     after: tuple[datetime, int] | None = None  # the last row of the page before
 
 
-class _CodeChoice(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
-        return getattr(obj, "display_name", None) or str(obj)
+def _coded(queryset: QuerySet) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """Choices (code, name in the reader's language) and each code's id, in one query: a
+    ModelChoiceField would query again for every rendering and build a model per option."""
+    english = (get_language() or "").startswith("en")
+    rows = list(queryset.values_list("pk", "code", "name", "name_en"))
+    choices = [("", _("Any"))] + [
+        (code, name_en if english and name_en else name) for _pk, code, name, name_en in rows
+    ]
+    return choices, {code: pk for pk, code, _name, _en in rows}
 
 
 def _date(label: Any) -> forms.DateField:
@@ -89,21 +96,10 @@ class CaseFilterForm(forms.Form):
     may see: a grid or township out of scope is "not one of the available choices"."""
 
     q = forms.CharField(label=_("Search"), required=False, max_length=200, strip=True)
-    category = _CodeChoice(
-        label=_("Category"), queryset=Category.objects.none(), to_field_name="code", required=False
-    )
-    township = _CodeChoice(
-        label=_("Township"), queryset=Township.objects.none(), to_field_name="code", required=False
-    )
-    grid = _CodeChoice(
-        label=_("Grid"), queryset=Grid.objects.none(), to_field_name="code", required=False
-    )
-    department = _CodeChoice(
-        label=_("Department"),
-        queryset=Department.objects.none(),
-        to_field_name="code",
-        required=False,
-    )
+    category = forms.ChoiceField(label=_("Category"), required=False)
+    township = forms.ChoiceField(label=_("Township"), required=False)
+    grid = forms.ChoiceField(label=_("Grid"), required=False)
+    department = forms.ChoiceField(label=_("Department"), required=False)
     status = forms.ChoiceField(label=_("Status"), required=False)
     start = _date(_("Opened from"))
     end = _date(_("Opened until (inclusive)"))
@@ -119,13 +115,15 @@ class CaseFilterForm(forms.Form):
     def __init__(self, data: Any, *, user: User) -> None:
         super().__init__(data)
         self.user = user
-        self.fields["category"].queryset = Category.objects.order_by("code")
-        townships = policy.townships(user).order_by("code")
-        self.fields["township"].queryset = townships
-        self.fields["grid"].queryset = Grid.objects.filter(
-            township__in=_township_scope(user)
-        ).order_by("code")
-        self.fields["department"].queryset = Department.objects.order_by("code")
+        # Each coded field's ids by code; a code out of the user's scope is not a choice.
+        self.ids: dict[str, dict[str, int]] = {}
+        for name, queryset in (
+            ("category", Category.objects.order_by("code")),
+            ("township", policy.townships(user).order_by("code")),
+            ("grid", Grid.objects.filter(township__in=_township_scope(user)).order_by("code")),
+            ("department", Department.objects.order_by("code")),
+        ):
+            self.fields[name].choices, self.ids[name] = _coded(queryset)
         self.fields["status"].choices = [
             ("", _("Any")),
             (ACTIVE, _("Being handled")),
@@ -161,16 +159,20 @@ class CaseFilterForm(forms.Form):
     def filters(self) -> CaseFilter:
         """The valid form as a filter (call after ``is_valid()``)."""
         data = self.cleaned_data
-        township = data.get("township")
+
+        def pk(name: str) -> int | None:
+            return self.ids[name].get(data.get(name) or "")
+
+        township = pk("township")
         zone = _zone(self.user, township)
         start: date | None = data.get("start")
         end: date | None = data.get("end")
         return CaseFilter(
             text=data.get("q") or "",
-            category=data.get("category"),
-            grid=data.get("grid"),
+            category=pk("category"),
+            grid=pk("grid"),
             township=township,
-            department=data.get("department"),
+            department=pk("department"),
             status=data.get("status") or "",
             opened_from=datetime.combine(start, datetime.min.time(), zone) if start else None,
             opened_before=(
@@ -202,12 +204,12 @@ def _township_scope(user: User) -> QuerySet[Township]:
     return policy.townships(user)
 
 
-def _zone(user: User, township: Township | None) -> Any:
+def _zone(user: User, township: int | None) -> Any:
     """Whose midnight a date of the period means: the township filtered by, else the user's."""
     from zoneinfo import ZoneInfo
 
     if township is not None:
-        return township.zone
+        return Township.objects.get(pk=township).zone
     if getattr(user, "township_id", None):
         return user.township.zone
     return ZoneInfo(settings.TIME_ZONE)
@@ -232,15 +234,13 @@ def cases(*, user: User, filters: CaseFilter) -> QuerySet[Incident]:
             )
         )
     if f.category is not None:
-        found = found.filter(category_id=f.category.pk)
+        found = found.filter(category_id=f.category)
     if f.grid is not None:
-        found = found.filter(grid_id=f.grid.pk)
+        found = found.filter(grid_id=f.grid)
     if f.township is not None:
-        found = found.filter(township_id=f.township.pk)
+        found = found.filter(township_id=f.township)
     if f.department is not None:
-        summoned = Summons.objects.filter(department_id=f.department.pk).values(
-            "whistle__incident_id"
-        )
+        summoned = Summons.objects.filter(department_id=f.department).values("whistle__incident_id")
         found = found.filter(pk__in=summoned)
     if f.status == ACTIVE:
         found = found.filter(status__in=Incident.ACTIVE_STATUSES)
@@ -305,10 +305,16 @@ def _page_of(queryset: QuerySet[Incident], after: tuple[datetime, int] | None, l
     return list(queryset[: limit + 1])
 
 
-def case_page(*, user: User, filters: CaseFilter, limit: int | None = None) -> CasePage:
-    """One page of the library: up to ``limit`` rows after ``filters.after``."""
+def case_page(
+    *, user: User, filters: CaseFilter, limit: int | None = None, complete: bool = True
+) -> CasePage:
+    """One page of the library: up to ``limit`` rows after ``filters.after``; without
+    ``complete``, the incidents without what a row of the page does not show (evidence, the
+    description, the callback's note)."""
     limit = max(1, min(limit or settings.WHISTLE_PAGE_SIZE, MAX_PAGE))
     queryset = cases(user=user, filters=filters).select_related("township", "category", "grid")
+    if not complete:
+        queryset = queryset.defer("evidence", "description", "callback_note")
     found = _page_of(queryset, filters.after, limit)
     rows = _with_departments(found[:limit])
     more = len(found) > limit

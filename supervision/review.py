@@ -150,6 +150,7 @@ def daily_review(*, township: Township, day: date) -> DailyReview:
         for s in Summons.objects.filter(
             Q(overdue=True) | Q(finish_overdue=True),
             whistle__incident__township=township,
+            whistle__incident__status__in=Incident.ACTIVE_STATUSES,
             status__in=Summons.OPEN_STATUSES,
         )
         .select_related("department", "whistle__incident__category", "whistle__incident__grid")
