@@ -86,7 +86,7 @@ from bench.common import code_state, database_url, prepare_demo
 
 DATABASE = "whistle_bench_replay"
 # Bump when the generated data changes shape: a run then regenerates instead of reusing.
-VERSION = 4  # 3: alerts' closed_at; 4: satisfaction, reopenings, finishing columns
+VERSION = 4  # 3: alerts' closed_at; 4: satisfaction, reopenings, finishing and intake columns
 TOWNSHIP = "qingshui"
 YEAR = timedelta(days=365)
 READING_EVERY = timedelta(minutes=20)
@@ -697,6 +697,10 @@ class Generator:
                 reporter,
                 world.township_id,
                 "[]",
+                "grid",  # filed by a grid officer on patrol: no caller, no ticket
+                "",
+                "",
+                "",
             ]
         )
         return plan
@@ -1513,7 +1517,8 @@ COPIES = (
     (
         "reports",
         "streams_gridreport (id, description, latitude, longitude, created_at, alert_id,"
-        " category_id, grid_id, reporter_id, township_id, photos)",
+        " category_id, grid_id, reporter_id, township_id, photos, channel, caller_name,"
+        " caller_phone, external_id)",
     ),
     (
         "whistles",
