@@ -7,13 +7,14 @@ from datetime import datetime
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema, Status
+from ninja import Query, Router, Schema, Status
 
 from alerts.models import Alert
 from alerts.titles import in_english
 from api.common import (
     Latitude,
     Longitude,
+    PageLimit,
     Problem,
     SummonsOut,
     request_actor,
@@ -33,6 +34,7 @@ from incidents.services.incidents import (
     incident_resolve,
 )
 from incidents.services.whistles import suggested_departments
+from supervision import cases as case_library
 
 router = Router(tags=["incidents"])
 
@@ -82,10 +84,14 @@ class IncidentOut(Schema):
     timeline: list[TimelineOut] | None = None
 
     @staticmethod
-    def from_incident(incident: Incident) -> IncidentOut:
-        summonses = Summons.objects.filter(whistle__incident=incident).select_related(
-            "whistle", "department"
-        )
+    def from_incident(incident: Incident, summonses: list[Summons] | None = None) -> IncidentOut:
+        """``summonses``: the incident's, when the caller fetched them for a whole page."""
+        if summonses is None:
+            summonses = list(
+                Summons.objects.filter(whistle__incident=incident).select_related(
+                    "whistle", "department"
+                )
+            )
         return IncidentOut(
             id=incident.pk,
             township=incident.township.code,
@@ -149,6 +155,54 @@ class EvidenceIn(Schema):
 class DepartmentOut(Schema):
     code: str
     name: str
+
+
+class IncidentPage(Schema):
+    items: list[IncidentOut]
+    # The next page (the same filters, after the last item), null on the last page.
+    next: str | None
+
+
+class IncidentFilters(Schema):
+    """The case library's filters (``supervision.cases``), as its page's query string."""
+
+    q: str | None = None  # in title, description or feedback
+    category: str | None = None  # category code
+    grid: str | None = None  # grid code
+    township: str | None = None  # township code
+    department: str | None = None  # code of a department summoned to it
+    status: str | None = None  # open|dispatched|on_site|resolved|closed, or active
+    start: str | None = None  # opened on or after this day (YYYY-MM-DD, township time)
+    end: str | None = None  # opened on or before this day
+    level: str | None = None  # 631: grid|township|county, or none
+    satisfaction: str | None = None  # satisfied|basic|unsatisfied, or none
+    reopened: str | None = None  # yes|no
+    after: str | None = None  # the cursor of the page before (from ``next``)
+
+
+@router.get("/incidents", response={200: IncidentPage, 400: Problem})
+def list_incidents(request: HttpRequest, filters: Query[IncidentFilters], limit: PageLimit = 100):
+    """The case library: incidents in scope matching the filters, newest first, ``limit`` at a
+    time; ``next`` is the address of the page after."""
+    user = request_actor(request)
+    form = case_library.CaseFilterForm(request.GET, user=user)
+    if not form.is_valid():
+        return Status(400, {"detail": form.error_text(), "code": "bad_filter"})
+    page = case_library.case_page(user=user, filters=form.filters(), limit=limit)
+    incidents = [row.incident for row in page.rows]
+    summonses: dict[int, list[Summons]] = {i.pk: [] for i in incidents}
+    for summons in Summons.objects.filter(whistle__incident__in=incidents).select_related(
+        "whistle", "department"
+    ):
+        summonses[summons.whistle.incident_id].append(summons)
+    following = None
+    if page.next_cursor:
+        query = request.GET.copy()
+        query["after"] = page.next_cursor
+        following = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+    return IncidentPage(
+        items=[IncidentOut.from_incident(i, summonses[i.pk]) for i in incidents], next=following
+    )
 
 
 @router.post("/incidents", response={201: IncidentOut, 403: Problem, 404: Problem, 409: Problem})

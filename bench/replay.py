@@ -39,15 +39,24 @@ queries, template rendering), each ``--repeat`` times after two warm-ups, as a s
    where the data ends, called directly; for information, the whole performance page for the
    same 30 days. Floor: counting the period's summonses with the same joins.
 
+4. case library: ``GET /cases/?…`` as the township's duty officer, a query for each filter
+   (text of two Chinese characters, a phrase and a Latin word; category, grid, township,
+   department, status, period, 631 level, satisfaction, reopened, a rare combination, the second
+   page), each required to find incidents. The figure is the filter with the largest p95; for
+   information, the CSV of all 20,000 incidents.
+
 A floor for every request: ``GET /healthz`` through the same client.
 
-    python -m bench.replay [--repeat 20] [--regenerate] [--profile]
+    python -m bench.replay [--repeat 20] [--regenerate] [--profile] [--database NAME]
 
 Progress on stderr (``[bench]``); results on stdout, each next to its target; the last line is
-``replay: timeline <a> ms, frame <b> ms, department stats <c> ms``, each the p95 of its samples
-(frame: the larger p95 of the big incident's and the ordinary incidents'; ``n/a`` when the view
-is missing). Targets: timeline < 300 ms, frame < 100 ms, department stats < 1 s. The exit status
-is 0 whether targets are met or not; 1 only when something could not be measured.
+``replay: timeline <a> ms, frame <b> ms, department stats <c> ms, cases <d> ms``, each the p95 of
+its samples (frame: the larger p95 of the big incident's and the ordinary incidents'; ``n/a``
+when the view is missing; cases: the worst filter's, also told in a line of its own
+``cases: p95 <d> ms (worst filter <name>) over <n> queries; ceiling 300 ms``). Targets: timeline
+< 300 ms, frame < 100 ms, department stats < 1 s, case library < 300 ms. The exit status is 0
+whether targets are met or not; 1 only when something could not be measured (or a case-library
+filter found nothing).
 """
 
 from __future__ import annotations
@@ -77,7 +86,7 @@ from bench.common import code_state, database_url, prepare_demo
 
 DATABASE = "whistle_bench_replay"
 # Bump when the generated data changes shape: a run then regenerates instead of reusing.
-VERSION = 3  # 3: alerts' closed_at
+VERSION = 4  # 3: alerts' closed_at; 4: satisfaction, reopenings, finishing and intake columns
 TOWNSHIP = "qingshui"
 YEAR = timedelta(days=365)
 READING_EVERY = timedelta(minutes=20)
@@ -86,7 +95,7 @@ LONE_ALERTS = 40_000
 BIG_TIMELINE = 10_000
 ORDINARY_FRAMES = 5
 STATS_DAYS = 30
-TARGET_MS = {"timeline": 300.0, "frame": 100.0, "department stats": 1000.0}
+TARGET_MS = {"timeline": 300.0, "frame": 100.0, "department stats": 1000.0, "cases": 300.0}
 # Generated sensors per type, on top of the demo's 34: 380 in all, ~10 million readings a year.
 EXTRA_SENSORS = {
     "water_level": 60,
@@ -566,6 +575,8 @@ class Generator:
         self.tables = tables
         self.end = end
         self.rng = random.Random(seed)
+        # Callbacks draw from their own generator: the rest of the year stays as it was.
+        self.callback_rng = random.Random(f"callback-{seed}")
         self.by_category: dict[str, list[Rule]] = {}
         for rule in world.rules:
             self.by_category.setdefault(rule.category, []).append(rule)
@@ -686,6 +697,10 @@ class Generator:
                 reporter,
                 world.township_id,
                 "[]",
+                "grid",  # filed by a grid officer on patrol: no caller, no ticket
+                "",
+                "",
+                "",
             ]
         )
         return plan
@@ -920,11 +935,18 @@ class Generator:
         closing = {"feedback": feedback, "settled_level": settled}
         status = self.incident_status(incident_id, events, resolved_at, closed_at, closing)
         kept = [e for e in events if e[0] <= self.end]
+        satisfaction, reopened = "", 0
         if status != "closed":
             closed_at = None
             settled = feedback = ""
             if status != "resolved":
                 resolved_at = None
+        else:
+            # 回访: most callers are satisfied; a few were not and the matter was reopened once.
+            satisfaction = self.callback_rng.choices(
+                ("satisfied", "basic", "unsatisfied", ""), (70, 15, 5, 10)
+            )[0]
+            reopened = int(satisfaction == "unsatisfied" and self.callback_rng.random() < 0.5)
         tables.incidents.append(
             (
                 incident_id,
@@ -944,6 +966,9 @@ class Generator:
                 duty,
                 world.township_id,
                 "[]",
+                satisfaction,
+                reopened,
+                "",
             )
         )
         for event in kept:
@@ -1110,7 +1135,9 @@ class Generator:
                 place,
                 events,
             )
-            tables.summonses.append((summons_id, *row, off_list, department, whistle_id))
+            tables.summonses.append(
+                (summons_id, *row, off_list, department, whistle_id, False, 0, 0, "")
+            )
             if row[3] is not None and (first_check_in is None or row[3] < first_check_in):
                 first_check_in = row[3]
             finished.append(end)
@@ -1445,6 +1472,9 @@ class Generator:
                 duty,
                 world.township_id,
                 "[]",
+                "satisfied",
+                0,
+                "",
             )
         )
         assert len(events) == BIG_TIMELINE, len(events)
@@ -1477,7 +1507,7 @@ COPIES = (
         "incidents",
         "incidents_incident (id, title, description, severity, status, latitude, longitude,"
         " opened_at, resolved_at, closed_at, feedback, settled_level, category_id, grid_id,"
-        " opened_by_id, township_id, evidence)",
+        " opened_by_id, township_id, evidence, satisfaction, reopened_count, callback_note)",
     ),
     (
         "alerts",
@@ -1487,7 +1517,8 @@ COPIES = (
     (
         "reports",
         "streams_gridreport (id, description, latitude, longitude, created_at, alert_id,"
-        " category_id, grid_id, reporter_id, township_id, photos)",
+        " category_id, grid_id, reporter_id, township_id, photos, channel, caller_name,"
+        " caller_phone, external_id)",
     ),
     (
         "whistles",
@@ -1499,7 +1530,8 @@ COPIES = (
         "incidents_summons (id, status, check_in_deadline, acknowledged_at, checked_in_at,"
         " check_in_latitude, check_in_longitude, done_at, done_note, released_at,"
         " release_reason, overdue, escalation_level, checked_in_by_id, off_list_reason,"
-        " department_id, whistle_id)",
+        " department_id, whistle_id, finish_overdue, finish_escalation_level, returned_count,"
+        " return_reason)",
     ),
     (
         "timeline",
@@ -1819,7 +1851,106 @@ def measure(
     print(Figure("performance page (information)", timed(get(client, page), repeat)).line())
     if profile:
         profiled("performance page", get(client, page))
+
+    # 4. The case library: a page of each filter, as the township's duty officer.
+    results["cases"] = measure_cases(found, township, repeat, profile, failed)
     return results, failed
+
+
+def case_filters(found: Generated, township: Any) -> list[tuple[str, dict[str, str]]]:
+    """A query of each filter of the case library, each finding incidents of the year."""
+    from django.db.models import Count
+
+    from incidents.models import Incident
+    from supervision import cases as case_library
+
+    grid = (
+        Incident.objects.filter(township=township)
+        .values("grid__code")
+        .annotate(n=Count("id"))
+        .order_by("-n", "grid__code")[0]["grid__code"]
+    )
+    local_end = found.end.astimezone(ZoneInfo(township.time_zone)).date()
+    month = local_end - timedelta(days=180)
+    first = case_library.case_page(
+        user=_duty(), filters=case_library.CaseFilter(), limit=None
+    ).next_cursor
+    return [
+        ("none", {}),
+        ("text, 2 characters", {"q": "垃圾"}),
+        ("text, a phrase", {"q": "宅基地边界"}),
+        ("text, Latin", {"q": "water_level"}),
+        ("category", {"category": "flood"}),
+        ("grid", {"grid": grid}),
+        ("township", {"township": TOWNSHIP}),
+        ("department", {"department": "chengguan"}),
+        ("status", {"status": "active"}),
+        ("period", {"start": str(month - timedelta(days=29)), "end": str(month)}),
+        ("631 level", {"level": "county"}),
+        ("satisfaction", {"satisfaction": "unsatisfied"}),
+        ("reopened", {"reopened": "yes"}),
+        ("rare combination", {"category": "fire", "level": "grid", "satisfaction": "basic"}),
+        ("second page", {"after": first or ""}),
+    ]
+
+
+def _duty() -> Any:
+    from command.org.models import User
+
+    return User.objects.get(username="duty")
+
+
+def measure_cases(
+    found: Generated, township: Any, repeat: int, profile: bool, failed: list[str]
+) -> Figure | None:
+    """The case library's page (``GET /cases/?…``) for each filter; the figure is the filter
+    with the largest p95. A filter that finds nothing is a failure: each must find incidents."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(_duty())
+    figures = []
+    for name, params in case_filters(found, township):
+        path = f"/cases/?{urlencode(params)}"
+        try:
+            response = get(client, path)()
+        except RuntimeError as problem:
+            print(f"cases, {name}: {problem}")
+            failed.append(f"cases ({name})")
+            continue
+        rows = response.content.count(b"<tr data-incident=")
+        if not rows:
+            print(f"cases, {name}: {path} found no incident")
+            failed.append(f"cases ({name})")
+        figure = Figure(f"cases, {name}", timed(get(client, path), repeat), f"{rows} rows")
+        print(figure.line(TARGET_MS["cases"]))
+        figures.append(figure)
+    if not figures:
+        return None
+    worst = max(figures, key=lambda f: f.p95)
+    queries = sum(len(f.samples) for f in figures)
+    verdict = "PASS" if worst.p95 < TARGET_MS["cases"] else "FAIL"
+    print(
+        f"cases: p95 {worst.p95:.0f} ms (worst filter {worst.name.removeprefix('cases, ')})"
+        f" over {queries} queries; ceiling {TARGET_MS['cases']:.0f} ms: {verdict}"
+    )
+    csv_path = "/cases/?format=csv"
+
+    def export() -> int:
+        response = client.get(csv_path)
+        return sum(len(chunk) for chunk in response.streaming_content)
+
+    size = export()
+    print(
+        Figure(
+            "cases, CSV of every incident (information)",
+            timed(export, max(3, repeat // 4), warmup=1),
+            f"{size / 1e6:.1f} MB",
+        ).line()
+    )
+    if profile:
+        profiled("case library, department filter", get(client, "/cases/?department=chengguan"))
+    return Figure("cases", worst.samples, worst.name)
 
 
 def measure_frames(
@@ -1894,14 +2025,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=20, help="samples per figure")
     parser.add_argument("--regenerate", action="store_true", help="generate the data again")
     parser.add_argument("--profile", action="store_true", help="cProfile one request of each")
+    parser.add_argument(
+        "--database", default=DATABASE, help=f"database on DATABASE_URL's server ({DATABASE})"
+    )
     args = parser.parse_args(argv)
     # The test client's requests come from "testserver"; query logging (DEBUG) would be
     # measured too.
     hosts = os.environ.get("ALLOWED_HOSTS") or "localhost,127.0.0.1"
     os.environ["ALLOWED_HOSTS"] = f"{hosts},testserver"
     os.environ["DEBUG"] = "0"
-    url = database_url(DATABASE)
-    progress(f"database {DATABASE}")
+    url = database_url(args.database)
+    progress(f"database {args.database}")
     prepare_demo(url)
     import psycopg
 
@@ -1916,7 +2050,8 @@ def main(argv: list[str] | None = None) -> int:
     # What generation left behind is garbage now; collections of it would land in samples.
     gc.collect()
     results, failed = measure(found, args.repeat, args.profile)
-    print(f"code: {code_state(['command', 'frontend', 'streams', 'alerts'])}")
+    packages = ["command", "frontend", "streams", "alerts", "incidents", "supervision"]
+    print(f"code: {code_state(packages)}")
     figures = [
         f"{name} {'n/a' if figure is None else f'{figure.p95:.0f} ms'}"
         for name, figure in results.items()

@@ -263,6 +263,8 @@ WHISTLE_REOPEN_DAYS = int(os.environ.get("WHISTLE_REOPEN_DAYS", "30"))
 # A call about the same category and place as an open alert first seen within this many hours
 # is suggested to the duty officer as a duplicate (merge with one click).
 WHISTLE_INTAKE_DUPLICATE_HOURS = int(os.environ.get("WHISTLE_INTAKE_DUPLICATE_HOURS", "24"))
+# The daily review (一日一研判) flags an incident still open after this many days.
+WHISTLE_REVIEW_STALE_DAYS = int(os.environ.get("WHISTLE_REVIEW_STALE_DAYS", "3"))
 
 # Lists that grow with the backlog (the board's alert queue, a console's summonses) are sent a
 # page at a time: the newest / most urgent this many, the rest on demand over HTTP.

@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from api import open311
 from api.v1 import api_urls
-from frontend import replay, supervision, views
+from frontend import cases, replay, supervision, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -33,6 +33,8 @@ urlpatterns = [
     path("board/<slug:township>/intake/", views.board_intake, name="board_intake"),
     path("intake/<int:report>/", views.intake_item, name="intake_item"),
     path("supervise/<slug:township>/", supervision.performance, name="performance"),
+    path("supervise/<slug:township>/review/", cases.review_page, name="daily_review"),
+    path("cases/", cases.case_library_page, name="cases"),
     path(
         "supervise/<slug:township>/incidents/<int:incident>/",
         supervision.incident_timeline,

@@ -106,6 +106,8 @@ class Incident(models.Model):
             models.Index(fields=["township", "status", "-opened_at"]),
             models.Index(fields=["grid", "opened_at"]),  # the heat map's count per grid
             GistIndex(handled_during(), name="incidents_handled_during"),
+            # The case library's pages, newest first (keyset on opened_at, id).
+            models.Index(fields=["opened_at", "id"], name="incidents_opened_id"),
         ]
 
     def __str__(self) -> str:

@@ -114,6 +114,10 @@ CASES = [
     Case("intake/<int:report>/", "/intake/{report}/", BOARD_Q),
     Case("supervise/<slug:township>/", "/supervise/qingshui/", BOARD_Q),
     Case("supervise/<slug:township>/", "/supervise/qingshui/?csv=departments", BOARD_Q),
+    Case("supervise/<slug:township>/review/", "/supervise/qingshui/review/", BOARD_Q),
+    # The case library: every active role, each its own incidents (the marks check the rows).
+    Case("cases/", "/cases/", ACTIVE),
+    Case("cases/", "/cases/?format=csv", ACTIVE),
     Case(
         "supervise/<slug:township>/incidents/<int:incident>/",
         "/supervise/qingshui/incidents/{i1}/",
@@ -193,6 +197,7 @@ CASES = [
         COMMAND_Q,
         {"township": "qingshui", "category": "parking", "severity": "major", "title": "t"},
     ),
+    api("get", "/incidents", "/incidents", ACTIVE),
     api("get", "/incidents/{incident_id}", "/incidents/{i1}", SEES_INCIDENT_1),
     api("get", "/incidents/{incident_id}", "/incidents/{i2}", SEES_INCIDENT_2),
     api("get", "/incidents/{incident_id}", "/incidents/{i1}?timeline=true", SEES_INCIDENT_1),
@@ -453,6 +458,9 @@ def refused(response, *, public: bool = False) -> bool:
 
 def body_text(response) -> str:
     if getattr(response, "streaming", False):
+        # A streamed export is read for leaks too; a photo's bytes are not text.
+        if response.get("Content-Type", "").startswith("text/csv"):
+            return b"".join(response.streaming_content).decode("utf-8", "replace")
         return ""
     return response.content.decode("utf-8", "replace")
 
