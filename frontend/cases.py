@@ -131,7 +131,9 @@ def review_page(request: HttpRequest, township: str) -> HttpResponse:
     except ValueError:
         context = {"township": found, "problem": _("Choose a day that has begun (YYYY-MM-DD).")}
         return render(request, "frontend/review.html", context, status=400)
-    figures = daily.daily_review(township=found, day=day)
+    figures = daily.daily_review(
+        township=found, day=day, whole_phone=policy.can_see_caller(request.user, found)
+    )
     context = {
         "township": found,
         "review": figures,

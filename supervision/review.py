@@ -1,6 +1,7 @@
 """The daily review (一日一研判) of a township for the morning meeting: a day's intake (by
 channel, category and grid), places where the same matter keeps coming back, and the cases
-still open now, with the overdue ones first.
+still open now, with the overdue ones first, and the callbacks due (回访待办): closed cases whose
+raiser has not been asked yet.
 
 "A day" is the township's (``command.org.localtime``). The intake of a day is the alerts first
 seen in it (every channel becomes an alert: devices, grid officers' reports, hotline and
@@ -24,6 +25,7 @@ from alerts.models import Alert
 from command import clock
 from command.org import localtime
 from command.org.models import Category, Grid, Township
+from command.text import phone_masked
 from incidents.models import Incident, Summons
 from streams.models import GridReport
 
@@ -37,14 +39,10 @@ def stale_after() -> timedelta:
     return timedelta(days=settings.WHISTLE_REVIEW_STALE_DAYS)
 
 
-def report_channels() -> dict[str, str] | None:
-    """The channels a report arrives by (hotline 12345, walk-in …) when reports record one:
-    value → label; None while ``GridReport`` has no ``channel``."""
-    try:
-        found = GridReport._meta.get_field("channel")
-    except Exception:  # FieldDoesNotExist: reports do not record their channel
-        return None
-    return {str(value): str(label) for value, label in (found.choices or [])}
+def report_channels() -> dict[str, str]:
+    """The channels an intake item arrives by (grid officer, hotline 12345, walk-in …):
+    value → label."""
+    return {str(value): str(label) for value, label in GridReport.Channel.choices}
 
 
 @dataclass(frozen=True)
@@ -82,6 +80,19 @@ class OpenCase:
     overdue: int  # its overdue summonses
 
 
+@dataclass(frozen=True)
+class Caller:
+    channel: str  # its label
+    name: str
+    phone: str  # as the reader may see it: whole for those who call back, else masked
+
+
+@dataclass(frozen=True)
+class CallbackDue:
+    incident: Incident
+    callers: list[Caller]  # whoever raised it (the intake items of its alerts)
+
+
 @dataclass
 class DailyReview:
     township: Township
@@ -97,8 +108,8 @@ class DailyReview:
     repeats: list[Repeat]
     overdue: list[OverdueSummons]
     open_cases: list[OpenCase]
-    channels_recorded: bool  # False: reports carry no channel, they count as "grid report"
     repeat_grids: set[int] = field(default_factory=set)
+    callbacks: list[CallbackDue] = field(default_factory=list)
 
 
 def review_day(township: Township, text: str | None) -> date:
@@ -113,7 +124,37 @@ def review_day(township: Township, text: str | None) -> date:
     return day
 
 
-def daily_review(*, township: Township, day: date) -> DailyReview:
+def callbacks_due(township: Township, *, whole_phone: bool) -> list[CallbackDue]:
+    """Closed incidents, within the reopening window, whose raiser has not been called back:
+    the duty officer's calls to make, each with who raised it (none: opened by hand or by a
+    device, the township's own judgement of the outcome)."""
+    since = clock.now() - timedelta(days=settings.WHISTLE_REOPEN_DAYS)
+    closed = list(
+        Incident.objects.filter(
+            township=township,
+            status=Incident.Status.CLOSED,
+            satisfaction="",
+            closed_at__gte=since,
+        )
+        .select_related("category", "grid")
+        .order_by("closed_at", "id")[:200]
+    )
+    channels = dict(GridReport.Channel.choices)
+    raised: dict[int, list[Caller]] = {}
+    for report in GridReport.objects.filter(alert__incident__in=closed).select_related(
+        "alert", "reporter"
+    ):
+        name = report.caller_name or report.reporter.get_full_name() or report.reporter.username
+        phone = report.caller_phone
+        if phone and not whole_phone:
+            phone = phone_masked(phone)
+        raised.setdefault(report.alert.incident_id, []).append(
+            Caller(str(channels.get(report.channel, report.channel)), name, phone)
+        )
+    return [CallbackDue(i, raised.get(i.pk, [])) for i in closed]
+
+
+def daily_review(*, township: Township, day: date, whole_phone: bool = False) -> DailyReview:
     start = localtime.day_start(township, day)
     end = localtime.day_start(township, day + timedelta(days=1))
     alerts = Alert.objects.filter(township=township, first_seen__gte=start, first_seen__lt=end)
@@ -122,7 +163,7 @@ def daily_review(*, township: Township, day: date) -> DailyReview:
     channels = report_channels()
 
     # By channel: an alert's source; a report's own channel where reports record one.
-    keys = ["source"] + (["report__channel"] if channels is not None else [])
+    keys = ["source", "report__channel"]
     sources = dict(Alert.Source.choices)
     by_channel: dict[str, int] = {}
     labels: dict[str, str] = {}
@@ -130,7 +171,7 @@ def daily_review(*, township: Township, day: date) -> DailyReview:
         channel = row.get("report__channel") or ""
         key = f"report:{channel}" if channel else row["source"]
         labels[key] = (
-            (channels or {}).get(channel, channel)
+            channels.get(channel, channel)
             if channel
             else str(sources.get(row["source"], row["source"]))
         )
@@ -183,8 +224,8 @@ def daily_review(*, township: Township, day: date) -> DailyReview:
         repeats=repeats,
         overdue=overdue,
         open_cases=open_cases,
-        channels_recorded=channels is not None,
         repeat_grids={r.grid.pk for r in repeats},
+        callbacks=callbacks_due(township, whole_phone=whole_phone),
     )
 
 

@@ -85,6 +85,7 @@ def incident_open(
             latitude=latitude,
             longitude=longitude,
             opened_by=actor,
+            opened_at=clock.now(),
             evidence=evidence,
         )
         record(

@@ -168,3 +168,35 @@ def test_only_those_who_supervise_the_township(history):
     client.force_login(User.objects.get(username="duty_b"))
     assert client.get("/supervise/qingshui/review/").status_code == 403
     assert signed_in("chengguan").get("/supervise/qingshui/review/").status_code == 403
+
+
+def test_callbacks_due_list_the_closed_cases_with_their_callers(demo):
+    from command.org.models import Category, Grid, User
+    from incidents.services.incidents import incident_call_back, incident_close, incident_resolve
+    from intake.reports import intake_file
+    from supervision.review import callbacks_due
+
+    township = Township.objects.get(code="qingshui")
+    duty = User.objects.get(username="duty")
+    filed = intake_file(
+        actor=duty,
+        channel="phone",
+        township=township,
+        category=Category.objects.get(code="garbage"),
+        description="来电：路口垃圾桶满溢",
+        grid=Grid.objects.filter(township=township).first(),
+        caller_name="王五",
+        caller_phone="13700002222",
+        open_incident=True,
+    )
+    incident = filed.incident
+    incident_resolve(actor=duty, incident=incident)
+    incident_close(actor=duty, incident=incident, feedback="已清运", settled_level="township")
+
+    (due,) = callbacks_due(township, whole_phone=False)
+    assert due.incident == incident
+    assert [(c.name, c.phone) for c in due.callers] == [("王五", "137****2222")]
+    (whole,) = callbacks_due(township, whole_phone=True)
+    assert whole.callers[0].phone == "13700002222"
+    incident_call_back(actor=duty, incident=incident, satisfaction="satisfied")
+    assert callbacks_due(township, whole_phone=True) == []
