@@ -5,7 +5,7 @@ import pytest
 
 from alerts.models import Alert
 from command.org.models import Category, Grid, Township, User
-from incidents.services.incidents import incident_open
+from incidents.services.incidents import incident_close, incident_open, incident_resolve
 from tests.conftest import raise_alert
 from tests.e2e.conftest import screenshot
 
@@ -76,3 +76,31 @@ def test_the_timeline_board_and_assessment_pages_are_readable(
     duty = board_page("duty")
     duty.wait_for_selector("#alert-queue")
     assert duty.evaluate(LOW_CONTRAST) == [], "board"
+    # The board's dialogs, the duty officer's pages of cases, and the incident's page with its
+    # forms (an officer sees the callback and reopening forms of a closed incident).
+    for dialog, opener in (
+        ("#intake-dialog", "#intake-open"),
+        ("#incident-dialog", "#new-incident"),
+        ("#whistle-dialog", f"#incident-{incident.pk} .whistle-open"),
+    ):
+        duty.click(opener)
+        duty.wait_for_selector(f"{dialog}[open]", timeout=10_000)
+        assert duty.evaluate(LOW_CONTRAST) == [], dialog
+        duty.click(f"{dialog} [data-close-dialog]")
+        duty.wait_for_selector(dialog, state="detached", timeout=10_000)
+    incident_resolve(actor=User.objects.get(username="duty"), incident=incident)
+    incident_close(
+        actor=User.objects.get(username="duty"),
+        incident=incident,
+        feedback="已劝离",
+        settled_level="township",
+    )
+    for name, path in (
+        ("cases", "/cases/"),
+        ("review", "/supervise/qingshui/review/"),
+        ("timeline-closed", f"/supervise/qingshui/incidents/{incident.pk}/"),
+    ):
+        duty.goto(f"{daphne_server}{path}")
+        duty.wait_for_load_state("networkidle")
+        screenshot(duty, f"contrast-{name}")
+        assert duty.evaluate(LOW_CONTRAST) == [], name
