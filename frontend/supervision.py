@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from alerts.labels import label_name
 from alerts.models import Severity
 from command.org import localtime, policy
-from command.org.models import Township
+from command.org.models import Department, Township
 from command.timeline.actions import details as action_details
 from command.timeline.actions import label as action_label
 from frontend import maps
@@ -158,19 +158,65 @@ CODE_NAMES: dict[str, dict[str, Any]] = {
 }
 
 
-def _in_words(key: str, value: Any) -> Any:
+# Whom an escalation level notifies (the policy snapshot's "notify").
+NOTIFIED = {
+    "township_supervisors": _("township supervisors"),
+    "district_supervisors": _("district supervisors"),
+}
+# Payload keys holding a moment (ISO 8601), shown on the township's clock.
+MOMENTS = {"deadline", "finish_deadline"}
+# Payload keys holding department ids.
+DEPARTMENT_LISTS = {"departments", "awaiting"}
+
+
+class _Names:
+    """What the payload's ids and codes name, looked up once for the whole page."""
+
+    def __init__(self, rows: list[Any], township: Township) -> None:
+        ids: set[int] = set()
+        codes: set[str] = set()
+        for row in rows:
+            after = row.entry.after if isinstance(row.entry.after, dict) else {}
+            for key in DEPARTMENT_LISTS:
+                ids |= {i for i in after.get(key) or () if isinstance(i, int)}
+            if isinstance(after.get("joint_township"), str):
+                codes.add(after["joint_township"])
+        self.departments = {
+            pk: d.display_name for pk, d in Department.objects.in_bulk(list(ids)).items()
+        }
+        self.townships = {t.code: t.display_name for t in Township.objects.filter(code__in=codes)}
+        self.zone = township.zone
+
+
+def _in_words(key: str, value: Any, names: _Names) -> Any:
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if key in DEPARTMENT_LISTS and isinstance(value, list):
+        return "、".join(names.departments.get(v, str(v)) for v in value)
+    if key == "position" and isinstance(value, list):
+        return "" if None in value else ", ".join(f"{v:.5f}" for v in value)
     if not isinstance(value, str) or not value:
         return value
+    if key in MOMENTS:
+        try:
+            return datetime.fromisoformat(value).astimezone(names.zone).strftime("%m-%d %H:%M")
+        except ValueError:
+            return value
+    if key == "joint_township":
+        return names.townships.get(value, value)
+    if key == "notify":
+        return str(NOTIFIED.get(value, value))
     if key == "label":
         return label_name(value)
     return str(CODE_NAMES.get(key, {}).get(value, value))
 
 
-def _readable(after: dict | None) -> dict | None:
-    """A payload with its codes in the reader's words, for the timeline's detail column."""
+def _readable(after: dict | None, names: _Names) -> dict | None:
+    """A payload with its codes, ids and moments in the reader's words, for the timeline's
+    detail column."""
     if not isinstance(after, dict):
         return after
-    return {key: _in_words(key, value) for key, value in after.items()}
+    return {key: _in_words(key, value, names) for key, value in after.items()}
 
 
 def incident_timeline(request: HttpRequest, township: str, incident: int) -> HttpResponse:
@@ -194,10 +240,11 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
         for s in Summons.objects.filter(whistle__incident=target).select_related("department")
     }
     first_whistle = target.whistles.order_by("blown_at").values_list("blown_at", flat=True).first()
+    names = _Names(rows, found)
     for row in rows:
         e = row.entry
         row.label = action_label(e.action)
-        row.details = action_details(_readable(e.after))
+        row.details = action_details(_readable(e.after, names))
         row.who = departments.get(e.subject_id) if e.subject_type == "summons" else None
         row.since_opened = e.time - target.opened_at
         row.since_whistle = (

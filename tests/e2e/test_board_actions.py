@@ -160,3 +160,43 @@ def test_the_incident_loop_from_the_board(daphne_server, neighbour, board_page):
         "summons.done",
         "summons.accepted",
     ]
+
+
+def test_evidence_is_added_on_the_incidents_page(daphne_server, demo_committed, board_page):
+    from command.org.models import Category
+    from incidents.services.incidents import incident_open
+    from tests.e2e.conftest import png
+
+    incident = incident_open(
+        actor=User.objects.get(username="duty"),
+        township=Township.objects.get(code="qingshui"),
+        category=Category.objects.get(code="parking"),
+        severity="major",
+        title="人行道违停",
+    )
+    officer = board_page("duty")
+    officer.goto(f"{daphne_server}/supervise/qingshui/incidents/{incident.pk}/")
+    assert "暂无证据材料" in officer.inner_text("#evidence")
+    officer.set_input_files(
+        "#evidence-form input[name=photo]",
+        files=[{"name": "scene.png", "mimeType": "image/png", "buffer": png(320, 240)}],
+    )
+    officer.fill("#evidence-form input[name=caption]", "现场照片")
+    with officer.expect_navigation():
+        officer.click("#evidence-form button[type=submit]")
+    officer.fill("#evidence-form input[name=url]", "https://example.org/notice.pdf")
+    officer.fill("#evidence-form input[name=caption]", "处罚告知书")
+    with officer.expect_navigation():
+        officer.click("#evidence-form button[type=submit]")
+    incident.refresh_from_db()
+    assert [(e["kind"], e["caption"]) for e in incident.evidence] == [
+        ("photo", "现场照片"),
+        ("link", "处罚告知书"),
+    ]
+    assert incident.evidence[0]["url"].startswith("/photos/")
+    officer.wait_for_function(
+        "() => { const img = document.querySelector('#evidence img');"
+        " return img && img.complete && img.naturalWidth > 0; }",
+        timeout=10_000,
+    )
+    screenshot(officer, "timeline-evidence")

@@ -58,6 +58,13 @@ def test_timeline_tells_the_incident_in_order(demo):
     assert check_in.since_opened >= check_in.since_whistle
     html = response.content.decode()
     assert 'data-action="summons.done"' in html and "已清理" in html
+    # Ids, codes and moments read in words on the township's clock, not as stored.
+    details = {r.entry.action: dict(r.details) for r in response.context["rows"]}
+    assert details["whistle.blown"]["部门"] == "青山区城管执法局"
+    deadline = summons.check_in_deadline.astimezone(township.zone).strftime("%m-%d %H:%M")
+    assert details["summons.notified"]["截止时间"] == deadline
+    assert details["summons.checked_in"]["按时"] == "是"
+    assert "+00:00" not in html and "True" not in html
     # Each step links to the replay at its moment.
     replay_at = f"/supervise/qingshui/incidents/{incident.pk}/replay/?at="
     assert html.count(replay_at) == len(response.context["rows"])

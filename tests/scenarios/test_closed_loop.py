@@ -252,6 +252,31 @@ def test_a_hotline_ticket_goes_round_the_whole_loop(
     )
     screenshot(officer, "loop-5-closed-again")
 
+    # The incident's page shows every step, in order, as the supervisor replays it.
+    officer.goto(f"{daphne_server}/supervise/qingshui/incidents/{incident.pk}/")
+    shown = officer.eval_on_selector_all(
+        "#timeline tbody tr[data-action]", "rows => rows.map(r => r.dataset.action)"
+    )
+    steps = iter(shown)
+    for expected in (
+        "incident.opened",
+        "whistle.blown",
+        "whistle.joint_confirmed",
+        "summons.overdue",
+        "summons.escalated",
+        "summons.checked_in",
+        "summons.returned",
+        "summons.accepted",
+        "incident.resolved",
+        "incident.closed",
+        "incident.called_back",
+        "incident.reopened",
+        "incident.resolved",
+        "incident.closed",
+    ):
+        assert expected in steps, (expected, shown)  # consumes the iterator: in this order
+    screenshot(officer, "loop-6-timeline")
+
     # The timeline holds every step, in order.
     assert timeline(incident) == [
         "incident.opened",

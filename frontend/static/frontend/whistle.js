@@ -672,3 +672,29 @@ var Whistle = (function () {
     });
   });
 })();
+
+// Evidence from the incident's page: a photo (shrunk and uploaded first) or a link.
+(function () {
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-evidence]");
+    if (!form) return;
+    event.preventDefault();
+    var problem = form.querySelector(".problem");
+    var file = form.elements.photo.files[0];
+    var link = form.elements.url.value.trim();
+    if (!file && !link) return;
+    var button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    var address = file
+      ? Whistle.shrinkPhoto(file).then(Whistle.uploadPhoto).then(function (urls) { return urls[0]; })
+      : Promise.resolve(link);
+    address.then(function (url) {
+      return Whistle.postJson(form.dataset.evidence, {
+        url: url, caption: form.elements.caption.value, kind: file ? "photo" : "link",
+      });
+    }).then(function () { window.location.reload(); }, function (error) {
+      button.disabled = false;
+      if (problem) problem.textContent = error.message;
+    });
+  });
+})();
