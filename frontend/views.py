@@ -288,6 +288,7 @@ def report(request: HttpRequest) -> HttpResponse:
         "map": maps.base_map(user.township),
         "matters": intake_selectors.grid_matters(user=user),
         "earlier": intake_selectors.earlier_matters(user=user),
+        "satisfaction_choices": [c for c in Incident.Satisfaction.choices if c[0]],
     }
     with localtime.shown_in(user.township):
         return render(request, "frontend/report.html", context)

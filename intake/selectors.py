@@ -34,6 +34,11 @@ class Earlier:
     status: str
     settled_in_grid: bool
     photo: str | None
+    # Closed by the township: its feedback, and the incident to say how it went about (回访)
+    # while nobody has yet; the satisfaction once somebody has.
+    feedback: str = ""
+    callback_incident: int | None = None
+    satisfaction: str = ""
 
 
 def matter_status(alert: Alert | None) -> tuple[str, bool]:
@@ -67,6 +72,8 @@ def earlier_matters(*, user: User, limit: int = 30) -> list[Earlier]:
     lines = []
     for report in reports:
         status, settled = matter_status(report.alert)
+        incident = report.alert.incident if report.alert else None
+        closed = incident is not None and incident.status == Incident.Status.CLOSED and not settled
         lines.append(
             Earlier(
                 report.category,
@@ -74,7 +81,12 @@ def earlier_matters(*, user: User, limit: int = 30) -> list[Earlier]:
                 report.created_at,
                 status,
                 settled,
-                (report.photos or [_settled_photo(report.alert and report.alert.incident)])[0],
+                (report.photos or [_settled_photo(incident)])[0],
+                feedback=incident.feedback if closed else "",
+                callback_incident=incident.pk if closed and not incident.satisfaction else None,
+                satisfaction=incident.get_satisfaction_display()
+                if closed and incident.satisfaction
+                else "",
             )
         )
     settled_here = (

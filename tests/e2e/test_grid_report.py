@@ -85,3 +85,41 @@ def test_the_phone_page_fits_390_px_and_shows_no_empty_photo(
     assert phone.is_visible("#photo-remove")
     phone.click("#photo-remove")
     assert not phone.is_visible("#photo-preview")
+
+
+def test_the_grid_officer_hears_the_outcome_and_says_how_it_went(
+    daphne_server, demo_committed, board_page
+):
+    from alerts.models import Alert
+    from command.org.models import Category, User
+    from incidents.models import Incident
+    from incidents.services.incidents import incident_close, incident_open, incident_resolve
+    from intake.reports import report_file
+
+    grid01, duty = User.objects.get(username="grid01"), User.objects.get(username="duty")
+    report = report_file(
+        reporter=grid01, category=Category.objects.get(code="garbage"), description="河边垃圾"
+    )
+    alert = Alert.objects.get(pk=report.alert_id)
+    incident = incident_open(
+        actor=duty,
+        township=alert.township,
+        category=alert.category,
+        severity=alert.severity,
+        title=alert.title,
+        alerts=[alert],
+    )
+    incident_resolve(actor=duty, incident=incident)
+    incident_close(actor=duty, incident=incident, feedback="已清运两车", settled_level="township")
+
+    phone = board_page("grid01", viewport=(390, 844))
+    line = phone.wait_for_selector("#my-reports li:has(.callback-form)", timeout=10_000)
+    assert "已清运两车" in line.inner_text()
+    line.scroll_into_view_if_needed()
+    screenshot(phone, "phone-callback")
+    with phone.expect_navigation():
+        phone.click("#my-reports .callback-form button[value=basic]")
+    incident.refresh_from_db()
+    assert incident.satisfaction == Incident.Satisfaction.BASIC
+    assert "基本满意" in phone.inner_text("#my-reports")
+    assert phone.query_selector("#my-reports .callback-form") is None

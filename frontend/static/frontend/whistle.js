@@ -659,11 +659,13 @@ var Whistle = (function () {
     event.preventDefault();
     var payload = {};
     Array.from(form.elements).forEach(function (field) {
-      if (!field.name) return;
+      if (!field.name || field.type === "submit") return;
       if (field.type === "checkbox") payload[field.name] = field.checked;
       else if (field.type === "radio") { if (field.checked) payload[field.name] = field.value; }
       else payload[field.name] = field.value;
     });
+    // A form of choices as buttons (the phone's 满意 / 基本满意 / 不满意): the one pressed.
+    if (event.submitter && event.submitter.name) payload[event.submitter.name] = event.submitter.value;
     var problem = form.querySelector(".problem");
     Whistle.postJson(form.dataset.apiForm, payload).then(function () {
       window.location.reload();
