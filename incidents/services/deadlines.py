@@ -4,6 +4,7 @@ in, and its escalation steps when it has not finished in time (限时办结), ru
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -78,6 +79,68 @@ def schedule_finish_chain(summons: Summons) -> None:
         pass  # the step is already waiting for its moment
 
 
+@dataclass(frozen=True)
+class Lateness:
+    """Which deadline a summons missed: its fields and the timeline's words for it."""
+
+    deadline: str  # the Summons field holding the deadline
+    overdue: str  # … the flag set the first time
+    level: str  # … the escalation level reached
+    overdue_action: Action
+    escalated_action: Action
+    key: str  # the payload key the deadline is written under
+
+
+ARRIVAL = Lateness(
+    "check_in_deadline",
+    "overdue",
+    "escalation_level",
+    Action.SUMMONS_OVERDUE,
+    Action.SUMMONS_ESCALATED,
+    "deadline",
+)
+FINISHING = Lateness(
+    "finish_deadline",
+    "finish_overdue",
+    "finish_escalation_level",
+    Action.SUMMONS_FINISH_OVERDUE,
+    Action.SUMMONS_FINISH_ESCALATED,
+    "finish_deadline",
+)
+
+
+def _escalated(summons: Summons, level: int, late: Lateness) -> None:
+    """Write an escalation the caller has checked is due (under the summons' row lock): the
+    overdue flag and its row the first time, the level and its row, the department's push."""
+    step = next((s for s in summons.whistle.escalation_policy if int(s["level"]) == level), None)
+    township_id = summons.whistle.incident.township_id
+    fields = [late.level]
+    if not getattr(summons, late.overdue):
+        setattr(summons, late.overdue, True)
+        fields.append(late.overdue)
+        record(
+            summons,
+            township_id,
+            late.overdue_action,
+            actor=None,
+            source=TimelineEntry.Source.SYSTEM,
+            after={late.key: getattr(summons, late.deadline).isoformat()},
+        )
+    before = getattr(summons, late.level)
+    setattr(summons, late.level, level)
+    summons.save(update_fields=fields)
+    record(
+        summons,
+        township_id,
+        late.escalated_action,
+        actor=None,
+        source=TimelineEntry.Source.SYSTEM,
+        before={"level": before},
+        after={"level": level, "notify": (step or {}).get("notify", "")},
+    )
+    announce_summons(summons, late.escalated_action, key_suffix=f":{level}")
+
+
 def summons_finish_step(*, summons_id: int, level: int) -> str:
     """Escalate late finishing to ``level`` and schedule the next level."""
     with transaction.atomic():
@@ -104,36 +167,7 @@ def summons_finish_escalate(*, summons_id: int, level: int) -> str:
             return "already escalated"
         if summons.finish_deadline is None or clock.now() < summons.finish_deadline:
             return "not due"
-        step = next(
-            (s for s in summons.whistle.escalation_policy if int(s["level"]) == level), None
-        )
-        township_id = summons.whistle.incident.township_id
-        deadline = summons.finish_deadline.isoformat()
-        fields = ["finish_escalation_level"]
-        if not summons.finish_overdue:
-            summons.finish_overdue = True
-            fields.append("finish_overdue")
-            record(
-                summons,
-                township_id,
-                Action.SUMMONS_FINISH_OVERDUE,
-                actor=None,
-                source=TimelineEntry.Source.SYSTEM,
-                after={"finish_deadline": deadline},
-            )
-        before = summons.finish_escalation_level
-        summons.finish_escalation_level = level
-        summons.save(update_fields=fields)
-        record(
-            summons,
-            township_id,
-            Action.SUMMONS_FINISH_ESCALATED,
-            actor=None,
-            source=TimelineEntry.Source.SYSTEM,
-            before={"level": before},
-            after={"level": level, "notify": (step or {}).get("notify", "")},
-        )
-        announce_summons(summons, Action.SUMMONS_FINISH_ESCALATED, key_suffix=f":{level}")
+        _escalated(summons, level, FINISHING)
     return f"escalated to level {level}"
 
 
@@ -300,33 +334,5 @@ def summons_escalate(*, summons_id: int, level: int) -> str:
             return "already escalated"
         if clock.now() < summons.check_in_deadline:
             return "not due"  # the deadline moved; the job for the new one will come
-        step = next(
-            (s for s in summons.whistle.escalation_policy if int(s["level"]) == level), None
-        )
-        township_id = summons.whistle.incident.township_id
-        fields = ["escalation_level"]
-        if not summons.overdue:
-            summons.overdue = True
-            fields.append("overdue")
-            record(
-                summons,
-                township_id,
-                Action.SUMMONS_OVERDUE,
-                actor=None,
-                source=TimelineEntry.Source.SYSTEM,
-                after={"deadline": summons.check_in_deadline.isoformat()},
-            )
-        before = summons.escalation_level
-        summons.escalation_level = level
-        summons.save(update_fields=fields)
-        record(
-            summons,
-            township_id,
-            Action.SUMMONS_ESCALATED,
-            actor=None,
-            source=TimelineEntry.Source.SYSTEM,
-            before={"level": before},
-            after={"level": level, "notify": (step or {}).get("notify", "")},
-        )
-        announce_summons(summons, Action.SUMMONS_ESCALATED, key_suffix=f":{level}")
+        _escalated(summons, level, ARRIVAL)
     return f"escalated to level {level}"
