@@ -83,6 +83,7 @@ def test_the_incident_loop_from_the_board(daphne_server, neighbour, board_page):
     assert other.query_selector(f"#joint-{whistle.pk}") is None
     # It is Qingshui's incident: Beishan's board shows it without Qingshui's controls.
     assert other.query_selector(f"#incident-{incident.pk} .incident-actions") is None
+    assert other.query_selector(f"#incident-{incident.pk} a.nav-link") is None  # its page too
     office = Summons.objects.get(whistle=whistle, department__code="bs-office")
     mining = Summons.objects.get(whistle=whistle, department__code="natural-resources")
 
