@@ -8,11 +8,17 @@ callback finds the caller not satisfied and reopens it → closed again.
 
 Every step is a click or a keystroke in the page of the role that does it; the only API calls
 are the two machine clients' (the hotline system files and reads its ticket). Real daphne,
-PostgreSQL, Redis and the job worker; the arrival deadline is the township's shortest (one
+PostgreSQL, Redis, Mosquitto (the police's own system takes its summonses by MQTT downlink)
+and the job worker; the arrival deadline is the township's shortest (one
 minute), so lateness is real time passing, waited for as a condition.
 """
 
 from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.test import Client
@@ -58,9 +64,38 @@ def timeline(incident: Incident) -> list[str]:
     )
 
 
+@contextmanager
+def downlink(mqtt_settings, topic: str) -> Iterator[list[dict]]:
+    """The department's own system on the broker: the summons events it is sent, as they come."""
+    from streams.mqtt.client import broker_config, connect, make_client
+
+    received: list[dict] = []
+    subscribed = threading.Event()
+    config = broker_config(mqtt_settings.url_for("qingshui"))
+    client, _ = make_client("police-dispatch-system", config=config)
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.on_message = lambda c, u, m: received.append(json.loads(m.payload))
+    client.on_connect = lambda c, *args: c.subscribe(topic, qos=1)
+    connect(client, config)
+    client.loop_start()
+    try:
+        assert subscribed.wait(10), "the department's system could not subscribe"
+        yield received
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def test_a_hotline_ticket_goes_round_the_whole_loop(
-    daphne_server, demo_committed, board_page, job_worker, monkeypatch
+    daphne_server, demo_committed, board_page, job_worker, mqtt_settings, monkeypatch
 ):
+    # The police take their summonses on their own system too, by MQTT downlink (Mosquitto).
+    Department.objects.filter(code="police").update(mqtt_downlink=True)
+    with downlink(mqtt_settings, "whistle/qingshui/dispatch/police") as police_system:
+        loop(daphne_server, board_page, job_worker, monkeypatch, police_system)
+
+
+def loop(daphne_server, board_page, job_worker, monkeypatch, police_system) -> None:
     qingshui = Township.objects.get(code="qingshui")
     beishan = Township.objects.create(code="beishan", name="北山镇", name_en="Beishan")
     Grid.objects.create(township=beishan, code="110112-BS-001", kind="comprehensive", name="北")
@@ -319,3 +354,20 @@ def test_a_hotline_ticket_goes_round_the_whole_loop(
         .values_list("action", flat=True)
     )
     assert whistle_rows == ["whistle.blown", "whistle.joint_confirmed"]
+
+    # The police's own system heard every change of their summons, by MQTT.
+    wait_for(
+        lambda: {e["event"] for e in police_system} >= {"summons.accepted"},
+        timeout=30,
+        what="the acceptance on the police's downlink",
+    )
+    heard = [e["event"] for e in police_system if e["summons"]["id"] == summons["police"].pk]
+    for event in (
+        "summons.notified",
+        "summons.escalated",
+        "summons.checked_in",
+        "summons.returned",
+        "summons.accepted",
+    ):
+        assert event in heard, (event, heard)
+    assert heard.count("summons.done") == 2  # done, returned, done again
