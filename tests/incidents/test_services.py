@@ -436,3 +436,18 @@ def test_reopening_needs_a_reason_and_the_window(people, township, settings):
     with pytest.raises(TransitionNotAllowed) as active:
         incident_reopen(actor=people["duty"], incident=incident, reason="again")
     assert active.value.code == "incident_not_finished"
+
+
+def test_work_awaiting_acceptance_can_still_be_released_but_not_reported_again(people, township):
+    summons = blow(people, open_incident(people, township), "chengguan").summonses.get()
+    summons_check_in(actor=people["chengguan"], summons=summons)
+    summons_done(actor=people["chengguan"], summons=summons, note="已清理")
+    with pytest.raises(TransitionNotAllowed) as twice:
+        summons_done(actor=people["chengguan"], summons=summons, note="again")
+    assert twice.value.code == "summons_not_on_site"
+    summons_release(actor=people["duty"], summons=summons, reason="改由街道自行处理")
+    summons.refresh_from_db()
+    assert summons.status == Summons.Status.RELEASED
+    with pytest.raises(TransitionNotAllowed) as late:
+        summons_accept(actor=people["duty"], summons=summons)
+    assert late.value.code == "summons_not_done"
