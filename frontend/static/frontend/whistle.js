@@ -443,7 +443,10 @@ var Whistle = (function () {
 // Dialogs the server renders into #dialog-slot (the board's whistle): shown modal when they
 // arrive, removed when cancelled (button or Escape) or when the server answers with nothing.
 (function () {
-  document.addEventListener("htmx:afterSwap", function (event) {
+  // After the settle, not the swap: htmx wires the new content's hx-* attributes in its settle
+  // tasks, and a dialog shown before that would drop a choice made at once (the joint
+  // township's select redraws the dialog through hx-post).
+  document.addEventListener("htmx:afterSettle", function (event) {
     var dialog = event.detail.target.querySelector("dialog[data-show-modal]");
     if (dialog && !dialog.open) dialog.showModal();
   });
