@@ -264,6 +264,6 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
                 "history": history,
                 "width": WIDTH,
                 "can_command": policy.can_command(request.user, found),
-                "satisfaction_choices": [c for c in Incident.Satisfaction.choices if c[0]],
+                "satisfaction_choices": Incident.SATISFACTION_ANSWERS,
             },
         )

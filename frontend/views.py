@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
@@ -40,6 +43,34 @@ def supervised_township(request: HttpRequest, code: str) -> Township:
     if found is None or not policy.can_supervise(request.user, found):
         raise PermissionDenied
     return found
+
+
+def commanded_township(request: HttpRequest, code: str) -> Township:
+    """The township whose board the user watches and may act on (policy.can_command), else 403."""
+    found = watched_township(request, code)
+    if not policy.can_command(request.user, found):
+        raise PermissionDenied
+    return found
+
+
+def board_dialog(
+    request: HttpRequest,
+    form: forms.Form,
+    act: Callable[[], object],
+    template: str,
+    context: dict[str, Any],
+) -> HttpResponse:
+    """A dialog of the board (htmx): a bound, valid form runs ``act``, and the dialog goes (the
+    change reaches the board through its socket, like every other); a refusal of the service
+    stays in the form, with the form's own errors."""
+    if form.is_bound and form.is_valid():
+        try:
+            act()
+        except (TransitionNotAllowed, ActionForbidden) as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            return HttpResponse("")
+    return render(request, template, {**context, "form": form})
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -152,9 +183,7 @@ def board_whistle(request: HttpRequest, township: str, incident: int) -> HttpRes
     """The board's whistle dialog (htmx): GET shows it, POST blows the whistle. On success the
     dialog goes away and the incident panel changes through the board's socket, like every
     other change; a refusal is shown in the dialog."""
-    found = watched_township(request, township)
-    if not policy.can_command(request.user, found):
-        raise PermissionDenied
+    found = commanded_township(request, township)
     target = get_object_or_404(
         Incident.objects.select_related("township", "category"), pk=incident, township=found
     )
@@ -163,92 +192,78 @@ def board_whistle(request: HttpRequest, township: str, incident: int) -> HttpRes
     joint = Township.objects.exclude(pk=found.pk).filter(code=code).first() if code else None
     submitted = request.method == "POST" and "redraw" not in request.POST
     form = WhistleForm(request.POST if submitted else None, incident=target, joint=joint)
-    if submitted and form.is_valid():
-        try:
-            whistle_blow(
-                actor=request.user,  # type: ignore[arg-type]
-                incident=target,
-                kind=form.cleaned_data["kind"],
-                purpose=form.cleaned_data["purpose"],
-                departments=form.summoned(),
-                joint_township=form.joint_township_chosen(),
-                note=form.cleaned_data["note"],
-            )
-        except (TransitionNotAllowed, ActionForbidden) as refusal:
-            form.add_error(None, str(refusal))
-        else:
-            return HttpResponse("")
-    context = {"township": found, "incident": target, "form": form}
-    return render(request, "frontend/partials/whistle_dialog.html", context)
+    return board_dialog(
+        request,
+        form,
+        lambda: whistle_blow(
+            actor=request.user,  # type: ignore[arg-type]
+            incident=target,
+            kind=form.cleaned_data["kind"],
+            purpose=form.cleaned_data["purpose"],
+            departments=form.summoned(),
+            joint_township=form.joint_township_chosen(),
+            note=form.cleaned_data["note"],
+        ),
+        "frontend/partials/whistle_dialog.html",
+        {"township": found, "incident": target},
+    )
 
 
 def board_close(request: HttpRequest, township: str, incident: int) -> HttpResponse:
     """The board's closing dialog (htmx): feedback and the 631 level; a refusal stays in it."""
-    found = watched_township(request, township)
-    if not policy.can_command(request.user, found):
-        raise PermissionDenied
+    found = commanded_township(request, township)
     target = get_object_or_404(
         Incident.objects.select_related("township", "category"), pk=incident, township=found
     )
     form = CloseForm(request.POST or None, incident=target)
-    if request.method == "POST" and form.is_valid():
-        try:
-            incident_close(
-                actor=request.user,  # type: ignore[arg-type]
-                incident=target,
-                feedback=form.cleaned_data["feedback"],
-                settled_level=form.cleaned_data["settled_level"],
-            )
-        except (TransitionNotAllowed, ActionForbidden) as refusal:
-            form.add_error(None, str(refusal))
-        else:
-            return HttpResponse("")
-    context = {"township": found, "incident": target, "form": form}
-    return render(request, "frontend/partials/close_dialog.html", context)
+    return board_dialog(
+        request,
+        form,
+        lambda: incident_close(
+            actor=request.user,  # type: ignore[arg-type]
+            incident=target,
+            feedback=form.cleaned_data["feedback"],
+            settled_level=form.cleaned_data["settled_level"],
+        ),
+        "frontend/partials/close_dialog.html",
+        {"township": found, "incident": target},
+    )
 
 
 def board_new_incident(request: HttpRequest, township: str) -> HttpResponse:
     """立案 by hand (htmx dialog): the new incident arrives on the board through the socket."""
-    found = watched_township(request, township)
-    if not policy.can_command(request.user, found):
-        raise PermissionDenied
+    found = commanded_township(request, township)
     form = IncidentForm(request.POST or None, township=found)
-    if request.method == "POST" and form.is_valid():
-        try:
-            incident_open(
-                actor=request.user,  # type: ignore[arg-type]
-                township=found,
-                category=form.cleaned_data["category"],
-                severity=form.cleaned_data["severity"],
-                title=form.cleaned_data["title"],
-                description=form.cleaned_data["description"],
-                grid=form.cleaned_data["grid"],
-            )
-        except (TransitionNotAllowed, ActionForbidden) as refusal:
-            form.add_error(None, str(refusal))
-        else:
-            return HttpResponse("")
-    context = {"township": found, "form": form}
-    return render(request, "frontend/partials/incident_dialog.html", context)
+    return board_dialog(
+        request,
+        form,
+        lambda: incident_open(
+            actor=request.user,  # type: ignore[arg-type]
+            township=found,
+            category=form.cleaned_data["category"],
+            severity=form.cleaned_data["severity"],
+            title=form.cleaned_data["title"],
+            description=form.cleaned_data["description"],
+            grid=form.cleaned_data["grid"],
+        ),
+        "frontend/partials/incident_dialog.html",
+        {"township": found},
+    )
 
 
 def board_intake(request: HttpRequest, township: str) -> HttpResponse:
     """The board's intake desk (htmx): GET shows the dialog, POST files the call, ticket or
     visit. The new alert (or incident) reaches the board through its socket like any other;
     a refusal is shown in the dialog."""
-    found = watched_township(request, township)
-    if not policy.can_command(request.user, found):
-        raise PermissionDenied
+    found = commanded_township(request, township)
     form = IntakeForm(request.POST or None, township=found)
-    if request.method == "POST" and form.is_valid():
-        try:
-            intake_file(actor=request.user, **form.filing())  # type: ignore[arg-type]
-        except (TransitionNotAllowed, ActionForbidden) as refusal:
-            form.add_error(None, str(refusal))
-        else:
-            return HttpResponse("")
-    context = {"township": found, "form": form, "map": maps.base_map(found)}
-    return render(request, "frontend/partials/intake_dialog.html", context)
+    return board_dialog(
+        request,
+        form,
+        lambda: intake_file(actor=request.user, **form.filing()),  # type: ignore[arg-type]
+        "frontend/partials/intake_dialog.html",
+        {"township": found, "map": maps.base_map(found)},
+    )
 
 
 def intake_item(request: HttpRequest, report: int) -> HttpResponse:
@@ -288,7 +303,7 @@ def report(request: HttpRequest) -> HttpResponse:
         "map": maps.base_map(user.township),
         "matters": intake_selectors.grid_matters(user=user),
         "earlier": intake_selectors.earlier_matters(user=user),
-        "satisfaction_choices": [c for c in Incident.Satisfaction.choices if c[0]],
+        "satisfaction_choices": Incident.SATISFACTION_ANSWERS,
     }
     with localtime.shown_in(user.township):
         return render(request, "frontend/report.html", context)

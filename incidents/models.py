@@ -90,6 +90,9 @@ class Incident(models.Model):
         BASIC = "basic", _("Basically satisfied")
         UNSATISFIED = "unsatisfied", _("Not satisfied")
 
+    # What a callback can answer (the choices less "not asked yet").
+    SATISFACTION_ANSWERS = [(v, label) for v, label in Satisfaction.choices if v]
+
     # 回访: what the person who raised it said of the outcome, asked after closing.
     satisfaction = models.CharField(
         _("satisfaction"), max_length=12, choices=Satisfaction.choices, blank=True

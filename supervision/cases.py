@@ -136,7 +136,7 @@ class CaseFilterForm(forms.Form):
         ]
         self.fields["satisfaction"].choices = [
             ("", _("Any")),
-            *[(v, label) for v, label in Incident.Satisfaction.choices if v],
+            *Incident.SATISFACTION_ANSWERS,
             (NONE, _("Not asked yet")),
         ]
 

@@ -139,7 +139,7 @@ def callbacks_due(township: Township, *, whole_phone: bool) -> list[CallbackDue]
         .select_related("category", "grid")
         .order_by("closed_at", "id")[:200]
     )
-    channels = dict(GridReport.Channel.choices)
+    channels = report_channels()
     raised: dict[int, list[Caller]] = {}
     for report in GridReport.objects.filter(alert__incident__in=closed).select_related(
         "alert", "reporter"
@@ -149,7 +149,7 @@ def callbacks_due(township: Township, *, whole_phone: bool) -> list[CallbackDue]
         if phone and not whole_phone:
             phone = phone_masked(phone)
         raised.setdefault(report.alert.incident_id, []).append(
-            Caller(str(channels.get(report.channel, report.channel)), name, phone)
+            Caller(channels.get(report.channel, report.channel), name, phone)
         )
     return [CallbackDue(i, raised.get(i.pk, [])) for i in closed]
 

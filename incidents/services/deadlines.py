@@ -215,22 +215,12 @@ def summons_deadlines_sweep() -> int:
     summonses in their last ten minutes or still escalating, not every open one.
     """
     now = clock.now()
-    due = (
+    summonses = _still_escalating(
         Summons.objects.filter(
             status__in=Summons.WAITING_STATUSES, check_in_deadline__lte=now + REMIND_BEFORE
-        )
-        .annotate(
-            levels=Func(
-                F("whistle__escalation_policy"),
-                function="jsonb_array_length",
-                output_field=IntegerField(),
-            )
-        )
-        .filter(escalation_level__lt=F("levels"))
-        .select_related("whistle")
-        .order_by("check_in_deadline", "pk")
+        ),
+        ARRIVAL,
     )
-    summonses = list(due)
     reminded = set(
         TimelineEntry.objects.filter(
             subject_type="summons",
@@ -256,7 +246,10 @@ def summons_deadlines_sweep() -> int:
             # One summons must not hold up the others; the next sweep tries it again.
             log.exception("deadline sweep failed for summons %s", summons.pk)
             failed.append(summons.pk)
-    for summons in _finish_due(now):
+    finishing_late = Summons.objects.filter(
+        status__in=Summons.WORKING_STATUSES, finish_deadline__lte=now - SWEEP_GRACE
+    )
+    for summons in _still_escalating(finishing_late, FINISHING):
         try:
             for level, at in enumerate(finish_step_times(summons, summons.whistle), start=1):
                 if at > cutoff:
@@ -274,22 +267,17 @@ def summons_deadlines_sweep() -> int:
     return ran
 
 
-def _finish_due(now: datetime) -> list[Summons]:
-    """Working summonses past their finishing deadline with levels left to run."""
+def _still_escalating(summonses: Any, late: Lateness) -> list[Summons]:
+    """Those of ``summonses`` with levels of their whistle's policy still to run for ``late``,
+    earliest deadline first. Fully escalated ones drop out in the query."""
+    levels = Func(
+        F("whistle__escalation_policy"), function="jsonb_array_length", output_field=IntegerField()
+    )
     return list(
-        Summons.objects.filter(
-            status__in=Summons.WORKING_STATUSES, finish_deadline__lte=now - SWEEP_GRACE
-        )
-        .annotate(
-            levels=Func(
-                F("whistle__escalation_policy"),
-                function="jsonb_array_length",
-                output_field=IntegerField(),
-            )
-        )
-        .filter(finish_escalation_level__lt=F("levels"))
+        summonses.annotate(levels=levels)
+        .filter(**{f"{late.level}__lt": F("levels")})
         .select_related("whistle")
-        .order_by("finish_deadline", "pk")
+        .order_by(late.deadline, "pk")
     )
 
 
