@@ -12,3 +12,5 @@ class AlertsConfig(AppConfig):
 
         # Streams is below alerts: it hands its stored batches up through this registration.
         on_stored(alerts_from_stored)
+        # Each channel module registers itself with the notifications (alerts.delivery.people).
+        import alerts.delivery.channels  # noqa: F401

@@ -207,6 +207,73 @@ class Delivery(models.Model):
         return f"{self.event} → {self.department} ({self.get_channel_display()})"
 
 
+class Notification(models.Model):
+    """One message to one person on one channel (督办 reaching people): paged by an escalation
+    chain's step, an overdue level or a supervision order. Console notifications show on the
+    person's live page; the others are sent by the job queue, each attempt recorded here, and
+    one that fails for good hands over to the next channel of the person's list (``fallback``).
+    """
+
+    class Channel(models.TextChoices):
+        CONSOLE = "console", _("Console")
+        SMS = "sms", _("SMS")
+        EMAIL = "email", _("E-mail")
+        ROBOT = "robot", _("Work group robot")
+        SYSTEM = "system", _("Department's system")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
+    # The moment it was caused and by what (the summons' chain step, the order …), the person
+    # and the channel: the same cause never notifies the same person twice on one channel.
+    key = models.CharField(_("key"), max_length=160, unique=True)
+    user = models.ForeignKey(
+        "org.User",
+        verbose_name=_("person"),
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    township = models.ForeignKey(
+        "org.Township", verbose_name=_("township"), on_delete=models.CASCADE, related_name="+"
+    )
+    # What it is about: a summons or a supervision order (their timeline rows say so too).
+    subject_type = models.CharField(_("subject type"), max_length=20, choices=Subject.choices)
+    subject_id = models.BigIntegerField(_("subject id"))
+    incident_id = models.BigIntegerField(_("incident"), null=True, blank=True)
+    # Why this person: on_call, backup, head, township_supervisors, district_supervisors,
+    # discipline, order.
+    reason = models.CharField(_("reason"), max_length=32)
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    # What it says, in the township's language (Chinese), and where its link leads.
+    text = models.CharField(_("text"), max_length=500)
+    link = models.CharField(_("link"), max_length=200)
+    # The channels still to try, in order, if this one fails for good.
+    fallback = models.JSONField(_("then"), default=list, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    # Seen on the console, or its link opened (from an SMS, an e-mail, the work group).
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["subject_type", "subject_id"]),
+            models.Index(fields=["user", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} → {self.user}"
+
+
 class AlertRule(BilingualName):
     """A township's rule that turns events or readings into alerts (editable in the admin).
     Its name is kept in Chinese and English; an alert it raises keeps both, and reads in its

@@ -295,6 +295,15 @@ WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT", 15))
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
 WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS")
 
+# --- notifications to people (督办) ------------------------------------------------------------
+# The address people open links from (SMS, e-mail, work group): https://whistle.example.gov.cn
+WHISTLE_BASE_URL = os.environ.get("WHISTLE_BASE_URL", "http://localhost:8000")
+# Notifications sent at once by a worker serving the `notifications` queue.
+WHISTLE_NOTIFY_CONCURRENCY = int(os.environ.get("WHISTLE_NOTIFY_CONCURRENCY", 4))
+# How often the deadline pool looks for steps that have come due: a step (an escalation, an
+# overdue level) fires within this of its moment.
+WHISTLE_DEADLINE_POLL_SECONDS = float(os.environ.get("WHISTLE_DEADLINE_POLL_SECONDS", 0.2))
+
 # --- logging --------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

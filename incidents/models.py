@@ -208,6 +208,10 @@ class Whistle(models.Model):
     # Escalation runs from this copy, so editing the policy later does not change a running
     # escalation (Grafana OnCall's escalation snapshot).
     escalation_policy = models.JSONField(_("escalation policy (snapshot)"), default=list)
+    # Who is paged until a department acknowledges, step by step (the township's escalation
+    # chain for this kind, copied when blown): [{"action": "notify_on_call"}, {"action":
+    # "wait", "minutes": 5}, …]. Empty on whistles blown before chains existed.
+    escalation_chain = models.JSONField(_("escalation chain (snapshot)"), default=list)
     note = models.TextField(_("note"), blank=True)
 
     class Meta:
@@ -290,6 +294,10 @@ class Summons(models.Model):
     # How many times the township sent the work back, and why the last time.
     returned_count = models.PositiveSmallIntegerField(_("times returned"), default=0)
     return_reason = models.CharField(_("return reason"), max_length=300, blank=True)
+    # The escalation chain's progress: how many of its notification steps have run, and when
+    # the next one is due (null once acknowledged or when the chain has run out).
+    page_step = models.PositiveSmallIntegerField(_("escalation chain step"), default=0)
+    page_at = models.DateTimeField(_("next escalation step at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("summons")
@@ -298,9 +306,198 @@ class Summons(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["whistle", "department"], name="uniq_summons")
         ]
+        # The chains' sweep reads the few summonses with a step due, not every open one.
+        indexes = [
+            models.Index(
+                fields=["page_at"],
+                name="summons_page_due",
+                condition=models.Q(page_at__isnull=False),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.department} · {self.whistle}"
+
+
+class EscalationChain(models.Model):
+    """Who is paged, and when, until a summoned department acknowledges (Grafana OnCall's
+    escalation chain). A township has one per whistle kind, or one for every kind; a chain
+    without a township serves every township that has none of its own. Each whistle runs
+    from a copy made when it is blown, so editing a chain changes only later whistles."""
+
+    township = models.ForeignKey(
+        "org.Township",
+        verbose_name=_("township"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="escalation_chains",
+        help_text=_("Empty: the district's chain, for townships without their own."),
+    )
+    kind = models.CharField(
+        _("whistle kind"),
+        max_length=10,
+        choices=Whistle.Kind.choices,
+        blank=True,
+        help_text=_("Empty: every kind without a chain of its own."),
+    )
+    name = models.CharField(_("name"), max_length=120)
+
+    class Meta:
+        verbose_name = _("escalation chain")
+        verbose_name_plural = _("escalation chains")
+        ordering = ["township", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["township", "kind"], name="uniq_escalation_chain", nulls_distinct=False
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def snapshot(self) -> list[dict]:
+        return [step.as_dict() for step in self.steps.all()]
+
+
+class EscalationStep(models.Model):
+    class Action(models.TextChoices):
+        NOTIFY_ON_CALL = "notify_on_call", _("Notify the summoned department's on-call (A)")
+        NOTIFY_BACKUP = "notify_backup", _("Notify its backup (B)")
+        NOTIFY_HEAD = "notify_head", _("Notify the department head")
+        NOTIFY_TOWNSHIP_SUPERVISORS = (
+            "notify_township_supervisors",
+            _("Notify the township's supervisors"),
+        )
+        NOTIFY_DISTRICT_SUPERVISORS = (
+            "notify_district_supervisors",
+            _("Notify the district's supervisors"),
+        )
+        NOTIFY_DISCIPLINE = "notify_discipline", _("Notify the discipline office (纪委)")
+        WAIT = "wait", _("Wait")
+        REPEAT = "repeat", _("Repeat from the first step")
+
+    NOTIFY_ACTIONS = [a for a in Action.values if a.startswith("notify_")]
+
+    chain = models.ForeignKey(
+        EscalationChain, verbose_name=_("chain"), on_delete=models.CASCADE, related_name="steps"
+    )
+    position = models.PositiveSmallIntegerField(_("order"), default=0)
+    action = models.CharField(_("step"), max_length=32, choices=Action.choices)
+    minutes = models.PositiveSmallIntegerField(
+        _("minutes"), null=True, blank=True, help_text=_("For a wait: 1 to 1440.")
+    )
+    times = models.PositiveSmallIntegerField(
+        _("times"), null=True, blank=True, help_text=_("For a repeat: 1 to 10.")
+    )
+    all_channels = models.BooleanField(
+        _("by every channel"),
+        default=False,
+        help_text=_("Reach each person by all their channels at once, not the first that works."),
+    )
+
+    class Meta:
+        verbose_name = _("escalation step")
+        verbose_name_plural = _("escalation steps")
+        ordering = ["chain", "position", "pk"]
+
+    def __str__(self) -> str:
+        return self.get_action_display()
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.action == self.Action.WAIT and not (self.minutes and 1 <= self.minutes <= 1440):
+            raise ValidationError({"minutes": _("A wait lasts 1 to 1440 minutes.")})
+        if self.action == self.Action.REPEAT and not (self.times and 1 <= self.times <= 10):
+            raise ValidationError({"times": _("Repeat 1 to 10 times.")})
+
+    def as_dict(self) -> dict:
+        step: dict = {"action": self.action}
+        if self.action == self.Action.WAIT:
+            step["minutes"] = self.minutes
+        elif self.action == self.Action.REPEAT:
+            step["times"] = self.times
+        elif self.all_channels:
+            step["all_channels"] = True
+        return step
+
+
+class SupervisionOrder(models.Model):
+    """督办单: a supervisor's written order to a department on an incident (or one overdue
+    summons): what to do and by when. The department acknowledges it and answers it."""
+
+    class Status(models.TextChoices):
+        ISSUED = "issued", _("Issued, not acknowledged")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+        ANSWERED = "answered", _("Answered")
+
+    OPEN_STATUSES = (Status.ISSUED, Status.ACKNOWLEDGED)
+
+    township = models.ForeignKey(
+        "org.Township", verbose_name=_("township"), on_delete=models.PROTECT, related_name="+"
+    )
+    incident = models.ForeignKey(
+        Incident,
+        verbose_name=_("incident"),
+        on_delete=models.CASCADE,
+        related_name="supervision_orders",
+    )
+    summons = models.ForeignKey(
+        Summons,
+        verbose_name=_("summons"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="supervision_orders",
+    )
+    department = models.ForeignKey(
+        "org.Department",
+        verbose_name=_("to department"),
+        on_delete=models.PROTECT,
+        related_name="supervision_orders",
+    )
+    instruction = models.TextField(_("what is to be done"))
+    due_at = models.DateTimeField(_("by when"))
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("issued by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+    )
+    issued_at = models.DateTimeField(_("issued at"), default=timezone.now)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.ISSUED
+    )
+    acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("acknowledged by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    answer = models.TextField(_("answer"), blank=True)
+    answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("answered by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("supervision order (督办单)")
+        verbose_name_plural = _("supervision orders (督办单)")
+        ordering = ["-issued_at"]
+        indexes = [models.Index(fields=["department", "status"])]
+
+    def __str__(self) -> str:
+        return f"督办 #{self.pk} → {self.department}"
 
 
 def _photo_path(photo: Photo, filename: str) -> str:

@@ -304,25 +304,30 @@ def _post(delivery: Delivery) -> int:
 
 
 def _publish(delivery: Delivery) -> int:
+    return publish_payload(delivery.department, delivery.payload, key=str(delivery.pk))
+
+
+def publish_payload(department: Department, payload: dict, *, key: str) -> int:
+    """Publish ``payload`` on the department's downlink topic (QoS 1, acknowledged)."""
     from django.conf import settings
 
     from streams.mqtt.client import connect, make_client
     from streams.mqtt.topics import dispatch_topic
 
-    department = delivery.department
-    township = delivery.payload.get("incident", {}).get("township") or (
-        department.township.code if department.township else ""
+    township = (
+        (payload.get("incident") or {}).get("township")
+        if isinstance(payload.get("incident"), dict)
+        else None
     )
+    township = township or (department.township.code if department.township else "")
     topic = dispatch_topic(township, department.code, settings.MQTT_TOPIC_PREFIX)
     deadline = time.monotonic() + TIMEOUT
-    client, config = make_client(f"whistle-downlink-{delivery.pk}")
+    client, config = make_client(f"whistle-downlink-{key}"[:64])
     client.connect_timeout = TIMEOUT  # one deadline for connect and acknowledgement together
     connect(client, config)
     client.loop_start()
     try:
-        info = client.publish(
-            topic, json.dumps(delivery.payload, ensure_ascii=False).encode(), qos=1
-        )
+        info = client.publish(topic, json.dumps(payload, ensure_ascii=False).encode(), qos=1)
         info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
         if not info.is_published():
             raise RuntimeError(f"broker did not acknowledge {topic}")

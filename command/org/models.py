@@ -171,6 +171,37 @@ class Department(BilingualName):
         default=False,
         help_text=_("Also publish summons to whistle/{township}/dispatch/{department}."),
     )
+    # Paged when the on-call and the backup have not answered (an escalation chain's step).
+    head = models.ForeignKey(
+        "User",
+        verbose_name=_("department head"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="headed_departments",
+    )
+
+    class Robot(models.TextChoices):
+        NONE = "", _("None")
+        DINGTALK = "dingtalk", _("DingTalk group robot")
+        WECOM = "wecom", _("WeCom group robot")
+
+    # The department's work group (钉钉 / 企业微信 群机器人): people who choose "work group" are
+    # @-mentioned there by their phone number.
+    robot = models.CharField(
+        _("work group robot"), max_length=10, choices=Robot.choices, blank=True
+    )
+    robot_url = models.URLField(
+        _("robot webhook URL"),
+        blank=True,
+        help_text=_("The robot's address with its access_token (DingTalk) or key (WeCom)."),
+    )
+    robot_secret = models.CharField(
+        _("robot signing secret"),
+        max_length=100,
+        blank=True,
+        help_text=_("DingTalk's 加签 secret (SEC…); WeCom robots have none."),
+    )
     categories = models.ManyToManyField(
         Category,
         verbose_name=_("responsible for"),
@@ -212,6 +243,32 @@ class Responsibility(models.Model):
         return f"{self.category} → {self.department}"
 
 
+class NotifyChannel(models.TextChoices):
+    """The ways a person can be reached, besides the console that is always used."""
+
+    SMS = "sms", _("SMS")
+    EMAIL = "email", _("E-mail")
+    ROBOT = "robot", _("Work group (DingTalk / WeCom)")
+    SYSTEM = "system", _("The department's own system")
+
+
+# A person who has chosen nothing is reached by SMS, then by e-mail.
+DEFAULT_NOTIFY_BY = [NotifyChannel.SMS.value, NotifyChannel.EMAIL.value]
+
+
+def validate_notify_by(value: Any) -> None:
+    from django.core.exceptions import ValidationError
+
+    if not isinstance(value, list) or any(v not in NotifyChannel.values for v in value):
+        raise ValidationError(
+            _("List channels from %(channels)s, in order."),
+            code="notify_by",
+            params={"channels": ", ".join(NotifyChannel.values)},
+        )
+    if len(set(value)) != len(value):
+        raise ValidationError(_("Name each channel once."), code="notify_by")
+
+
 class User(AbstractUser):
     class Role(models.TextChoices):
         DUTY_OFFICER = "duty_officer", _("Duty officer")
@@ -243,6 +300,19 @@ class User(AbstractUser):
         related_name="members",
     )
     phone = models.CharField(_("phone"), max_length=40, blank=True)
+    # A district supervisor of the discipline inspection office (纪委), paged by the chains'
+    # last steps; scoped as any supervisor.
+    discipline = models.BooleanField(_("discipline inspection office (纪委)"), default=False)
+    # How this person is reached, in order (Grafana OnCall's personal notification policy):
+    # the first channel that can reach them is used, the next one when it fails for good. The
+    # console (a live page, with the browser's notification) is always used as well.
+    notify_by = models.JSONField(
+        _("notify me by"),
+        default=list,
+        blank=True,
+        validators=[validate_notify_by],
+        help_text=_('In order, from "sms", "email", "robot" (work group), "system".'),
+    )
 
     class Meta:
         verbose_name = _("user")
@@ -354,3 +424,113 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class OnCallShift(models.Model):
+    """One line of a department's weekly on-call rota (值班表, AB岗): on these weekdays, from
+    ``starts`` to ``ends`` on the township's clock (past midnight when ``ends`` is not after
+    ``starts``), ``primary`` answers and ``backup`` stands in."""
+
+    department = models.ForeignKey(
+        Department,
+        verbose_name=_("department"),
+        on_delete=models.CASCADE,
+        related_name="on_call_shifts",
+    )
+    # ISO weekdays, 1 Monday … 7 Sunday; empty means every day.
+    weekdays = models.JSONField(
+        _("weekdays"),
+        default=list,
+        blank=True,
+        help_text=_("1 Monday … 7 Sunday, e.g. [1, 2, 3, 4, 5]; empty means every day."),
+    )
+    starts = models.TimeField(_("from"))
+    ends = models.TimeField(
+        _("until"), help_text=_("Not after 'from': the shift runs past midnight.")
+    )
+    primary = models.ForeignKey(
+        User, verbose_name=_("on call (A)"), on_delete=models.CASCADE, related_name="+"
+    )
+    backup = models.ForeignKey(
+        User,
+        verbose_name=_("backup (B)"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("on-call shift")
+        verbose_name_plural = _("on-call rota")
+        ordering = ["department", "starts"]
+
+    def __str__(self) -> str:
+        return f"{self.department} {self.starts:%H:%M}–{self.ends:%H:%M}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        days = self.weekdays
+        if not isinstance(days, list) or any(
+            not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= 7 for d in days
+        ):
+            raise ValidationError({"weekdays": _("Give weekdays as numbers 1 (Monday) to 7.")})
+        _same_department(self)
+
+
+class OnCallOverride(models.Model):
+    """A change to the rota for a while (leave, a swap): from ``starts_at`` to ``ends_at`` these
+    people are on call instead of the rota's."""
+
+    department = models.ForeignKey(
+        Department,
+        verbose_name=_("department"),
+        on_delete=models.CASCADE,
+        related_name="on_call_overrides",
+    )
+    starts_at = models.DateTimeField(_("from"))
+    ends_at = models.DateTimeField(_("until"))
+    primary = models.ForeignKey(
+        User, verbose_name=_("on call (A)"), on_delete=models.CASCADE, related_name="+"
+    )
+    backup = models.ForeignKey(
+        User,
+        verbose_name=_("backup (B)"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("on-call override")
+        verbose_name_plural = _("on-call overrides (leave, swaps)")
+        ordering = ["department", "-starts_at"]
+        indexes = [models.Index(fields=["department", "starts_at", "ends_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.department} {self.starts_at:%Y-%m-%d %H:%M} → {self.primary}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValidationError({"ends_at": _("The override must end after it starts.")})
+        _same_department(self)
+
+
+def _same_department(row: OnCallShift | OnCallOverride) -> None:
+    """Whoever is on call must belong to the department: its console is where they answer."""
+    from django.core.exceptions import ValidationError
+
+    errors = {}
+    for field in ("primary", "backup"):
+        person = getattr(row, field, None)
+        if person is not None and row.department_id and person.department_id != row.department_id:
+            errors[field] = _("%(person)s is not a member of this department.") % {
+                "person": person.display_name
+            }
+    if errors:
+        raise ValidationError(errors)

@@ -22,6 +22,7 @@ class Subject(models.TextChoices):
     INCIDENT = "incident", _("incident")
     WHISTLE = "whistle", _("whistle")
     SUMMONS = "summons", _("summons")
+    ORDER = "order", _("supervision order")
 
 
 class Action(models.TextChoices):
@@ -67,6 +68,18 @@ class Action(models.TextChoices):
     SUMMONS_RETURNED = "summons.returned", _("Work returned to the department")
     SUMMONS_FINISH_OVERDUE = "summons.finish_overdue", _("Finishing deadline passed")
     SUMMONS_FINISH_ESCALATED = "summons.finish_escalated", _("Late finishing escalated")
+    # 督办 reaching people: a notification sent, failed for good, read; a step with nobody.
+    SUMMONS_PAGED = "summons.paged", _("Person notified")
+    SUMMONS_PAGE_FAILED = "summons.page_failed", _("Notification failed")
+    SUMMONS_PAGE_READ = "summons.page_read", _("Notification read")
+    SUMMONS_NOBODY_TO_PAGE = "summons.nobody_to_page", _("Nobody to notify at this step")
+    ORDER_ISSUED = "order.issued", _("Supervision order issued (督办单)")
+    ORDER_ACKNOWLEDGED = "order.acknowledged", _("Supervision order acknowledged")
+    ORDER_ANSWERED = "order.answered", _("Supervision order answered")
+    ORDER_PAGED = "order.paged", _("Person notified of the order")
+    ORDER_PAGE_FAILED = "order.page_failed", _("Notification of the order failed")
+    ORDER_PAGE_READ = "order.page_read", _("Notification of the order read")
+    ORDER_NOBODY_TO_PAGE = "order.nobody_to_page", _("Nobody to notify of the order")
 
     @property
     def subject(self) -> Subject:
@@ -205,6 +218,34 @@ class SummonsChange(TypedDict, total=False):
     returned: int  # how many times the work has been returned
 
 
+class Paged(TypedDict, total=False):
+    """One notification to one person: who, why, by what, and how it went."""
+
+    person: str  # the person's name as it reads on the page
+    user: int
+    reason: str  # on_call, backup, head, township_supervisors, district_supervisors, discipline
+    channel: str
+    step: int  # the escalation chain's step (from 1), or the overdue level
+    error: str
+    then: str  # the channel used next when this one failed for good
+
+
+class NobodyToPage(TypedDict, total=False):
+    reason: str
+    step: int
+
+
+class OrderChange(TypedDict, total=False):
+    """A supervision order: to whom, what, by when; its acknowledgement and answer."""
+
+    status: str
+    department: str
+    summons: int
+    instruction: str
+    due_at: str
+    answer: str
+
+
 class Payload(TypedDict, total=False):
     pass
 
@@ -244,6 +285,17 @@ SCHEMAS: dict[Action, tuple[type, type]] = {
     Action.SUMMONS_RETURNED: (SummonsChange, SummonsChange),
     Action.SUMMONS_FINISH_OVERDUE: (Payload, SummonsChange),
     Action.SUMMONS_FINISH_ESCALATED: (SummonsChange, SummonsChange),
+    Action.SUMMONS_PAGED: (Payload, Paged),
+    Action.SUMMONS_PAGE_FAILED: (Payload, Paged),
+    Action.SUMMONS_PAGE_READ: (Payload, Paged),
+    Action.SUMMONS_NOBODY_TO_PAGE: (Payload, NobodyToPage),
+    Action.ORDER_ISSUED: (Payload, OrderChange),
+    Action.ORDER_ACKNOWLEDGED: (OrderChange, OrderChange),
+    Action.ORDER_ANSWERED: (OrderChange, OrderChange),
+    Action.ORDER_PAGED: (Payload, Paged),
+    Action.ORDER_PAGE_FAILED: (Payload, Paged),
+    Action.ORDER_PAGE_READ: (Payload, Paged),
+    Action.ORDER_NOBODY_TO_PAGE: (Payload, NobodyToPage),
 }
 
 
@@ -312,6 +364,15 @@ FIELD_LABELS = {
     "reopen": _("reopened"),
     "grid": _("grid"),
     "photos": _("photos"),
+    "person": _("person"),
+    "user": _("user"),
+    "step": _("step"),
+    "error": _("error"),
+    "then": _("then by"),
+    "summons": _("summons"),
+    "instruction": _("what is to be done"),
+    "due_at": _("by when"),
+    "answer": _("answer"),
 }
 
 
