@@ -193,7 +193,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     queues = [q.strip() for q in (args.queues or "").split(",") if q.strip()] or None
     say(
         "worker: running jobs from the PostgreSQL queue, "
-        + (f"queues {','.join(queues)}" if queues else "every queue in two pools")
+        + (f"queues {','.join(queues)}" if queues else "every queue in three pools")
         + " (Ctrl-C stops)"
     )
     run_worker(queues=queues, concurrency=args.concurrency)
@@ -258,12 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-host", default=os.environ.get("WHISTLE_METRICS_HOST", "127.0.0.1")
     )
     ingest_parser.set_defaults(func=cmd_ingest)
-    worker = sub.add_parser("worker", help="job queue worker (deadlines, webhooks, sweeps)")
+    worker = sub.add_parser(
+        "worker", help="job queue worker (deadlines, webhooks, notifications, sweeps)"
+    )
     worker.add_argument(
         "--queues",
         default=os.environ.get("WHISTLE_WORKER_QUEUES", ""),
-        help="comma-separated queues to serve (deadlines,default or deliveries); "
-        "default: all of them, deadlines and deliveries in separate pools",
+        help="comma-separated queues to serve (deadlines,default; deliveries; notifications); "
+        "default: all of them, deadlines, deliveries and notifications in separate pools",
     )
     worker.add_argument(
         "--concurrency",

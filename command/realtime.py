@@ -42,6 +42,8 @@ EventType = Literal[
     "summons.updated",
     # A user's rights may have changed (saved, deactivated, logged out): their sockets re-check.
     "user.changed",
+    # A person was paged (督办): their open pages show it.
+    "notification.new",
 ]
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 

@@ -27,12 +27,17 @@ log = logging.getLogger("whistle.worker")
 
 DEADLINE_QUEUES = ("deadlines", "default")
 DELIVERY_QUEUES = ("deliveries",)
+# Pages to people (SMS, e-mail, work groups): a pool of their own, so a slow SMS gateway holds
+# up neither the escalation steps nor the departments' webhooks, nor they a page.
+NOTIFY_QUEUES = ("notifications",)
 # Deadline steps are short transactions; two at once lets one wait on a row lock (an officer
 # changing the same summons) without holding up the others.
 DEADLINE_CONCURRENCY = 2
 # The most a pool waits before starting again after stopping on an error.
 RESTART_BACKOFF_MAX = 30.0
-# Poll for due jobs this often: a step scheduled for a moment fires within it.
+# Poll for due jobs this often: a job deferred for later fires within it (a job for now wakes
+# its pool at once through LISTEN/NOTIFY). The deadline pool polls more often
+# (WHISTLE_DEADLINE_POLL_SECONDS): an escalation step must leave within a second of its moment.
 POLLING_INTERVAL = 2.0
 
 
@@ -41,17 +46,21 @@ class Pool:
     name: str
     queues: tuple[str, ...]
     concurrency: int
+    polling: float = POLLING_INTERVAL
 
 
 def pools_for(queues: Sequence[str] | None = None, concurrency: int | None = None) -> list[Pool]:
     from django.conf import settings
 
+    deadline_poll = settings.WHISTLE_DEADLINE_POLL_SECONDS
     if queues:
         name = "+".join(queues)
-        return [Pool(name, tuple(queues), concurrency or DEADLINE_CONCURRENCY)]
+        polling = deadline_poll if set(queues) & set(DEADLINE_QUEUES) else POLLING_INTERVAL
+        return [Pool(name, tuple(queues), concurrency or DEADLINE_CONCURRENCY, polling)]
     return [
-        Pool("deadlines", DEADLINE_QUEUES, DEADLINE_CONCURRENCY),
+        Pool("deadlines", DEADLINE_QUEUES, DEADLINE_CONCURRENCY, deadline_poll),
         Pool("deliveries", DELIVERY_QUEUES, concurrency or settings.WHISTLE_DELIVERY_CONCURRENCY),
+        Pool("notifications", NOTIFY_QUEUES, settings.WHISTLE_NOTIFY_CONCURRENCY),
     ]
 
 
@@ -126,7 +135,7 @@ async def _serve(app: Any, pool: Pool, stopping: asyncio.Event) -> None:
                 concurrency=pool.concurrency,
                 name=pool.name,
                 install_signal_handlers=False,
-                fetch_job_polling_interval=POLLING_INTERVAL,
+                fetch_job_polling_interval=pool.polling,
                 update_heartbeat_interval=settings.WHISTLE_WORKER_HEARTBEAT,
                 stalled_worker_timeout=settings.WHISTLE_WORKER_STALLED_AFTER,
             )

@@ -209,6 +209,11 @@ class FragmentConsumer(AsyncWebsocketConsumer):
                 return
         await self.recheck(reason=event.get("id"))
 
+    async def notification_new(self, event: dict[str, Any]) -> None:
+        # A page to this user (督办): a page that shows notifications redraws them; the others
+        # let it pass (the user's own group reaches every socket of theirs).
+        return
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Actions go through HTTP (CSRF, one code path); the socket only pushes.
         return

@@ -20,7 +20,7 @@ from django.conf import settings
 from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
-from incidents.services import deadlines
+from incidents.services import deadlines, escalation
 
 # 2, 4, 8 … 256 s between attempts (about eight minutes in all); the sweep covers the rest.
 RETRY = RetryStrategy(max_attempts=8, exponential_wait=2)
@@ -42,6 +42,12 @@ def summons_deadline(summons_id: int, step: int) -> str:
 def summons_finish_deadline(summons_id: int, level: int) -> str:
     """Late finishing: escalate to level ``level``, then schedule the next level."""
     return deadlines.summons_finish_step(summons_id=summons_id, level=level)
+
+
+@app.task(name=escalation.PAGE_TASK, queue="deadlines", retry=RETRY, pass_context=False)
+def summons_page(summons_id: int, step: int) -> str:
+    """Step ``step`` of the summons' escalation chain; each step queues the next."""
+    return escalation.summons_page_step(summons_id=summons_id, step=step)
 
 
 @app.periodic(

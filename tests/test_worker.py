@@ -56,14 +56,21 @@ def test_deadlines_and_deliveries_are_served_by_separate_pools(settings):
     from command.worker import pools_for
 
     settings.WHISTLE_DELIVERY_CONCURRENCY = 6
-    deadlines, deliveries = pools_for()
+    settings.WHISTLE_DEADLINE_POLL_SECONDS = 0.2
+    deadlines, deliveries, notifications = pools_for()
     assert "deadlines" in deadlines.queues and "deliveries" not in deadlines.queues
     assert deliveries.queues == ("deliveries",) and deliveries.concurrency == 6
-    # Every queue a task is deferred to is served by exactly one of the two pools.
+    assert notifications.queues == ("notifications",)
+    # Escalation steps are deferred for their moment: the deadline pool looks for them often.
+    assert deadlines.polling == 0.2 and deliveries.polling > deadlines.polling
+    # Every queue a task is deferred to is served by exactly one of the pools.
     from procrastinate.contrib.django import app
 
     task_queues = {task.queue for task in app.tasks.values() if task.queue != "builtin"}
-    assert task_queues <= {*deadlines.queues, *deliveries.queues}, task_queues
+    served = [*deadlines.queues, *deliveries.queues, *notifications.queues]
+    assert task_queues <= set(served) and len(served) == len(set(served)), task_queues
+    (deadline_only,) = pools_for(["deadlines", "default"])
+    assert deadline_only.polling == 0.2
 
     args = build_parser().parse_args(["worker", "--queues", "deliveries", "--concurrency", "8"])
     assert (args.queues, args.concurrency) == ("deliveries", 8)

@@ -35,7 +35,7 @@ log = logging.getLogger("whistle.notify")
 SEND_TASK = "alerts.tasks.send_notification"
 # A page must fall back quickly: three attempts (2 s, 4 s apart), then the next channel.
 MAX_ATTEMPTS = 3
-LINK_SALT = "whistle.notification"
+LINK_SALT = "whistle-notification-link"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from command.timeline.actions import Action
 from command.timeline.models import TimelineEntry
 from incidents.models import Summons, Whistle
 from incidents.services.common import locked_summonses, log, record
+from incidents.services.escalation import page_overdue, pages_due_sweep
 from incidents.services.pushes import announce_summons
 
 # Who hears of an overdue summons, and when (督办): copied onto each whistle when it is blown.
@@ -139,6 +140,8 @@ def _escalated(summons: Summons, level: int, late: Lateness) -> None:
         after={"level": level, "notify": (step or {}).get("notify", "")},
     )
     announce_summons(summons, late.escalated_action, key_suffix=f":{level}")
+    if step is not None:
+        page_overdue(summons, level, step.get("notify", ""), finishing=late is FINISHING)
 
 
 def summons_finish_step(*, summons_id: int, level: int) -> str:
@@ -260,6 +263,9 @@ def summons_deadlines_sweep() -> int:
         except Exception:
             log.exception("finishing sweep failed for summons %s", summons.pk)
             failed.append(summons.pk)
+    paged, page_failed = pages_due_sweep(now, SWEEP_GRACE)
+    ran += paged
+    failed += page_failed
     if ran:
         log.warning("deadline sweep ran %s step(s) the job chain had not", ran)
     if failed:

@@ -39,6 +39,9 @@ def summons_changed(
     time: datetime | None = None,
     key_suffix: str = "",
 ) -> None:
+    if summons.page_at is not None and summons.status != Summons.Status.NOTIFIED:
+        summons.page_at = None  # answered: its escalation chain stops here
+        fields = [*fields, "page_at"]
     summons.save(update_fields=["status", *fields])
     incident = summons.whistle.incident
     record(

@@ -26,6 +26,7 @@ from incidents.services.deadlines import (
     schedule_finish_chain,
     step_times,
 )
+from incidents.services.escalation import chain_for, first_page_at, schedule_page_step
 from incidents.services.incidents import require_active, set_incident_status
 from incidents.services.pushes import push_to_department
 
@@ -171,6 +172,7 @@ def whistle_blow(
             report_within=report_within(incident.township, kind),
             finish_within=finish_within(incident.township, kind),
             escalation_policy=DEFAULT_ESCALATION_POLICY,
+            escalation_chain=chain_for(incident.township, kind),
             note=note,
         )
         after: dict[str, Any] = {"kind": kind, "purpose": purpose, "departments": codes}
@@ -203,6 +205,7 @@ def _summon(
         return []
     deadline = now + whistle.report_within
     finish_by = now + whistle.finish_within if whistle.finish_within else None
+    page_at = first_page_at(whistle, now)
     # One INSERT for all summonses and one for their timeline rows: the officer is waiting.
     summonses = Summons.objects.bulk_create(
         [
@@ -211,6 +214,7 @@ def _summon(
                 department=summoned.department,
                 check_in_deadline=deadline,
                 finish_deadline=finish_by,
+                page_at=page_at,
                 off_list_reason=summoned.reason.strip()
                 if summoned.department.pk not in on_list
                 else "",
@@ -245,6 +249,8 @@ def _summon(
         summons.whistle = whistle
         schedule_deadline_step(summons.pk, 0, step_times(summons, whistle)[0])
         schedule_finish_chain(summons)
+        if page_at is not None:
+            schedule_page_step(summons.pk, 0, page_at)
         push_to_department(summons, Action.SUMMONS_NOTIFIED)
     if incident.status == Incident.Status.OPEN:
         set_incident_status(

@@ -56,9 +56,24 @@ def blow(*codes, ago: timedelta):
         )
 
 
+# Pages to people are tested in test_escalation_chains.py; here, the deadline's own rows.
+PAGING = ("summons.paged", "summons.page_failed", "summons.page_read", "summons.nobody_to_page")
+
+
+@pytest.fixture(autouse=True)
+def no_escalation_chains(monkeypatch):
+    """Whistles here run no escalation chain: the sweep's counts are the deadline steps'."""
+    from incidents.services import escalation
+
+    monkeypatch.setattr(
+        escalation, "DEFAULT_CHAINS", {kind: [] for kind in escalation.DEFAULT_CHAINS}
+    )
+
+
 def actions(summons):
     return list(
         TimelineEntry.objects.filter(subject_type="summons", subject_id=summons.pk)
+        .exclude(action__in=PAGING)
         .order_by("time")
         .values_list("action", "after")
     )
