@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from command.org.models import (
@@ -52,7 +53,10 @@ def on_call(department: Department, at: datetime) -> OnCall:
     )
     if override is not None:
         return OnCall(override.primary, override.backup, "override")
-    zone = township_zone(department.township.time_zone if department.township else "")
+    # A district department keeps the district's clock, the deployment's own zone.
+    zone = township_zone(
+        department.township.time_zone if department.township else settings.TIME_ZONE
+    )
     local = at.astimezone(zone)
     shifts = OnCallShift.objects.filter(department=department).select_related("primary", "backup")
     for shift in sorted(shifts, key=lambda s: (s.starts, s.pk)):

@@ -303,3 +303,77 @@ def test_the_whistle_keeps_the_chain_it_was_blown_with(police):
         {k: (str(v) if k == "action" else v) for k, v in step.items()} for step in CHAIN
     ]
     assert timezone.is_aware(summons.page_at)
+
+
+# --- a worker killed in the middle of a chain -------------------------------------------------
+
+# Three seconds between steps: the chain runs through while the test watches.
+FAST_CHAIN = [
+    {"action": Step.NOTIFY_ON_CALL},
+    {"action": Step.WAIT, "minutes": 0.05},
+    {"action": Step.NOTIFY_BACKUP},
+    {"action": Step.WAIT, "minutes": 0.05},
+    {"action": Step.NOTIFY_HEAD},
+    {"action": Step.WAIT, "minutes": 0.05},
+    {"action": Step.NOTIFY_TOWNSHIP_SUPERVISORS},
+    {"action": Step.WAIT, "minutes": 0.05},
+    {"action": Step.NOTIFY_DISTRICT_SUPERVISORS},
+]
+
+
+def test_a_worker_killed_mid_chain_neither_skips_nor_repeats_a_step(police):
+    from tests.conftest import wait_for
+    from tests.incidents.test_deadlines import WorkerProcess, database_url, summons_locked
+
+    qingshui = Township.objects.get(code="qingshui")
+    person("qs-sup", role=User.Role.SUPERVISOR, township=qingshui)
+    person("district-sup", role=User.Role.SUPERVISOR)
+    summons = blow()
+    # The whistle's copy of the chain, made fast (the admin allows whole minutes only).
+    Whistle.objects.filter(pk=summons.whistle_id).update(escalation_chain=FAST_CHAIN)
+
+    def place() -> int:
+        return Summons.objects.get(pk=summons.pk).page_step
+
+    first = WorkerProcess(database_url())
+    second = None
+    try:
+        wait_for(lambda: place() >= 2, timeout=30, what="the chain's second step")
+        with summons_locked(summons):
+            # The next step's job waits for the row inside its transaction: kill it there.
+            step = place()
+            wait_for(
+                lambda: ProcrastinateJob.objects.filter(
+                    queueing_lock=f"summons-{summons.pk}-page-{step}", status="doing"
+                ).exists(),
+                timeout=30,
+                what=f"step {step + 1} to start",
+            )
+            first.kill()
+        second = WorkerProcess(database_url())
+        wait_for(lambda: place() == 5, timeout=60, what="the chain to run out")
+        wait_for(
+            lambda: not ProcrastinateJob.objects.filter(
+                task_name="incidents.tasks.summons_page", args__summons_id=summons.pk,
+                status__in=["todo", "doing"],
+            ).exists(),
+            timeout=30,
+            what="no chain job left",
+        )  # fmt: skip
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    assert paged(summons) == [
+        ("summons.paged", "police-a", 1),
+        ("summons.paged", "police-b", 2),
+        ("summons.paged", "police-head", 3),
+        ("summons.paged", "qs-sup", 4),
+        ("summons.paged", "李建华", 5),  # the demo's district supervisor
+        ("summons.paged", "district-sup", 5),
+    ], first.output()
+    consoles = Notification.objects.filter(subject_id=summons.pk, channel="console")
+    assert sorted(consoles.values_list("user__username", flat=True)) == [
+        "district-sup", "police-a", "police-b", "police-head", "qs-sup", "supervisor"
+    ]  # fmt: skip
+    assert Summons.objects.get(pk=summons.pk).page_at is None
