@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from alerts.models import Alert, AlertRule, Delivery
+from alerts.models import Alert, AlertRule, Delivery, Notification
 
 
 @admin.register(Alert)
@@ -34,6 +34,30 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_filter = ["status", "channel", "event", "department"]
     search_fields = ["key", "last_error"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """The notification log (督办 reaching people): who was told what, by which channel, with
+    every attempt's outcome and when it was read."""
+
+    list_display = [
+        "created_at",
+        "user",
+        "reason",
+        "channel",
+        "status",
+        "attempts",
+        "sent_at",
+        "read_at",
+    ]
+    list_filter = ["status", "channel", "reason", "township"]
+    search_fields = ["key", "text", "last_error", "user__username", "user__last_name"]
+    list_select_related = ["user"]
+    readonly_fields = [f.name for f in Notification._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

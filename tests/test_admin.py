@@ -19,6 +19,10 @@ ADMIN_PAGES = [
     "/admin/alerts/alertrule/",
     "/admin/alerts/alertrule/add/",
     "/admin/org/apitoken/",
+    "/admin/alerts/notification/",
+    "/admin/incidents/escalationchain/",
+    "/admin/incidents/escalationchain/add/",
+    "/admin/incidents/supervisionorder/",
 ]
 
 
@@ -34,3 +38,75 @@ def test_admin_is_closed_to_a_duty_officer(client, demo):
     client.login(username="duty", password=DEMO_PASSWORDS["duty"])
     response = client.get("/admin/org/device/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def _inline_management(prefix: str, total: int) -> dict[str, str]:
+    return {
+        f"{prefix}-TOTAL_FORMS": str(total),
+        f"{prefix}-INITIAL_FORMS": "0",
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+
+
+@pytest.mark.django_db
+def test_an_escalation_chain_is_edited_in_the_admin_and_checked(client, demo):
+    from incidents.models import EscalationChain
+
+    client.login(username="admin", password=DEMO_PASSWORDS["admin"])
+    steps = [("notify_on_call", "", ""), ("repeat", "", "2"), ("wait", "5", "")]
+    form = {"name": "夜间紧急", "township": "", "kind": "emergency"}
+    form |= _inline_management("steps", len(steps))
+    for i, (action, minutes, times) in enumerate(steps):
+        form |= {f"steps-{i}-position": str(i), f"steps-{i}-action": action,
+                 f"steps-{i}-minutes": minutes, f"steps-{i}-times": times}  # fmt: skip
+    response = client.post("/admin/incidents/escalationchain/add/", form)
+    assert response.status_code == 200
+    assert "A repeat must be the last step" in response.content.decode()
+    form["steps-1-position"], form["steps-2-position"] = "2", "1"
+    form["steps-1-times"] = "0"
+    response = client.post("/admin/incidents/escalationchain/add/", form)
+    assert "Repeat 1 to 10 times." in response.content.decode()
+    form["steps-1-times"] = "2"
+    response = client.post("/admin/incidents/escalationchain/add/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    chain = EscalationChain.objects.get(name="夜间紧急")
+    assert chain.snapshot() == [
+        {"action": "notify_on_call"},
+        {"action": "wait", "minutes": 5},
+        {"action": "repeat", "times": 2},
+    ]
+
+
+@pytest.mark.django_db
+def test_the_rota_in_the_department_admin_takes_only_its_own_members(client, demo):
+    from command.org.models import Department, OnCallShift, User
+
+    client.login(username="admin", password=DEMO_PASSWORDS["admin"])
+    police = Department.objects.get(code="police")
+    member = User.objects.get(username="police")
+    outsider = User.objects.get(username="chengguan")
+    page = client.get(f"/admin/org/department/{police.pk}/change/")
+    assert page.status_code == 200 and "on_call_shifts-TOTAL_FORMS" in page.content.decode()
+    form = {
+        "code": "police", "name": police.name, "name_en": police.name_en, "kind": police.kind,
+        "township": police.township_id or "", "contact_name": "", "contact_phone": "",
+        "webhook_url": "", "robot": "", "robot_url": "", "robot_secret": "", "head": member.pk,
+    }  # fmt: skip
+    for prefix in ("responsibility_set", "on_call_overrides"):
+        form |= _inline_management(prefix, 0)
+    form |= _inline_management("on_call_shifts", 1) | {
+        "on_call_shifts-0-weekdays": "[1, 2, 3, 4, 5]",
+        "on_call_shifts-0-starts": "18:00",
+        "on_call_shifts-0-ends": "08:00",
+        "on_call_shifts-0-primary": outsider.pk,
+    }
+    response = client.post(f"/admin/org/department/{police.pk}/change/", form)
+    assert response.status_code == 200
+    assert "is not a member of this department" in response.content.decode()
+    form["on_call_shifts-0-primary"] = member.pk
+    response = client.post(f"/admin/org/department/{police.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    shift = OnCallShift.objects.get(department=police)
+    assert shift.weekdays == [1, 2, 3, 4, 5] and shift.primary == member
+    assert Department.objects.get(pk=police.pk).head == member

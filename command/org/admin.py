@@ -9,6 +9,8 @@ from command.org.models import (
     Department,
     Device,
     Grid,
+    OnCallOverride,
+    OnCallShift,
     Responsibility,
     Township,
     User,
@@ -33,14 +35,40 @@ class ResponsibilityInline(admin.TabularInline):
     autocomplete_fields = ["category"]
 
 
+class OnCallShiftInline(admin.TabularInline):
+    """The weekly rota (值班表, AB岗): who answers a summons at each hour of the week."""
+
+    model = OnCallShift
+    extra = 1
+    autocomplete_fields = ["primary", "backup"]
+
+
+class OnCallOverrideInline(admin.TabularInline):
+    """Leave and swaps: for a while, someone else answers instead of the rota's people."""
+
+    model = OnCallOverride
+    extra = 0
+    autocomplete_fields = ["primary", "backup"]
+
+
 @admin.register(Department)
 class DepartmentAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "name_en", "kind", "township", "contact_name", "contact_phone"]
+    list_display = ["code", "name", "name_en", "kind", "township", "head", "contact_phone"]
     list_filter = ["kind", "township"]
     search_fields = ["code", "name", "name_en"]
-    inlines = [ResponsibilityInline]
+    inlines = [ResponsibilityInline, OnCallShiftInline, OnCallOverrideInline]
     readonly_fields = ["webhook_secret"]
+    autocomplete_fields = ["head"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    fieldsets = (
+        (None, {"fields": ("code", "name", "name_en", "kind", "township")}),
+        (_("People"), {"fields": ("head", "contact_name", "contact_phone")}),
+        (
+            _("The department's own system"),
+            {"fields": ("webhook_url", "webhook_secret", "mqtt_downlink")},
+        ),
+        (_("Work group robot"), {"fields": ("robot", "robot_url", "robot_secret")}),
+    )
 
 
 @admin.register(Responsibility)
@@ -83,7 +111,11 @@ class UserAdmin(DjangoUserAdmin):
     autocomplete_fields = ["township", "department"]
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
-        (_("Role and scope"), {"fields": ("role", "township", "department", "phone")}),
+        (
+            _("Role and scope"),
+            {"fields": ("role", "township", "department", "phone", "discipline")},
+        ),
+        (_("How this person is reached"), {"fields": ("notify_by",)}),
     )
     add_fieldsets = (
         *DjangoUserAdmin.add_fieldsets,
