@@ -70,6 +70,7 @@ bench-ingest: install
 # daphne, Redis channel layer, PostgreSQL): 200 whistles to 5 departments.
 bench-dispatch: install
 	$(BIN)/python -m bench.dispatch --whistles 200 --departments 5
+	$(BIN)/python -m bench.escalation --summonses 150
 
 # MQTT camera event → alert row in a real chromium's DOM under 2,000 sensor messages/s, and the
 # fan-out of every alert to 1,000 board websockets on one daphne process (Mosquitto, ingest,
