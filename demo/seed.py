@@ -11,12 +11,22 @@ import secrets
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import time
 from typing import Any
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import models, transaction
 
-from command.org.models import Category, Department, Device, Grid, Responsibility, Township, User
+from command.org.models import (
+    Category,
+    Department,
+    Device,
+    Grid,
+    OnCallShift,
+    Responsibility,
+    Township,
+    User,
+)
 from demo.data import (
     ACCOUNTS,
     ALERT_RULES,
@@ -180,6 +190,22 @@ def _seed_users(
     return users, accounts
 
 
+def _seed_rota(users: Mapping[str, User], tally: _Tally) -> None:
+    """The demo departments' members on call round the clock (值班表), so a whistle's
+    escalation chain pages someone in the demo; a department with a rota of its own keeps it."""
+    for user in users.values():
+        department_id = user.department_id
+        if (
+            department_id is None
+            or OnCallShift.objects.filter(department_id=department_id).exists()
+        ):
+            continue
+        OnCallShift.objects.create(
+            department_id=department_id, starts=time(0), ends=time(0), primary=user
+        )
+        tally.created += 1
+
+
 def _seed_rules(township: Township, tally: _Tally) -> None:
     """Create the demo rules that are missing; rules an administrator edited stay as they are."""
     from alerts.models import AlertRule
@@ -282,6 +308,7 @@ def seed_demo(*, passwords: dict[str, str] | None = None) -> DemoSummary:
         )
 
         users, accounts = _seed_users(township, department_by_code, passwords, tally)
+        _seed_rota(users, tally)
 
         grid_rows: list[dict[str, Any]] = []
         grid_code: dict[str, str] = {}

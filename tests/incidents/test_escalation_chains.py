@@ -67,6 +67,7 @@ def police(demo_committed):
     head = person("police-head", department)
     department.head = head
     department.save(update_fields=["head"])
+    OnCallShift.objects.filter(department=department).delete()  # the demo's round-the-clock one
     OnCallShift.objects.create(
         department=department, starts=time(0), ends=time(0), primary=primary, backup=backup
     )
@@ -194,6 +195,7 @@ def shanghai(day: int, hour: int, minute: int = 0) -> datetime:
 
 def test_the_rota_by_weekday_and_time_past_midnight_and_an_override_for_leave(demo_committed):
     police = Department.objects.get(code="police")
+    OnCallShift.objects.filter(department=police).delete()
     day_a, day_b, night_a, night_b, cover = (
         person(n, police) for n in ("day-a", "day-b", "night-a", "night-b", "cover")
     )
@@ -257,7 +259,8 @@ def test_each_step_pages_its_people_once_and_acknowledging_stops_the_chain(polic
 
 
 def test_a_step_with_nobody_to_page_says_so_and_the_chain_goes_on(demo_committed):
-    summons = blow()  # the demo's police have no rota and no head
+    OnCallShift.objects.filter(department__code="police").delete()
+    summons = blow()  # the police now have no rota, and the demo's no head
     assert summons_page_step(summons_id=summons.pk, step=0) == "step 1 paged"
     with clock.moved(by=timedelta(minutes=4)):
         summons_page_step(summons_id=summons.pk, step=1)

@@ -314,6 +314,21 @@ def test_accounts_have_their_roles_and_scopes() -> None:
     assert User.objects.count() == len(DEMO_USERNAMES), "grids must not get a user each"
 
 
+def test_the_demo_departments_members_are_on_call_round_the_clock() -> None:
+    from datetime import datetime, timedelta
+
+    from command.org.models import OnCallShift
+    from command.org.oncall import on_call
+
+    seed_demo(passwords=PASSWORDS)
+    police = User.objects.get(username="police")
+    moment = datetime(2026, 11, 28, 2, 30).astimezone()
+    for hours in range(0, 24 * 7, 5):
+        assert on_call(police.department, moment + timedelta(hours=hours)).primary == police
+    seed_demo(passwords=PASSWORDS)
+    assert OnCallShift.objects.filter(department=police.department).count() == 1
+
+
 def test_given_passwords_work_and_missing_ones_are_generated_once() -> None:
     summary = seed_demo(passwords={"admin": "admin-secret", "duty": "duty-secret"})
     accounts = {name: (role, password) for name, role, password in summary.accounts}
