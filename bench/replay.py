@@ -86,7 +86,9 @@ from bench.common import code_state, database_url, prepare_demo
 
 DATABASE = "whistle_bench_replay"
 # Bump when the generated data changes shape: a run then regenerates instead of reusing.
-VERSION = 4  # 3: alerts' closed_at; 4: satisfaction, reopenings, finishing and intake columns
+# 3: alerts' closed_at; 4: satisfaction, reopenings, finishing and intake columns; 5: the
+# whistles' escalation chains and the summonses' place in them.
+VERSION = 5
 TOWNSHIP = "qingshui"
 YEAR = timedelta(days=365)
 READING_EVERY = timedelta(minutes=20)
@@ -1081,6 +1083,7 @@ class Generator:
                 None,
                 "",  # not joint: the generated year has no joint whistles
                 "[]",
+                "[]",  # no escalation chain: the generated past pages nobody
             )
         )
         events.append(
@@ -1136,7 +1139,7 @@ class Generator:
                 events,
             )
             tables.summonses.append(
-                (summons_id, *row, off_list, department, whistle_id, False, 0, 0, "")
+                (summons_id, *row, off_list, department, whistle_id, False, 0, 0, "", 0)
             )
             if row[3] is not None and (first_check_in is None or row[3] < first_check_in):
                 first_check_in = row[3]
@@ -1523,7 +1526,8 @@ COPIES = (
     (
         "whistles",
         "incidents_whistle (id, kind, purpose, blown_at, report_within, escalation_policy, note,"
-        " blown_by_id, incident_id, joint_township_id, joint_status, joint_pending)",
+        " blown_by_id, incident_id, joint_township_id, joint_status, joint_pending,"
+        " escalation_chain)",
     ),
     (
         "summonses",
@@ -1531,7 +1535,7 @@ COPIES = (
         " check_in_latitude, check_in_longitude, done_at, done_note, released_at,"
         " release_reason, overdue, escalation_level, checked_in_by_id, off_list_reason,"
         " department_id, whistle_id, finish_overdue, finish_escalation_level, returned_count,"
-        " return_reason)",
+        " return_reason, page_step)",
     ),
     (
         "timeline",
