@@ -21,7 +21,7 @@ from tests.brokers import MOSQUITTO_CONF, REPO_ROOT, Broker, mosquitto_broker, r
 
 pytestmark = pytest.mark.services
 
-APP_SERVICES = {"migrate", "web", "ingest", "worker", "deliveries"}
+APP_SERVICES = {"migrate", "web", "ingest", "worker", "deliveries", "notifications"}
 WAIT = 10.0  # seconds; every wait below ends as soon as its condition holds
 
 
@@ -70,7 +70,7 @@ def test_compose_app_services_share_the_image_and_environment(compose: dict[str,
         assert environment["REDIS_URL"] == "redis://redis:6379/0", name
     assert services["migrate"]["command"] == ["whistle", "migrate"]
     assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
-    for name in ("web", "ingest", "worker", "deliveries"):
+    for name in ("web", "ingest", "worker", "deliveries", "notifications"):
         depends_on = services[name]["depends_on"]
         assert depends_on["migrate"]["condition"] == "service_completed_successfully", name
         assert services[name]["restart"] == "unless-stopped", name
@@ -78,6 +78,10 @@ def test_compose_app_services_share_the_image_and_environment(compose: dict[str,
     # Deadlines and deliveries in separate workers: a slow department never delays a deadline.
     assert services["worker"]["command"] == ["whistle", "worker", "--queues", "deadlines,default"]
     assert services["deliveries"]["command"] == ["whistle", "worker", "--queues", "deliveries"]
+    # Pages to people in a worker of their own: a slow SMS gateway delays neither.
+    assert services["notifications"]["command"] == [
+        "whistle", "worker", "--queues", "notifications"
+    ]  # fmt: skip
 
 
 def test_compose_mqtt_mounts_the_project_config(compose: dict[str, Any]) -> None:

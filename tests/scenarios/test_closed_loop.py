@@ -324,11 +324,18 @@ def loop(daphne_server, board_page, job_worker, monkeypatch, police_system) -> N
         "incident.resolved",
         "incident.closed",
     ]
-    police = list(
+    police_rows = list(
         TimelineEntry.objects.filter(subject_type="summons", subject_id=summons["police"].pk)
         .order_by("time", "pk")
-        .values_list("action", flat=True)
+        .values_list("action", "after")
     )
+    # Until it checked in, the police were paged by the whistle's escalation chain (their
+    # on-call, the demo's round-the-clock rota) and the overdue level paged the township's
+    # supervisors (the demo has none: the row says so); test_escalation_chains.py covers it.
+    paging = [(a, after.get("reason")) for a, after in police_rows if "page" in a]
+    assert paging[0] == ("summons.paged", "on_call"), paging
+    assert ("summons.nobody_to_page", "township_supervisors") in paging, paging
+    police = [a for a, _ in police_rows if "page" not in a]
     assert police == [
         "summons.notified",
         "summons.reminded",
