@@ -111,6 +111,12 @@ def console_orders(*, department_id: int) -> list[SupervisionOrder]:
     )
 
 
+def open_order_count(*, department_id: int) -> int:
+    return SupervisionOrder.objects.filter(
+        department_id=department_id, status__in=SupervisionOrder.OPEN_STATUSES
+    ).count()
+
+
 def order_for_console(*, order_id: int, department_id: int) -> SupervisionOrder | None:
     return _orders().filter(pk=order_id, department_id=department_id).first()
 

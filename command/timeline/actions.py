@@ -370,6 +370,7 @@ FIELD_LABELS = {
     "error": _("error"),
     "then": _("then by"),
     "summons": _("summons"),
+    "department": _("department"),
     "instruction": _("what is to be done"),
     "due_at": _("by when"),
     "answer": _("answer"),
