@@ -165,3 +165,23 @@ def test_the_board_shows_open_orders_beside_the_departments_countdown(incident):
     board = signed_in("duty").get("/board/qingshui/", HTTP_ACCEPT_LANGUAGE="en")
     assert "supervision order open" not in board.content.decode()
     assert SupervisionOrder.objects.get().status == "answered"
+
+
+def test_a_replay_tells_the_order_and_whose_it_is(incident):
+    from urllib.parse import quote
+
+    order = issue(incident)
+    order_answer(actor=User.objects.get(username="chengguan"), order=order, answer="已处理")
+    at = quote((clock.now() + timedelta(seconds=1)).isoformat())
+    frame = signed_in("supervisor").get(
+        f"/supervise/qingshui/incidents/{incident.pk}/replay/frame?at={at}",
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert frame.status_code == 200
+    html = frame.content.decode()
+    with translation.override("en"):
+        name = Department.objects.get(code="chengguan").display_name
+    assert (
+        '<li data-action="order.answered"><time>' in html
+        and f'Supervision order answered</span> <span class="muted">{name}</span>' in html
+    )
