@@ -40,6 +40,11 @@ EventType = Literal[
     "whistle.blown",
     "summons.notified",
     "summons.updated",
+    # A supervision order (督办单) issued, acknowledged or answered: its department's console
+    # and its incident's board.
+    "order.updated",
+    # A console notification for one person (alerts.delivery.people.page), to their sockets.
+    "notification.new",
     # A user's rights may have changed (saved, deactivated, logged out): their sockets re-check.
     "user.changed",
     # A person was paged (督办): their open pages show it.

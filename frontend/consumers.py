@@ -312,7 +312,8 @@ class BoardConsumer(FragmentConsumer):
 
 
 class DepartmentConsumer(FragmentConsumer):
-    """A department's console: its summons, the moment a whistle summons it."""
+    """A department's console: its summons, the moment a whistle summons it, and the
+    supervision orders (督办单) addressed to it."""
 
     url_kwarg = "department"
 
@@ -321,7 +322,11 @@ class DepartmentConsumer(FragmentConsumer):
         return (department, realtime.department_group(department.code)) if department else None
 
     def full_state(self) -> list[Part]:
-        return rendering.summons_inbox_parts(department=self.scoped, language=self.language)
+        return [
+            *rendering.summons_inbox_parts(department=self.scoped, language=self.language),
+            rendering.order_inbox_html(department=self.scoped, oob=True, language=self.language),
+            rendering.order_count_html(department=self.scoped),
+        ]
 
     def render_batch(self, batch: dict[str, set[int]]) -> list[Part]:
         new = batch.get("new summons", set())
@@ -337,6 +342,19 @@ class DepartmentConsumer(FragmentConsumer):
         ]
         if changed:
             parts.append(rendering.summons_count_html(department=self.scoped))
+        new_orders = batch.get("new orders", set())
+        orders = sorted(new_orders | batch.get("orders", set()))
+        parts += [
+            rendering.order_push_html(
+                department=self.scoped,
+                order_id=order_id,
+                new=order_id in new_orders,
+                language=self.language,
+            )
+            for order_id in orders
+        ]
+        if orders:
+            parts.append(rendering.order_count_html(department=self.scoped))
         return parts
 
     async def summons_notified(self, event: dict[str, Any]) -> None:
@@ -346,3 +364,8 @@ class DepartmentConsumer(FragmentConsumer):
     async def summons_updated(self, event: dict[str, Any]) -> None:
         # Replaced where it is shown; on a page not shown it is fetched when that page is.
         self.mark(event, "summons", event["summons_id"])
+
+    async def order_updated(self, event: dict[str, Any]) -> None:
+        # Just issued: added to the list; acknowledged or answered: replaced, or removed.
+        new = event.get("status") == "issued"
+        self.mark(event, "new orders" if new else "orders", event["order_id"])

@@ -10,12 +10,13 @@ from django.urls import reverse
 from django.utils import translation
 
 from alerts import selectors
+from command import clock
 from command.org import localtime
 from command.org.models import Department, Township
 from frontend import paging
 from frontend.frames import Items, Part
 from incidents import selectors as incident_selectors
-from incidents.models import Summons
+from incidents.models import Summons, SupervisionOrder
 
 
 def _alert_rows(alerts: list) -> list:
@@ -338,4 +339,50 @@ def figures_html(*, township: Township, oob: bool, language: str) -> str:
         return render_to_string(
             "frontend/partials/figures.html",
             {"figures": incident_selectors.board_figures(township=township), "oob": oob},
+        )
+
+
+# --- supervision orders on a department's console -----------------------------------------------
+
+
+def _order_rows(orders: list) -> list:
+    now = clock.now()
+    for order in orders:
+        order.late = order.due_at < now
+    return orders
+
+
+def order_inbox_html(*, department: Department, oob: bool, language: str) -> str:
+    """The console's open supervision orders, the soonest due first. A department has a
+    handful at most, so the list is whole: no pages."""
+    orders = _order_rows(incident_selectors.console_orders(department_id=department.pk))
+    with translation.override(language):
+        return render_to_string(
+            "frontend/partials/order_inbox.html", {"orders": orders, "oob": oob}
+        )
+
+
+def order_count_html(*, department: Department, oob: bool = True) -> str:
+    return render_to_string(
+        "frontend/partials/order_count.html",
+        {
+            "open_count": incident_selectors.open_order_count(department_id=department.pk),
+            "oob": oob,
+        },
+    )
+
+
+def order_push_html(*, department: Department, order_id: int, new: bool, language: str) -> str:
+    """A new order is added to the list; an acknowledged one is replaced where it is; an
+    answered one leaves it (the whole list, saying it is empty, when it was the last)."""
+    order = incident_selectors.order_for_console(order_id=order_id, department_id=department.pk)
+    if order is None:
+        return ""
+    is_open = order.status in SupervisionOrder.OPEN_STATUSES
+    if not is_open and not incident_selectors.open_order_count(department_id=department.pk):
+        return order_inbox_html(department=department, oob=True, language=language)
+    _order_rows([order])
+    with translation.override(language):
+        return render_to_string(
+            "frontend/partials/order_push.html", {"order": order, "new": new, "open": is_open}
         )

@@ -51,11 +51,24 @@ def frame_parts(township: Township, incident: Incident, frame: replay.Frame) -> 
         for w in (frame.incident.whistles.all() if frame.incident else [])
         for s in w.summonses.all()
     }
+    # A supervision order's rows are its department's.
+    addressed = (
+        {
+            o.pk: o.department.display_name
+            for o in incident.supervision_orders.select_related("department")
+        }
+        if any(e.subject_type == "order" for e in frame.recent)
+        else {}
+    )
     recent = [
         {
             "entry": e,
             "label": action_label(e.action),
-            "who": departments.get(e.subject_id) if e.subject_type == "summons" else None,
+            "who": departments.get(e.subject_id)
+            if e.subject_type == "summons"
+            else addressed.get(e.subject_id)
+            if e.subject_type == "order"
+            else None,
         }
         for e in frame.recent
     ]

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext_lazy as _
 
 from alerts.labels import label_name
-from alerts.models import Severity
+from alerts.models import Notification, Severity
 from command.org import localtime, policy
 from command.org.models import Department, Township
 from command.timeline.actions import details as action_details
@@ -109,6 +109,7 @@ def _csv(table, township, period, departments, grids, settled) -> HttpResponse:
                 "on_time_rate", "median_check_in_min", "p90_check_in_min", "done",
                 "completion_rate", "overdue", "escalated", "accepted", "accepted_first_time",
                 "first_time_rate", "finish_overdue", "rated", "satisfied", "satisfaction_rate",
+                "orders", "orders_answered", "orders_answered_on_time", "orders_on_time_rate",
             ]
         )  # fmt: skip
         for r in departments:
@@ -119,6 +120,7 @@ def _csv(table, township, period, departments, grids, settled) -> HttpResponse:
                     _minutes(r.p90_check_in), r.done, _rate(r.completion_rate), r.overdue,
                     r.escalated, r.accepted, r.accepted_first_time, _rate(r.first_time_rate),
                     r.finish_overdue, r.rated, r.satisfied, _rate(r.satisfaction_rate),
+                    r.orders, r.orders_answered, r.orders_on_time, _rate(r.orders_on_time_rate),
                 ]
             )  # fmt: skip
     elif table == "grids":
@@ -140,6 +142,21 @@ def _minutes(value: timedelta | None) -> str:
     return "" if value is None else minutes(value)
 
 
+# Whom an escalation level notifies (the policy snapshot's "notify").
+NOTIFIED = {
+    "township_supervisors": _("township supervisors"),
+    "district_supervisors": _("district supervisors"),
+}
+# Why a person was notified (a notification row's "reason"), or why nobody was. Any other
+# reason is a person's own words and reads as written.
+PAGE_REASONS = {
+    "on_call": _("on call (A)"),
+    "backup": _("backup (B)"),
+    "head": _("department head"),
+    **NOTIFIED,
+    "discipline": _("discipline office"),
+    "nobody_on_call": _("the department has no one on call, no backup and no head"),
+}
 # Payload values that are codes, read in the reader's words ("major" reads 重要); a code none
 # of these know reads as itself. The camera's label: alerts.labels.
 CODE_NAMES: dict[str, dict[str, Any]] = {
@@ -155,16 +172,15 @@ CODE_NAMES: dict[str, dict[str, Any]] = {
     },
     "purpose": dict(Whistle.Purpose.choices),
     "joint_status": dict(Whistle.JointStatus.choices),
+    "reason": PAGE_REASONS,
+    # A notification's channel; an intake item's channel codes are not among these.
+    "channel": dict(Notification.Channel.choices),
+    "then": dict(Notification.Channel.choices),
 }
 
 
-# Whom an escalation level notifies (the policy snapshot's "notify").
-NOTIFIED = {
-    "township_supervisors": _("township supervisors"),
-    "district_supervisors": _("district supervisors"),
-}
 # Payload keys holding a moment (ISO 8601), shown on the township's clock.
-MOMENTS = {"deadline", "finish_deadline"}
+MOMENTS = {"deadline", "finish_deadline", "due_at"}
 # Payload keys holding department ids.
 DEPARTMENT_LISTS = {"departments", "awaiting"}
 
@@ -175,14 +191,21 @@ class _Names:
     def __init__(self, rows: list[Any], township: Township) -> None:
         ids: set[int] = set()
         codes: set[str] = set()
+        departments: set[str] = set()
         for row in rows:
             after = row.entry.after if isinstance(row.entry.after, dict) else {}
             for key in DEPARTMENT_LISTS:
                 ids |= {i for i in after.get(key) or () if isinstance(i, int)}
             if isinstance(after.get("joint_township"), str):
                 codes.add(after["joint_township"])
+            if isinstance(after.get("department"), str):
+                departments.add(after["department"])
         self.departments = {
             pk: d.display_name for pk, d in Department.objects.in_bulk(list(ids)).items()
+        }
+        # A supervision order names its department by code.
+        self.department_codes = {
+            d.code: d.display_name for d in Department.objects.filter(code__in=departments)
         }
         self.townships = {t.code: t.display_name for t in Township.objects.filter(code__in=codes)}
         self.zone = township.zone
@@ -204,6 +227,8 @@ def _in_words(key: str, value: Any, names: _Names) -> Any:
             return value
     if key == "joint_township":
         return names.townships.get(value, value)
+    if key == "department":
+        return names.department_codes.get(value, value)
     if key == "notify":
         return str(NOTIFIED.get(value, value))
     if key == "label":
@@ -213,10 +238,32 @@ def _in_words(key: str, value: Any, names: _Names) -> Any:
 
 def _readable(after: dict | None, names: _Names) -> dict | None:
     """A payload with its codes, ids and moments in the reader's words, for the timeline's
-    detail column."""
+    detail column. A notification's person is named; their user id says nothing more."""
     if not isinstance(after, dict):
         return after
-    return {key: _in_words(key, value, names) for key, value in after.items()}
+    return {
+        key: _in_words(key, value, names)
+        for key, value in after.items()
+        if not (key == "user" and "person" in after)
+    }
+
+
+def _order_form(request: HttpRequest, township: Township, incident: Incident) -> dict | None:
+    """The 督办单 form for whoever may issue one on the incident: the departments summoned
+    to it, and a due time two hours from now on the township's clock to start from."""
+    if incident.status == Incident.Status.CLOSED or not policy.can_issue_order(
+        request.user, township
+    ):
+        return None
+    departments = incident_selectors.orderable_departments(incident=incident)
+    if not departments:
+        return None
+    now = localtime.township_now(township)
+    return {
+        "departments": departments,
+        "due": (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+        "earliest": now.strftime("%Y-%m-%dT%H:%M"),
+    }
 
 
 def incident_timeline(request: HttpRequest, township: str, incident: int) -> HttpResponse:
@@ -239,13 +286,21 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
         s.pk: s.department.display_name
         for s in Summons.objects.filter(whistle__incident=target).select_related("department")
     }
+    orders = incident_selectors.incident_orders(incident=target)
+    addressed = {o.pk: o.department.display_name for o in orders}
     first_whistle = target.whistles.order_by("blown_at").values_list("blown_at", flat=True).first()
     names = _Names(rows, found)
     for row in rows:
         e = row.entry
         row.label = action_label(e.action)
         row.details = action_details(_readable(e.after, names))
-        row.who = departments.get(e.subject_id) if e.subject_type == "summons" else None
+        row.who = (
+            departments.get(e.subject_id)
+            if e.subject_type == "summons"
+            else addressed.get(e.subject_id)
+            if e.subject_type == "order"
+            else None
+        )
         row.since_opened = e.time - target.opened_at
         row.since_whistle = (
             e.time - first_whistle if first_whistle and e.time >= first_whistle else None
@@ -265,5 +320,7 @@ def incident_timeline(request: HttpRequest, township: str, incident: int) -> Htt
                 "width": WIDTH,
                 "can_command": policy.can_command(request.user, found),
                 "satisfaction_choices": Incident.SATISFACTION_ANSWERS,
+                "orders": orders,
+                "order_form": _order_form(request, found, target),
             },
         )

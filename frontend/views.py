@@ -102,13 +102,16 @@ def _no_such_page() -> HttpResponse:
 
 
 def console(request: HttpRequest, department: str) -> HttpResponse:
-    """A department's console: its summons, pushed live; acknowledge, check in, report done."""
+    """A department's console: its summons and supervision orders, pushed live; acknowledge,
+    check in, report done; acknowledge and answer an order."""
     found = _console_department(request, department)
     language = translation.get_language() or "zh-hans"
     context = {
         "department": found,
         "inbox_html": rendering.summons_inbox_html(department=found, oob=False, language=language),
         "count_html": rendering.summons_count_html(department=found),
+        "orders_html": rendering.order_inbox_html(department=found, oob=False, language=language),
+        "order_count_html": rendering.order_count_html(department=found, oob=False),
     }
     return render(request, "frontend/console.html", context)
 

@@ -200,7 +200,7 @@ def _clock_then(moment: Moment) -> dict[str, str]:
 
 ALERT_EVENTS = frozenset({"alert.raised", "alert.updated"})
 INCIDENT_EVENTS = frozenset(
-    {"incident.opened", "incident.updated", "whistle.blown", "summons.updated"}
+    {"incident.opened", "incident.updated", "whistle.blown", "summons.updated", "order.updated"}
 )
 
 BOARD_WIDGETS: tuple[Widget, ...] = (

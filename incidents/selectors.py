@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Prefetch, Q
+from django.db.models import Count, Prefetch, Q
 
 from command.org import localtime, policy
 from command.org.models import Department, Township, User
 from command.timeline.actions import Action
 from command.timeline.models import TIMELINE_TIE_RANK, TimelineEntry
-from incidents.models import Incident, Summons, Whistle
+from incidents.models import Incident, Summons, SupervisionOrder, Whistle
 
 
 def alerts_for_titles(lookup: str = "alerts") -> Prefetch:
@@ -83,6 +83,53 @@ def summons_for_console(*, summons_id: int, department_id: int) -> Summons | Non
     )
 
 
+def _orders() -> Any:
+    return SupervisionOrder.objects.select_related(
+        "incident__township", "incident__category", "department", "issued_by", "answered_by"
+    ).prefetch_related(alerts_for_titles("incident__alerts"))
+
+
+def open_orders(user: User) -> list[SupervisionOrder]:
+    """The supervision orders not answered yet that ``user`` may see (command.org.policy),
+    the soonest due first: a supervisor's townships', a department's own."""
+    scoped = policy.orders(user, _orders().filter(status__in=SupervisionOrder.OPEN_STATUSES))
+    return list(scoped.order_by("due_at", "pk")[:200])
+
+
+def incident_orders(*, incident: Incident) -> list[SupervisionOrder]:
+    """Every supervision order of an incident, oldest first (the incident's timeline page)."""
+    return list(_orders().filter(incident=incident).order_by("issued_at", "pk"))
+
+
+def console_orders(*, department_id: int) -> list[SupervisionOrder]:
+    """A department's open orders, the soonest due first (its console). A department has a
+    handful at most: the list is not paged."""
+    return list(
+        _orders()
+        .filter(department_id=department_id, status__in=SupervisionOrder.OPEN_STATUSES)
+        .order_by("due_at", "pk")
+    )
+
+
+def open_order_count(*, department_id: int) -> int:
+    return SupervisionOrder.objects.filter(
+        department_id=department_id, status__in=SupervisionOrder.OPEN_STATUSES
+    ).count()
+
+
+def order_for_console(*, order_id: int, department_id: int) -> SupervisionOrder | None:
+    return _orders().filter(pk=order_id, department_id=department_id).first()
+
+
+def orderable_departments(*, incident: Incident) -> list[Department]:
+    """The departments an order on ``incident`` may go to: those summoned to it."""
+    return list(
+        Department.objects.filter(summonses__whistle__incident=incident)
+        .distinct()
+        .order_by("kind", "code")
+    )
+
+
 def board_incidents(*, township_id: int, limit: int = 20) -> list:
     """Incidents still being handled, newest first, each with its summonses."""
     from incidents.models import Incident
@@ -101,7 +148,16 @@ def board_incidents(*, township_id: int, limit: int = 20) -> list:
         .prefetch_related(
             Prefetch(
                 "whistles__summonses",
-                queryset=Summons.objects.select_related("department").order_by("department__code"),
+                # How many supervision orders each department has still to answer: the
+                # board shows them beside its countdown.
+                queryset=Summons.objects.select_related("department")
+                .annotate(
+                    open_orders=Count(
+                        "supervision_orders",
+                        filter=Q(supervision_orders__status__in=SupervisionOrder.OPEN_STATUSES),
+                    )
+                )
+                .order_by("department__code"),
             ),
             alerts_for_titles(),
         )
@@ -157,14 +213,15 @@ def board_figures(*, township: Township) -> dict[str, object]:
 
 
 def timeline_subjects(incident) -> dict[str, list[int]]:
-    """Whose timeline rows make an incident's: its own, its whistles', its summonses' and
-    those of the alerts it was opened from or absorbed."""
+    """Whose timeline rows make an incident's: its own, its whistles', its summonses', its
+    supervision orders' and those of the alerts it was opened from or absorbed."""
     return {
         "incident": [incident.pk],
         "whistle": list(incident.whistles.values_list("pk", flat=True)),
         "summons": list(
             Summons.objects.filter(whistle__incident=incident).values_list("pk", flat=True)
         ),
+        "order": list(incident.supervision_orders.values_list("pk", flat=True)),
         "alert": list(incident.alerts.values_list("pk", flat=True)),
     }
 
@@ -183,6 +240,7 @@ def _timeline_entries(incident) -> Any:
         Q(subject_type="incident", subject_id=incident.pk)
         | Q(subject_type="whistle", subject_id__in=subjects["whistle"])
         | Q(subject_type="summons", subject_id__in=subjects["summons"])
+        | Q(subject_type="order", subject_id__in=subjects["order"])
         | Q(subject_type="alert", subject_id__in=subjects["alert"])
     )
 

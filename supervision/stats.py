@@ -7,7 +7,7 @@ index scans, not a loop over rows in Python.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.db import connection
@@ -33,6 +33,9 @@ class DepartmentRow:
     finish_overdue: int = 0  # not finished by the finishing deadline (限时办结)
     rated: int = 0  # summonses of incidents whose raiser was called back (回访)
     satisfied: int = 0  # … and said satisfied or basically satisfied
+    orders: int = 0  # supervision orders (督办单) received, issued in the period
+    orders_answered: int = 0  # … answered (by now)
+    orders_on_time: int = 0  # … answered by their deadline
 
     @property
     def first_time_rate(self) -> float | None:
@@ -41,6 +44,10 @@ class DepartmentRow:
     @property
     def satisfaction_rate(self) -> float | None:
         return self.satisfied / self.rated if self.rated else None
+
+    @property
+    def orders_on_time_rate(self) -> float | None:
+        return self.orders_on_time / self.orders if self.orders else None
 
     @property
     def on_time_rate(self) -> float | None:
@@ -77,16 +84,43 @@ SELECT s.department_id,
 """
 
 
+# The supervision orders of the township issued in the period, per department: how many, how
+# many answered, how many answered by their deadline.
+_ORDERS = """
+SELECT o.department_id,
+       count(*),
+       count(o.answered_at),
+       count(*) FILTER (WHERE o.answered_at <= o.due_at)
+  FROM incidents_supervisionorder o
+ WHERE o.township_id = %s AND o.issued_at >= %s AND o.issued_at < %s
+ GROUP BY o.department_id
+"""
+
+
 def department_table(*, township_id: int, start: datetime, end: datetime) -> list[DepartmentRow]:
-    """Per summoned department, whistles blown in [start, end): most summoned first."""
+    """Per department, the whistles blown in [start, end) that summoned it and the
+    supervision orders issued to it then (a department may have orders in a period whose
+    whistles were blown before it): most summoned first."""
     with connection.cursor() as cursor:
         cursor.execute(_DEPARTMENTS, [township_id, start, end])
-        rows = cursor.fetchall()
-    departments = Department.objects.in_bulk([r[0] for r in rows])
-    table = [
-        DepartmentRow(departments[r[0]].code, departments[r[0]].display_name, *r[1:]) for r in rows
-    ]
-    return sorted(table, key=lambda r: (-r.received, r.code))
+        rows = {r[0]: r[1:] for r in cursor.fetchall()}
+        cursor.execute(_ORDERS, [township_id, start, end])
+        orders = {r[0]: r[1:] for r in cursor.fetchall()}
+    departments = Department.objects.in_bulk([*rows, *orders])
+    no_summonses = (0, 0, 0, 0, None, None, 0, 0, 0)
+    table = []
+    for pk in rows.keys() | orders.keys():
+        department = departments[pk]
+        row = DepartmentRow(department.code, department.display_name, *rows.get(pk, no_summonses))
+        if pk in orders:
+            row = replace(
+                row,
+                orders=orders[pk][0],
+                orders_answered=orders[pk][1],
+                orders_on_time=orders[pk][2],
+            )
+        table.append(row)
+    return sorted(table, key=lambda r: (-r.received, -r.orders, r.code))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,12 +20,14 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver
 
+from command import clock
 from command.org.models import Category, Department, Device, Grid, Township, User
 from command.org.tokens import api_token_create
 from demo.data import GRID_OFFICER_GRID
 from incidents.models import Incident, Whistle
 from incidents.photos import photo_store
 from incidents.services.incidents import incident_add_evidence, incident_open
+from incidents.services.orders import order_issue
 from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.conftest import raise_alert
 from tests.schemas.georeport_v2 import validate_response
@@ -54,8 +57,8 @@ FORBIDDEN_MARKS = {
     GRID: ("ALERT-QS-G2", "INC-QS-G2", "ALERT-BS", "INC-BS", "REPORT-BS", CALLER_PHONE),
     DUTY_B: ("ALERT-QS", "INC-QS-G2", "REPORT-QS", CALLER_PHONE),
     ADMIN_B: ("ALERT-QS", "INC-QS-G2", "REPORT-QS", CALLER_PHONE),
-    HOTLINE: ("ALERT-", "INC-", "REPORT-", CALLER_PHONE),
-    HOTLINE_B: ("ALERT-", "INC-", "REPORT-", CALLER_PHONE),
+    HOTLINE: ("ALERT-", "INC-", "REPORT-", "ORDER-", CALLER_PHONE),
+    HOTLINE_B: ("ALERT-", "INC-", "REPORT-", "ORDER-", CALLER_PHONE),
 }
 
 
@@ -257,6 +260,18 @@ CASES = [
         {"reason": "no"},
     ),
     api("get", "/summonses", "/summonses", ACTIVE),
+    # 督办单: qingshui's supervisors (the one thing they do) and commanders issue; the
+    # addressed department acknowledges and answers.
+    api(
+        "post",
+        "/incidents/{incident_id}/orders",
+        "/incidents/{i1}/orders",
+        BOARD_Q,
+        {"department": "chengguan", "instruction": "ORDER-QS-2", "due_at": "{due}"},
+    ),
+    api("get", "/orders", "/orders", ACTIVE),
+    api("post", "/orders/{order_id}/acknowledge", "/orders/{o1}/acknowledge", CONSOLE),
+    api("post", "/orders/{order_id}/answer", "/orders/{o1}/answer", CONSOLE, {"answer": "x"}),
     api("post", "/summonses/{summons_id}/acknowledge", "/summonses/{s1}/acknowledge", CONSOLE),
     api("post", "/summonses/{summons_id}/check-in", "/summonses/{s1}/check-in", CONSOLE, {}),
     api("post", "/summonses/{summons_id}/done", "/summonses/{s1}/done", CONSOLE, {"note": "x"}),
@@ -373,6 +388,13 @@ def build_world(demo: Any) -> dict[str, Any]:
         ],
     )
     assert whistle.joint_status == Whistle.JointStatus.PENDING
+    order = order_issue(
+        actor=users[SUPERVISOR],
+        incident=i1,
+        department=Department.objects.get(code="chengguan"),
+        instruction="ORDER-QS-1",
+        due_at=clock.now() + timedelta(hours=2),
+    )
     return {
         "users": users,
         "values": {
@@ -382,6 +404,8 @@ def build_world(demo: Any) -> dict[str, Any]:
             "i2": i2.pk,
             "s1": whistle.summonses.get().pk,
             "joint": whistle.pk,
+            "o1": order.pk,
+            "due": (clock.now() + timedelta(hours=2)).isoformat(),
             "opened": Incident.objects.get(pk=i1.pk).opened_at.isoformat().replace("+", "%2B"),
             "device": Device.objects.filter(township=qingshui).first().code,
             "report": report.pk,

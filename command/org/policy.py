@@ -12,9 +12,13 @@ Scopes, in short:
 - superuser, and an administrator without a township: every township (district-wide), acts;
 - administrator with a township: that township, acts;
 - duty officer: their township (and joint whistles blown with it), acts;
-- supervisor: their township, or every township without one; reads, never acts;
-- department member: their department's summonses, the incidents it was summoned to, the photos
-  of those incidents and of their colleagues; no alerts, no boards, no grid reports;
+- supervisor: their township, or every township without one; reads, and acts in one way only:
+  issuing supervision orders (督办单) on the incidents of the townships they supervise (the
+  township's duty officers and administrators may issue them too);
+- department member: their department's summonses and supervision orders (acknowledged and
+  answered by its members, or an administrator of the township), the incidents it was summoned
+  to, the photos of those incidents and of their colleagues; no alerts, no boards, no grid
+  reports;
 - grid officer: their own grids (head or member): the grids' reports, alerts and incidents (with
   timeline and CAP); files reports in their township; settles on the spot, or hands up to the
   township, the open matters of their grids and their own reports (小事不出格);
@@ -332,3 +336,49 @@ def can_confirm_joint(user: Any, joint_township: Township | int | None) -> bool:
     """The other township of a joint whistle (联合哨) confirms it: its duty officers (or
     administrators, or a district role)."""
     return can_command(user, joint_township)
+
+
+# --- supervision orders (督办单) ----------------------------------------------------------------
+
+
+def can_issue_order(user: Any, township: Township | int | None) -> bool:
+    """A supervision order on an incident of ``township``: its supervisors (a district
+    supervisor's in every township) — the one thing a supervisor does rather than reads — and
+    whoever commands the township (duty officers, administrators)."""
+    pk = township.pk if isinstance(township, Township) else township
+    if pk is None or not is_active(user):
+        return False
+    if can_command(user, pk):
+        return True
+    return user.role == Role.SUPERVISOR and _covers(township_ids(user), pk)
+
+
+def can_answer_order(user: Any, department: Department | int, township: Township | int) -> bool:
+    """Acknowledge and answer an order addressed to ``department`` on an incident of
+    ``township``: the department's members (superusers for support), and the township's
+    administrators (or the district's) answering for a department that cannot."""
+    if can_act_for_department(user, department):
+        return True
+    pk = township.pk if isinstance(township, Township) else township
+    return user.role == Role.ADMINISTRATOR and can_command(user, pk)
+
+
+def orders(user: Any, queryset: Q_) -> Q_:
+    """Supervision orders: a department's own; those of the townships an officer or
+    supervisor watches (and of the joint whistles blown with them); none for grid officers
+    and hotline systems, which follow incidents, not departments."""
+    if not is_active(user):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    if user.role == Role.DEPARTMENT_MEMBER:
+        return queryset.filter(department_id=user.department_id or 0)
+    if user.role not in _TOWNSHIP_ROLES:
+        return queryset.none()
+    ids = township_ids(user)
+    if ids is None:
+        return queryset
+    joint = queryset.model.objects.filter(incident__whistles__joint_township_id__in=ids).values(
+        "pk"
+    )
+    return queryset.filter(Q(township_id__in=ids) | Q(pk__in=joint))

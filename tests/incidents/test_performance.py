@@ -97,3 +97,72 @@ def test_a_period_outside_the_history_is_empty_and_a_bad_one_is_refused(history)
     backwards = client.get("/supervise/qingshui/", {"start": "2026-02-01", "end": "2026-01-01"})
     assert backwards.status_code == 400
     assert signed_in("chengguan").get("/supervise/qingshui/").status_code == 403
+
+
+def test_supervision_orders_received_and_answered_on_time(history):
+    """Three orders to 城管 in the period: one answered by its deadline, one after it, one not
+    yet; one to 交警, whose only whistle was blown before the period, still makes its row."""
+    from incidents.models import Incident
+    from incidents.services.orders import order_answer, order_issue
+
+    supervisor = User.objects.get(username="supervisor")
+    chengguan = Department.objects.get(code="chengguan")
+    member = User.objects.get(username="chengguan")
+    incidents = list(Incident.objects.filter(title__startswith="违停").order_by("pk"))
+
+    def issue(incident, department, hours=2):
+        return order_issue(
+            actor=supervisor,
+            incident=incident,
+            department=department,
+            instruction="限时清理并回复",
+            due_at=clock.now() + timedelta(hours=hours),
+        )
+
+    on_time = issue(incidents[1], chengguan)
+    order_answer(actor=member, order=on_time, answer="已清理")
+    late = issue(incidents[2], chengguan, hours=1)
+    with clock.moved(by=timedelta(hours=2)):
+        order_answer(actor=member, order=late, answer="迟了")
+    issue(incidents[1], chengguan)  # not answered
+
+    traffic = Department.objects.get(code="traffic")
+    old = incident_open(
+        actor=User.objects.get(username="duty"),
+        township=Township.objects.get(code="qingshui"),
+        category=Category.objects.get(code="parking"),
+        severity="major",
+        title="旧案",
+    )
+    with clock.frozen(at=timezone.now() - timedelta(days=60)):
+        whistle_blow(
+            actor=User.objects.get(username="duty"),
+            incident=old,
+            kind=Whistle.Kind.TOUGH,
+            purpose=Whistle.Purpose.KEY_TASK,
+            departments=[SummonedDepartment(traffic)],
+        )
+    issue(old, traffic)
+
+    response = signed_in("supervisor").get("/supervise/qingshui/")
+    rows = {r.code: r for r in response.context["departments"]}
+    cg = rows["chengguan"]
+    assert (cg.received, cg.orders, cg.orders_answered, cg.orders_on_time) == (3, 3, 2, 1)
+    assert cg.orders_on_time_rate == pytest.approx(1 / 3)
+    assert (rows["traffic"].received, rows["traffic"].orders) == (0, 1)
+    html = response.content.decode()
+    assert 'data-department="traffic"' in html
+
+    body = signed_in("supervisor").get("/supervise/qingshui/", {"csv": "departments"})
+    text = body.content.decode("utf-8-sig")
+    csv_rows = {r["department"]: r for r in csv.DictReader(io.StringIO(text))}
+    cg_csv = csv_rows["chengguan"]
+    assert (cg_csv["orders"], cg_csv["orders_answered_on_time"]) == ("3", "1")
+    assert cg_csv["orders_on_time_rate"] == "0.3333"
+    assert csv_rows["traffic"]["received"] == "0"
+
+    # An earlier period holds none of them.
+    earlier = signed_in("supervisor").get(
+        "/supervise/qingshui/", {"start": "2020-01-01", "end": "2020-01-31"}
+    )
+    assert earlier.context["departments"] == []

@@ -518,6 +518,25 @@ var Whistle = (function () {
   });
 })();
 
+// The department console's supervision orders (督办单): the answer, what was done, as JSON to
+// the API; the answered order leaves the list through the socket, like every other change.
+(function () {
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-order-answer]");
+    if (!form) return;
+    event.preventDefault();
+    var button = form.querySelector("button[type=submit]");
+    var problem = form.closest("li").querySelector(".problem");
+    button.disabled = true;
+    problem.textContent = "";
+    Whistle.postJson(form.dataset.orderAnswer, { answer: form.elements.answer.value })
+      .catch(function (error) {
+        problem.textContent = (error && error.message) || "⚠";
+        button.disabled = false;
+      });
+  });
+})();
+
 // A device chosen on the board's map opens its panel (state and live chart); the panel
 // refreshes itself while open; × or Escape closes it.
 (function () {
