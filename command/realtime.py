@@ -47,8 +47,6 @@ EventType = Literal[
     "notification.new",
     # A user's rights may have changed (saved, deactivated, logged out): their sockets re-check.
     "user.changed",
-    # A person was paged (督办): their open pages show it.
-    "notification.new",
 ]
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 
