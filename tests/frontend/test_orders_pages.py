@@ -21,6 +21,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def incident(demo):
+    # Each test sets the rota it pages from: none of the demo's round-the-clock shifts.
+    OnCallShift.objects.all().delete()
     duty = User.objects.get(username="duty")
     opened = incident_open(
         actor=duty,
