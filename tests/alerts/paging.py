@@ -6,6 +6,7 @@ subject type and id, and nothing else here reads the summons."""
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Any
 from unittest import mock
 
@@ -87,6 +88,16 @@ def next_channel(notification: Notification) -> Notification | None:
         .exclude(channel=Notification.Channel.CONSOLE)
         .first()
     )
+
+
+def links_in(text: str) -> list[int]:
+    """The notifications that the platform's links in ``text`` open (a link's signed token
+    carries the moment it was made, so links are compared by what they open)."""
+    from django.conf import settings
+
+    base = re.escape(settings.WHISTLE_BASE_URL.rstrip("/"))
+    tokens = re.findall(rf"{base}/n/([A-Za-z0-9_:-]+)", text)
+    return [people.link_notification(token) for token in tokens]
 
 
 def timeline(verb: str) -> list[dict[str, Any]]:

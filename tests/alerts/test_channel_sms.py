@@ -19,7 +19,7 @@ from alerts.delivery import people, sms
 from alerts.delivery.departments import DeliveryFailed, DestinationRefused
 from alerts.models import Notification
 from tests.alerts.channel_servers import AliyunSmsGateway, aliyun_expected_signature, pct
-from tests.alerts.paging import next_channel, page, person, run_job, timeline
+from tests.alerts.paging import links_in, next_channel, page, person, run_job, timeline
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def test_the_gateway_receives_a_signed_send_sms(demo, sms_gateway):
     assert params["TemplateCode"] == "SMS_470000001"
     assert params["RegionId"] == "cn-hangzhou"
     variables = json.loads(params["TemplateParam"])
-    assert variables["link"] == people.absolute_link(notification)
+    assert links_in(variables["link"]) == [notification.pk]
     assert variables["title"] == "东沟村山火：城管执法队逾期未报到 请立即到场处置"
     notification.refresh_from_db()
     assert (notification.status, notification.attempts, notification.last_error) == (
@@ -166,10 +166,9 @@ def test_a_template_with_the_address_in_it_gets_the_path_only(demo, sms_gateway,
 
     assert run_job(notification) == ("sent", [])
 
-    link = people.absolute_link(notification)
     variables = json.loads(sms_gateway.sent[0]["TemplateParam"])
     assert variables["link"].startswith("n/")
-    assert f"https://whistle.qingshui.example/{variables['link']}" == link
+    assert links_in(f"https://whistle.qingshui.example/{variables['link']}") == [notification.pk]
 
 
 @pytest.mark.parametrize(
