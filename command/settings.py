@@ -297,12 +297,61 @@ WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS")
 
 # --- notifications to people (督办) ------------------------------------------------------------
 # The address people open links from (SMS, e-mail, work group): https://whistle.example.gov.cn
-WHISTLE_BASE_URL = os.environ.get("WHISTLE_BASE_URL", "http://localhost:8000")
+WHISTLE_BASE_URL = os.environ.get("WHISTLE_BASE_URL") or "http://localhost:8000"
 # Notifications sent at once by a worker serving the `notifications` queue.
 WHISTLE_NOTIFY_CONCURRENCY = int(os.environ.get("WHISTLE_NOTIFY_CONCURRENCY", 4))
 # How often the deadline pool looks for steps that have come due: a step (an escalation, an
 # overdue level) fires within this of its moment.
 WHISTLE_DEADLINE_POLL_SECONDS = float(os.environ.get("WHISTLE_DEADLINE_POLL_SECONDS", 0.2))
+# One attempt's total time on an SMS gateway or a work group robot (connect, send, answer): a
+# page that cannot go out soon should fail and fall back to the person's next channel.
+WHISTLE_NOTIFY_TIMEOUT = float(os.environ.get("WHISTLE_NOTIFY_TIMEOUT") or 10)
+
+# E-mail (channel "email", alerts/delivery/email.py) through Django's SMTP backend. The
+# password comes from the environment only (docs/operations.md).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = os.environ.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT") or 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)  # STARTTLS, usually port 587
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # implicit TLS, usually port 465
+# Seconds for each step of the SMTP conversation (Django's socket timeout).
+EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT") or 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or "whistle@localhost"
+SERVER_EMAIL = os.environ.get("SERVER_EMAIL") or DEFAULT_FROM_EMAIL
+
+# SMS (channel "sms", alerts/delivery/sms.py): the provider ("aliyun"), or empty for none (the
+# channel then reaches nobody). Alibaba Cloud SMS needs an AccessKey, an approved signature
+# (签名) and an approved template whose variables are ${title} and ${link}.
+WHISTLE_SMS_PROVIDER = os.environ.get("WHISTLE_SMS_PROVIDER", "").strip().lower()
+WHISTLE_SMS_URL = os.environ.get("WHISTLE_SMS_URL") or "https://dysmsapi.aliyuncs.com/"
+WHISTLE_SMS_REGION = os.environ.get("WHISTLE_SMS_REGION") or "cn-hangzhou"
+WHISTLE_SMS_KEY_ID = os.environ.get("WHISTLE_SMS_KEY_ID", "")
+WHISTLE_SMS_KEY_SECRET = os.environ.get("WHISTLE_SMS_KEY_SECRET", "")
+WHISTLE_SMS_SIGN_NAME = os.environ.get("WHISTLE_SMS_SIGN_NAME", "")
+WHISTLE_SMS_TEMPLATE = os.environ.get("WHISTLE_SMS_TEMPLATE", "")
+# ${link} carries only the link's path (n/<token>): for a template approved with the site's
+# address in its fixed text ("…https://whistle.example.gov.cn/${link}").
+WHISTLE_SMS_LINK_PATH_ONLY = env_bool("WHISTLE_SMS_LINK_PATH_ONLY", False)
+if WHISTLE_SMS_PROVIDER not in ("", "aliyun"):
+    raise ImproperlyConfigured(
+        f'WHISTLE_SMS_PROVIDER={WHISTLE_SMS_PROVIDER!r}: use "aliyun", or leave it empty.'
+    )
+_sms_missing = [
+    name
+    for name in (
+        "WHISTLE_SMS_KEY_ID",
+        "WHISTLE_SMS_KEY_SECRET",
+        "WHISTLE_SMS_SIGN_NAME",
+        "WHISTLE_SMS_TEMPLATE",
+    )
+    if WHISTLE_SMS_PROVIDER and not globals()[name]
+]
+if _sms_missing:
+    raise ImproperlyConfigured(
+        f"WHISTLE_SMS_PROVIDER={WHISTLE_SMS_PROVIDER} needs {', '.join(_sms_missing)} set."
+    )
 
 # --- logging --------------------------------------------------------------------------------
 LOGGING = {

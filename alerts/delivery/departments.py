@@ -14,6 +14,8 @@ reaches only public addresses unless the deployment allows others (``WEBHOOK_ALL
 ``WEBHOOK_ALLOWED_NETWORKS``): the host is resolved, every address checked, and the connection
 made to a checked address. What a failed attempt records is the status and its standard reason,
 never the body: the error column must not let an admin read internal servers through it.
+The same checked, pinned, time-boxed POST (:func:`http_post`) carries the notifications to
+people that go over HTTP (SMS gateways, work group robots: ``alerts.delivery.sms``, ``robots``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import socket
 import ssl
 import threading
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
@@ -213,18 +216,53 @@ def post_signed(*, url: str, secret: str, headers: dict[str, str], body: bytes) 
     """
     from django.conf import settings
 
+    timestamp = str(int(time.time()))
+    answer = http_post(
+        url=url,
+        body=body,
+        headers={
+            **headers,
+            "X-Whistle-Timestamp": timestamp,
+            "X-Whistle-Signature": sign(secret, timestamp, body),
+        },
+        timeout=float(settings.WEBHOOK_TIMEOUT),
+    )
+    return checked_status(answer.status, answer.location)
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    location: str
+    body: bytes
+
+
+def http_post(
+    *, url: str, body: bytes, headers: dict[str, str], timeout: float, read: int = 0
+) -> HttpAnswer:
+    """POST ``body`` to ``url`` through the destination checks (public addresses only unless
+    allowed, the connection made to a checked address) within one total ``timeout``; the
+    answer's status, Location and up to ``read`` bytes of its body (for APIs that answer in
+    JSON: SMS gateways, work group robots). Any status is returned: the caller judges it.
+
+    Raises :class:`DestinationRefused` for a URL or address that may not be reached and
+    :class:`DeliveryFailed` when no complete answer came in time; neither says more than the
+    host, the port and the kind of failure.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DestinationRefused(f"not an http(s) URL: {parts.scheme or '?'}://")
     host = parts.hostname
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    total = float(settings.WEBHOOK_TIMEOUT)
-    deadline = time.monotonic() + total
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise DestinationRefused(f"{host}: not a valid port") from None
+    deadline = time.monotonic() + timeout
     addresses = checked_addresses(host, port)
-    timestamp = str(int(time.time()))
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
     errors: list[str] = []
+    fired = threading.Event()
     for address in addresses:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -244,19 +282,11 @@ def post_signed(*, url: str, secret: str, headers: dict[str, str], body: bytes) 
                 continue  # the next address of the name, if any
             if fired.is_set():
                 break
-            connection.request(
-                "POST",
-                path,
-                body=body,
-                headers={
-                    **headers,
-                    "X-Whistle-Timestamp": timestamp,
-                    "X-Whistle-Signature": sign(secret, timestamp, body),
-                },
-            )
+            connection.request("POST", path, body=body, headers=headers)
             response = connection.getresponse()
             status = int(response.status)
             location = response.getheader("Location") or ""
+            data = response.read(read) if read else b""
         except (OSError, http.client.HTTPException) as exc:
             if fired.is_set() or isinstance(exc, TimeoutError):
                 break
@@ -266,13 +296,15 @@ def post_signed(*, url: str, secret: str, headers: dict[str, str], body: bytes) 
             connection.close()
         if fired.is_set():
             break
-        return _checked_status(status, location)
+        return HttpAnswer(status=status, location=location, body=data)
     if errors and not fired.is_set():
         raise DeliveryFailed(errors[-1])
-    raise DeliveryFailed(f"{host}:{port} gave no complete answer within {total:g} s")
+    raise DeliveryFailed(f"{host}:{port} gave no complete answer within {timeout:g} s")
 
 
-def _checked_status(status: int, location: str) -> int:
+def checked_status(status: int, location: str = "") -> int:
+    """The status of a 2xx answer; any other is :class:`DeliveryFailed` naming the status, its
+    standard reason and, for a redirect, only the host it pointed at."""
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
