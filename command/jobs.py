@@ -1,4 +1,11 @@
-"""Jobs that keep the job queue itself healthy (procrastinate, in PostgreSQL).
+"""Deferring jobs in the caller's transaction, and the jobs that keep the job queue itself
+healthy (procrastinate, in PostgreSQL).
+
+Every job is deferred through :func:`defer`: its row is written on Django's own database
+connection, inside the transaction of the change that causes it, so it commits with that change
+or not at all — also inside the worker, whose procrastinate app talks to PostgreSQL through a
+pool of its own (a job deferred there on the pool would be visible, and run, before the change
+that caused it had committed).
 
 A worker writes a heartbeat every ``WHISTLE_WORKER_HEARTBEAT`` seconds. A worker that stops
 without unregistering (SIGKILL, out of memory, a host that vanished, a connection cut for good)
@@ -10,15 +17,45 @@ their summons under a lock, deliveries check their row), so running one again is
 
 from __future__ import annotations
 
+import functools
 import logging
+from datetime import datetime
+from typing import Any
 
 import psycopg.errors
 from django.conf import settings
 from procrastinate import JobContext
 from procrastinate.contrib.django import app
 from procrastinate.jobs import Status
+from procrastinate.manager import JobManager
 
 log = logging.getLogger("whistle.worker")
+
+
+def defer(
+    task_name: str,
+    *,
+    schedule_at: datetime | None = None,
+    queueing_lock: str | None = None,
+    **task_kwargs: Any,
+) -> None:
+    """Defer ``task_name`` (by name: the task's module may import the caller) in the current
+    database transaction. Raises procrastinate's ``AlreadyEnqueued`` for a queueing lock held."""
+    options: dict[str, Any] = {}
+    if schedule_at is not None:
+        options["schedule_at"] = schedule_at
+    if queueing_lock is not None:
+        options["queueing_lock"] = queueing_lock
+    job = app.configure_task(task_name, **options).make_new_job(**task_kwargs)
+    # Through Django's connection whatever connector the app runs with (see above).
+    _in_transaction().defer_job(job=job)
+
+
+@functools.cache
+def _in_transaction() -> JobManager:
+    from procrastinate.contrib.django.django_connector import DjangoConnector
+
+    return JobManager(DjangoConnector())
 
 
 @app.periodic(cron=f"* * * * * */{settings.WHISTLE_JOB_SWEEP_SECONDS}", periodic_id="jobs-stalled")

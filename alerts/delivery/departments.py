@@ -38,10 +38,9 @@ from urllib.parse import urlsplit
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from procrastinate.contrib.django import app
 
 from alerts.models import Delivery
-from command import clock
+from command import clock, jobs
 from command.org.models import Department
 
 log = logging.getLogger("whistle.delivery")
@@ -78,7 +77,7 @@ def deliveries_enqueue(*, department: Department, event: str, key: str, payload:
         )
         if created:
             # By name: alerts.tasks imports this module, not the other way round.
-            app.configure_task(DELIVERY_TASKS[channel]).defer(delivery_id=delivery.pk)
+            jobs.defer(DELIVERY_TASKS[channel], delivery_id=delivery.pk)
 
 
 def _attempt(delivery_id: int, attempt: int, send: Any) -> str:

@@ -21,11 +21,10 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from procrastinate.contrib.django import app
 
 from alerts.delivery.departments import DeliveryFailed, DestinationRefused
 from alerts.models import Notification
-from command import clock, realtime
+from command import clock, jobs, realtime
 from command.org.models import DEFAULT_NOTIFY_BY, User
 from command.timeline.models import TimelineEntry
 from command.timeline.records import timeline_record
@@ -162,7 +161,7 @@ def _send_later(
     )
     if created:
         # By name: alerts.tasks imports this module. The step is the timeline's, for its rows.
-        app.configure_task(SEND_TASK).defer(notification_id=notification.pk, step=cause.step)
+        jobs.defer(SEND_TASK, notification_id=notification.pk, step=cause.step)
     return notification
 
 

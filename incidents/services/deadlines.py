@@ -10,10 +10,9 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Func, IntegerField
-from procrastinate.contrib.django import app
 from procrastinate.exceptions import AlreadyEnqueued
 
-from command import clock, realtime
+from command import clock, jobs, realtime
 from command.timeline.actions import Action
 from command.timeline.models import TimelineEntry
 from incidents.models import Summons, Whistle
@@ -71,11 +70,13 @@ def schedule_finish_chain(summons: Summons) -> None:
     try:
         # A savepoint: the refused INSERT of a step already queued must not abort the caller.
         with transaction.atomic():
-            app.configure_task(
+            jobs.defer(
                 FINISH_TASK,
                 schedule_at=times[level - 1],
                 queueing_lock=f"summons-{summons.pk}-finish-{level}",
-            ).defer(summons_id=summons.pk, level=level)
+                summons_id=summons.pk,
+                level=level,
+            )
     except AlreadyEnqueued:
         pass  # the step is already waiting for its moment
 
@@ -182,9 +183,13 @@ def schedule_deadline_step(summons_id: int, step: int, at: datetime) -> None:
         # By name: incidents.tasks imports this module, not the other way round. In a
         # savepoint, so that a step already queued leaves the caller's transaction usable.
         with transaction.atomic():
-            app.configure_task(
-                DEADLINE_TASK, schedule_at=at, queueing_lock=f"summons-{summons_id}-step-{step}"
-            ).defer(summons_id=summons_id, step=step)
+            jobs.defer(
+                DEADLINE_TASK,
+                schedule_at=at,
+                queueing_lock=f"summons-{summons_id}-step-{step}",
+                summons_id=summons_id,
+                step=step,
+            )
     except AlreadyEnqueued:
         pass  # a step that ran twice: its successor is already waiting
 

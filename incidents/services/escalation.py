@@ -21,11 +21,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext as _
-from procrastinate.contrib.django import app
 from procrastinate.exceptions import AlreadyEnqueued
 
 from alerts.delivery.people import Cause, Recipient, page
-from command import clock
+from command import clock, jobs
 from command.org import oncall
 from command.org.models import Township, User
 from command.timeline.actions import Action
@@ -143,9 +142,13 @@ def schedule_page_step(summons_id: int, step: int, at: datetime) -> None:
     try:
         # A savepoint: a step already queued must leave the caller's transaction usable.
         with transaction.atomic():
-            app.configure_task(
-                PAGE_TASK, schedule_at=at, queueing_lock=f"summons-{summons_id}-page-{step}"
-            ).defer(summons_id=summons_id, step=step)
+            jobs.defer(
+                PAGE_TASK,
+                schedule_at=at,
+                queueing_lock=f"summons-{summons_id}-page-{step}",
+                summons_id=summons_id,
+                step=step,
+            )
     except AlreadyEnqueued:
         pass
 
