@@ -109,6 +109,19 @@ def demo_passwords() -> dict[str, str]:
     return passwords
 
 
+def _demo_mail() -> None:
+    """Without a mail server configured, the demo's pages by e-mail are written as files in the
+    data directory (``mail/``), where they can be read, instead of failing on localhost:25."""
+    if os.environ.get("EMAIL_HOST") or os.environ.get("EMAIL_BACKEND"):
+        return
+    from command import embedded
+
+    folder = embedded.data_dir() / "mail"
+    os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.filebased.EmailBackend"
+    os.environ["EMAIL_FILE_PATH"] = str(folder)
+    say(f"E-mail: EMAIL_HOST is not set; the demo's e-mails are written to {folder}")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
@@ -312,6 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] in OWN_COMMANDS:
         args = build_parser().parse_args(argv)
         broker = _ensure_mqtt(args.command)
+        if args.command == "demo":
+            _demo_mail()
         _setup_django()
         logging.getLogger("whistle").setLevel(logging.INFO)
         try:

@@ -319,6 +319,8 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # implicit TLS, usually port 4
 # Seconds for each step of the SMTP conversation (Django's socket timeout).
 EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT") or 10)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or "whistle@localhost"
+# With the file backend (`whistle demo` without EMAIL_HOST), one file per message here.
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH") or None
 SERVER_EMAIL = os.environ.get("SERVER_EMAIL") or DEFAULT_FROM_EMAIL
 
 # SMS (channel "sms", alerts/delivery/sms.py): the provider ("aliyun"), or empty for none (the

@@ -103,6 +103,8 @@ def test_whistle_demo_runs_on_embedded_services_and_streams_alerts(demo_process,
     assert "embedded broker listening on mqtt://127.0.0.1:" in out
     assert "using the embedded server in the data dir" in out
     assert "in-memory layer" in out
+    # No mail server: pages by e-mail are kept as files in the data directory.
+    assert f"e-mails are written to {tmp_path / 'data' / 'mail'}" in out
     duty = re.search(r"^\s+duty\s+(\S+)\s+duty_officer", out, re.MULTILINE)
     assert duty, out
 
