@@ -3,7 +3,8 @@
 Services call :func:`broadcast_on_commit`; the event leaves only if the transaction that caused
 it commits, so a board never shows a change the database does not hold (Zulip's
 ``send_event_on_commit``). Groups: ``board.{township}``, ``dept.{department}``,
-``user.{id}``. Event types are dotted and listed in :data:`EVENT_TYPES`.
+``user.{id}``, ``supervise.{township id}``. Event types are dotted and listed in
+:data:`EVENT_TYPES`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ EventType = Literal[
     "notification.new",
     # A user's rights may have changed (saved, deactivated, logged out): their sockets re-check.
     "user.changed",
+    # A notification was written, sent, failed or read: the supervisors' consoles redraw.
+    "notification.updated",
 ]
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 
@@ -68,6 +71,12 @@ def department_group(department_code: str) -> str:
 def user_group(user_id: int) -> str:
     """Every socket of one user: told when the user's rights may have changed."""
     return f"user.{user_id}"
+
+
+def supervision_group(township_id: int) -> str:
+    """The supervisor consoles that follow a township: told of its notifications' progress
+    (by id, so a writer that knows only the township's id needs no query)."""
+    return f"supervise.{township_id}"
 
 
 def set_server_loop(loop: asyncio.AbstractEventLoop | None) -> None:

@@ -142,6 +142,7 @@ def page(
             continue  # this cause has paged this person already
         written.append(console)
         _timeline(console, "paged", step=cause.step)
+        _progressed(console)
         realtime.broadcast_on_commit(
             realtime.user_group(user.pk),
             {"type": "notification.new", "notification_id": console.pk},
@@ -162,6 +163,7 @@ def _send_later(
     if created:
         # By name: alerts.tasks imports this module. The step is the timeline's, for its rows.
         jobs.defer(SEND_TASK, notification_id=notification.pk, step=cause.step)
+        _progressed(notification)
     return notification
 
 
@@ -192,6 +194,8 @@ def send_attempt(*, notification_id: int, attempt: int, step: int = 0) -> str:
             if final and updated:
                 notification.last_error = error[:500]
                 _fall_back(notification, step=step)
+            if updated:
+                _progressed(notification)
         if final:
             log.warning("notification %s by %s failed: %s", notification.pk, notification.channel,
                         error)  # fmt: skip
@@ -206,6 +210,7 @@ def send_attempt(*, notification_id: int, attempt: int, step: int = 0) -> str:
         )  # fmt: skip
         if updated:
             _timeline(notification, "paged", step=step)
+            _progressed(notification)
     return "sent"
 
 
@@ -239,6 +244,7 @@ def mark_read(notification: Notification) -> bool:
     if updated:
         notification.read_at = now
         _timeline(notification, "page_read", step=0)
+        _progressed(notification)
     return bool(updated)
 
 
@@ -262,4 +268,16 @@ def _timeline(notification: Notification, verb: str, *, step: int, then: str = "
         action=f"{notification.subject_type}.{verb}",
         source=TimelineEntry.Source.SYSTEM,
         after=after,
+    )
+
+
+# --- the supervisors' console follows every notification ----------------------------------------
+
+
+def _progressed(notification: Notification) -> None:
+    """Written, sent, failed or read: the consoles of the township's supervisors redraw (on
+    commit, with the row that changed)."""
+    realtime.broadcast_on_commit(
+        realtime.supervision_group(notification.township_id),
+        {"type": "notification.updated", "notification_id": notification.pk},
     )
