@@ -14,7 +14,8 @@ Scopes, in short:
 - duty officer: their township (and joint whistles blown with it), acts;
 - supervisor: their township, or every township without one; reads, and acts in one way only:
   issuing supervision orders (督办单) on the incidents of the townships they supervise (the
-  township's duty officers and administrators may issue them too);
+  township's duty officers and administrators may issue them too); the supervisor console of
+  those townships (superusers: every township);
 - department member: their department's summonses and supervision orders (acknowledged and
   answered by its members, or an administrator of the township), the incidents it was summoned
   to, the photos of those incidents and of their colleagues; no alerts, no boards, no grid
@@ -112,6 +113,41 @@ def can_supervise(user: Any, township: Township) -> bool:
     """Performance tables and their CSV, the incident timeline page and replay: whoever
     watches the board (duty officers review their own township's incidents too)."""
     return can_watch_board(user, township)
+
+
+def supervised_township_ids(user: Any) -> set[int] | None:
+    """Townships whose supervisor console (overdue work, escalations in progress, open
+    supervision orders, who was notified and whether they read it) ``user`` follows: a
+    township supervisor's own; every township (None) for a district supervisor, the
+    discipline office or a superuser; none for anyone else."""
+    if not is_active(user):
+        return set()
+    if user.is_superuser:
+        return None
+    if user.role != Role.SUPERVISOR:
+        return set()
+    return None if user.township_id is None else {user.township_id}
+
+
+def can_open_supervisor_console(user: Any) -> bool:
+    """The supervisor console page and its socket."""
+    ids = supervised_township_ids(user)
+    return ids is None or bool(ids)
+
+
+def supervised(user: Any, queryset: Q_, *, township: str = "township_id") -> Q_:
+    """The rows of ``queryset`` the supervisor console shows ``user``: those whose township
+    (the field path ``township``) is one they follow."""
+    ids = supervised_township_ids(user)
+    return queryset if ids is None else queryset.filter(**{f"{township}__in": ids})
+
+
+def own_notifications(user: Any, queryset: Q_) -> Q_:
+    """Notifications (督办 reaching people): each person sees, opens and marks read only their
+    own, whatever their role."""
+    if not is_active(user):
+        return queryset.none()
+    return queryset.filter(user_id=user.pk)
 
 
 def can_command(user: Any, township: Township | int | None) -> bool:
