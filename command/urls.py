@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from api import open311
 from api.v1 import api_urls
-from frontend import cases, replay, supervision, views
+from frontend import cases, notifications, replay, supervision, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -62,6 +62,13 @@ urlpatterns = [
         name="console_summons_details",
     ),
     path("report/", views.report, name="report"),
+    path("me/notifications/", notifications.my_notifications, name="my_notifications"),
+    path(
+        "notifications/<int:notification>/read",
+        notifications.notification_read,
+        name="notification_read",
+    ),
+    path("n/<str:token>", notifications.notification_link, name="notification_link"),
     path("photos/<uuid:photo>", views.photo, name="photo"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),

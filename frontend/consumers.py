@@ -28,7 +28,7 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 
 from command import realtime
 from command.org import selectors as org_selectors
-from frontend import rendering, widgets
+from frontend import notifications, rendering, widgets
 from frontend.frames import Part, pack
 from incidents import selectors as incident_selectors
 
@@ -40,6 +40,11 @@ _frames: dict[tuple[Any, ...], asyncio.Task[list[str]]] = {}
 _FRAME_KEPT_SECONDS = 10.0
 # Full states being rendered, by (consumer class, group, language), with when each started.
 _states: dict[tuple[Any, ...], tuple[float, asyncio.Task[list[str]]]] = {}
+# A user's unread notifications being rendered for their sockets, by (user, language), with when
+# each started: a thousand sockets of one big screen reconnecting are one query, not a thousand.
+_trays: dict[tuple[Any, ...], tuple[float, asyncio.Task[list[str]]]] = {}
+# What a batch marks for the person's own notifications (pushed to their group only).
+NOTIFICATIONS = "notification"
 # Re-checks of one user's rights, shared by the sockets of the same session and board (a big
 # screen's thousand reconnecting sockets are one check, not a thousand queued on one thread).
 _checks: dict[tuple[Any, ...], asyncio.Task[bool]] = {}
@@ -86,6 +91,10 @@ class FragmentConsumer(AsyncWebsocketConsumer):
     def full_state(self) -> list[Part]:
         raise NotImplementedError
 
+    def extra_groups(self) -> list[str]:
+        """Groups besides ``group`` whose events this socket hears (after authorize)."""
+        return []
+
     def render_batch(self, batch: dict[str, set[int]]) -> list[Part]:
         """The fragments for everything marked since the last frame. Runs in a thread."""
         raise NotImplementedError
@@ -99,14 +108,25 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         return self.frames(self.full_state())
 
     def render_batch_frames(self, batch: dict[str, set[int]]) -> list[str]:
-        return self.frames(self.render_batch(batch))
+        # The person's own notifications come only to their sockets (their user group), so a
+        # batch holding one is shared by that person's sockets alone.
+        rest = {what: items for what, items in batch.items() if what != NOTIFICATIONS}
+        parts = self.render_batch(rest) if rest else []
+        if NOTIFICATIONS in batch:
+            parts += notifications.entry_parts(
+                user_id=self.user_id, notification_ids=batch[NOTIFICATIONS], language=self.language
+            )
+        return self.frames(parts)
+
+    def tray_frames(self) -> list[str]:
+        return self.frames(notifications.tray_parts(user_id=self.user_id, language=self.language))
 
     async def send_frames(self, frames: list[str]) -> None:
         for frame in frames:
             await self.send(text_data=frame)
 
     async def connect(self) -> None:
-        key = self.scope["url_route"]["kwargs"][self.url_kwarg]
+        key = self.scope["url_route"]["kwargs"].get(self.url_kwarg, "")
         allowed = await database_sync_to_async(self.authorize)(self.scope["user"], key)
         if allowed is None:
             # Closing before accept refuses the handshake (HTTP 403).
@@ -123,8 +143,12 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         self._flusher: asyncio.Task | None = None
         self._last_frame = 0.0
         await self.channel_layer.group_add(self.group, self.channel_name)
+        for group in self.extra_groups():
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await self.send_frames(await self._shared_state(joined=asyncio.get_running_loop().time()))
+        joined = asyncio.get_running_loop().time()
+        await self.send_frames(await self._shared_state(joined=joined))
+        await self.send_frames(await self._shared_tray(joined=joined))
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -132,6 +156,8 @@ class FragmentConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(
                 realtime.user_group(self.user_id), self.channel_name
             )
+            for group in self.extra_groups():
+                await self.channel_layer.group_discard(group, self.channel_name)
         flusher = getattr(self, "_flusher", None)
         if flusher is not None:
             flusher.cancel()
@@ -210,9 +236,8 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         await self.recheck(reason=event.get("id"))
 
     async def notification_new(self, event: dict[str, Any]) -> None:
-        # A page to this user (督办): a page that shows notifications redraws them; the others
-        # let it pass (the user's own group reaches every socket of theirs).
-        return
+        # 督办 for this person: shown on whichever live page they have open.
+        self.mark(event, NOTIFICATIONS, event["notification_id"])
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Actions go through HTTP (CSRF, one code path); the socket only pushes.
@@ -267,6 +292,25 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         def forget(done: asyncio.Task) -> None:
             if _states.get(key, (0.0, None))[1] is done:
                 del _states[key]
+
+        task.add_done_callback(forget)
+        return asyncio.shield(task)
+
+    def _shared_tray(self, *, joined: float) -> Any:
+        """The person's unread notifications for a socket that joined at ``joined``, shared by
+        their sockets as :meth:`_shared_state` shares a board's state."""
+        loop = asyncio.get_running_loop()
+        key = (self.user_id, self.language)
+        found = _trays.get(key)
+        if found is not None and found[0] >= joined and not found[1].done():
+            return asyncio.shield(found[1])
+        render = DatabaseSyncToAsync(self.tray_frames, thread_sensitive=False)
+        task = loop.create_task(render())
+        _trays[key] = (loop.time(), task)
+
+        def forget(done: asyncio.Task) -> None:
+            if _trays.get(key, (0.0, None))[1] is done:
+                del _trays[key]
 
         task.add_done_callback(forget)
         return asyncio.shield(task)

@@ -9,7 +9,15 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from alerts.models import Severity
-from command.org.models import Category, Department, Grid, Township
+from command.org.models import (
+    DEFAULT_NOTIFY_BY,
+    Category,
+    Department,
+    Grid,
+    NotifyChannel,
+    Township,
+    validate_notify_by,
+)
 from incidents import selectors as incident_selectors
 from incidents.models import Incident, Whistle
 from incidents.services.whistles import SummonedDepartment, report_within, suggested_departments
@@ -230,3 +238,44 @@ class IntakeForm(forms.Form):
             "external_id": data["ticket"],
             "open_incident": data["becomes"] == "incident",
         }
+
+
+class ReachForm(forms.Form):
+    """How a person is reached (督办): up to one channel per position, first to last, and the
+    phone and e-mail those channels use. Without JavaScript: a select per position."""
+
+    POSITIONS = len(NotifyChannel.values)
+
+    phone = forms.CharField(label=_("Mobile phone"), required=False, max_length=40)
+    email = forms.EmailField(label=_("E-mail"), required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [("", _("(none)")), *NotifyChannel.choices]
+        for position in range(1, self.POSITIONS + 1):
+            self.fields[f"channel_{position}"] = forms.ChoiceField(
+                label=_("Channel %(n)d") % {"n": position}, choices=choices, required=False
+            )
+
+    @classmethod
+    def initial_for(cls, user: Any) -> dict[str, Any]:
+        chosen = list(user.notify_by or DEFAULT_NOTIFY_BY)
+        initial: dict[str, Any] = {"phone": user.phone, "email": user.email}
+        for position in range(1, cls.POSITIONS + 1):
+            initial[f"channel_{position}"] = chosen[position - 1] if position <= len(chosen) else ""
+        return initial
+
+    def position_fields(self) -> list[forms.BoundField]:
+        return [self[f"channel_{position}"] for position in range(1, self.POSITIONS + 1)]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        # Empty positions are skipped: "SMS, (none), e-mail" is SMS then e-mail.
+        chosen = [
+            data[f"channel_{position}"]
+            for position in range(1, self.POSITIONS + 1)
+            if data.get(f"channel_{position}")
+        ]
+        validate_notify_by(chosen)  # the model's own rule: each channel once
+        data["notify_by"] = chosen
+        return data

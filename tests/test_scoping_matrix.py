@@ -20,6 +20,7 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver
 
+from alerts.delivery import people
 from command import clock
 from command.org.models import Category, Department, Device, Grid, Township, User
 from command.org.tokens import api_token_create
@@ -145,6 +146,22 @@ CASES = [
         CONSOLE,
     ),
     Case("report/", "/report/", frozenset({GRID})),
+    # 督办 reaching people: each person's own notifications and how they are reached.
+    Case("me/notifications/", "/me/notifications/", ACTIVE),
+    Case(
+        "me/notifications/",
+        "/me/notifications/",
+        ACTIVE,
+        "post",
+        form={"channel_1": "email", "channel_2": "sms", "email": "x@example.org"},
+    ),
+    Case(
+        "notifications/<int:notification>/read",
+        "/notifications/{notification}/read",
+        frozenset({MEMBER}),
+        "post",
+    ),
+    Case("n/<str:token>", "/n/{notification_token}", frozenset({MEMBER})),
     Case(
         "photos/<uuid:photo>", "/photos/{report_photo}", frozenset({ADMIN, DUTY, SUPERVISOR, GRID})
     ),
@@ -395,6 +412,15 @@ def build_world(demo: Any) -> dict[str, Any]:
         instruction="ORDER-QS-1",
         due_at=clock.now() + timedelta(hours=2),
     )
+    s1 = whistle.summonses.get(department__code="chengguan")
+    (notification, *_channels) = people.page(
+        people.Cause(
+            township_id=qingshui.pk, subject_type="summons", subject_id=s1.pk,
+            incident_id=i1.pk, text="INC-QS-G1 超时未报到", link="/console/chengguan/",
+            key=f"matrix:{s1.pk}",
+        ),
+        [people.Recipient(users[MEMBER], "on_call")],
+    )  # fmt: skip
     return {
         "users": users,
         "values": {
@@ -413,6 +439,8 @@ def build_world(demo: Any) -> dict[str, Any]:
             "report_photo": report_photo.pk,
             "evidence_photo": evidence_photo.pk,
             "beishan_photo": beishan_photo.pk,
+            "notification": notification.pk,
+            "notification_token": people.link_token(notification.pk),
         },
     }
 

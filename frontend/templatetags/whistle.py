@@ -39,3 +39,11 @@ def channel_name(code: str) -> str:
     """An intake channel's name (12345 hotline, walk-in …) in the reader's language."""
     labels = dict(GridReport.Channel.choices)
     return str(labels.get(code, code))
+
+
+@register.filter
+def reason_label(code: str) -> str:
+    """Why a person was notified (on call, backup, supervisor …) in the reader's language."""
+    from frontend.notifications import reason_label as label
+
+    return label(code)

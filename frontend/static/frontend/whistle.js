@@ -39,7 +39,22 @@ var Whistle = (function () {
       body: JSON.stringify(payload),
     }).then(function (response) { return response.ok ? response : failed(response); });
   }
-  return { csrf: csrf, shrinkPhoto: shrinkPhoto, uploadPhoto: uploadPhoto, postJson: postJson };
+  // Two short tones, unless muted on the board (the choice is kept for the browser). One audio
+  // context for the page: each new one holds an audio thread.
+  var audio = null;
+  function beep() {
+    if (localStorage.getItem("whistle-muted") === "1") return;
+    try {
+      var context = audio || (audio = new (window.AudioContext || window.webkitAudioContext)());
+      [0, 0.35].forEach(function (offset) {
+        var tone = context.createOscillator(), gain = context.createGain();
+        tone.frequency.value = 880; tone.connect(gain); gain.connect(context.destination);
+        gain.gain.setValueAtTime(0.2, context.currentTime + offset);
+        tone.start(context.currentTime + offset); tone.stop(context.currentTime + offset + 0.2);
+      });
+    } catch (e) { /* no audio device: what is on the screen still shows */ }
+  }
+  return { csrf: csrf, shrinkPhoto: shrinkPhoto, uploadPhoto: uploadPhoto, postJson: postJson, beep: beep };
 })();
 
 // Shows whether the board's socket is live; htmx's ws extension reconnects by itself and the
@@ -224,19 +239,6 @@ var Whistle = (function () {
 
   var seen = new Set(rows().map(function (r) { return r.id; }));
   var muted = localStorage.getItem("whistle-muted") === "1";
-  var audio = null;  // one context for the page: each new one holds an audio thread
-  function beep() {
-    if (muted) return;
-    try {
-      var context = audio || (audio = new (window.AudioContext || window.webkitAudioContext)());
-      [0, 0.35].forEach(function (offset) {
-        var tone = context.createOscillator(), gain = context.createGain();
-        tone.frequency.value = 880; tone.connect(gain); gain.connect(context.destination);
-        gain.gain.setValueAtTime(0.2, context.currentTime + offset);
-        tone.start(context.currentTime + offset); tone.stop(context.currentTime + offset + 0.2);
-      });
-    } catch (e) { /* no audio device: the flash still shows */ }
-  }
   // Pushes only ever prepend: the queue keeps as many rows as the officer chose to see (the
   // first page, plus each page shown with "show more"); the rest stays reachable that way.
   document.addEventListener("htmx:wsAfterMessage", function () {
@@ -249,7 +251,7 @@ var Whistle = (function () {
       void document.body.offsetWidth;
       document.body.classList.add("critical-flash");
       document.body.dataset.lastCritical = String(Date.now());
-      beep();
+      Whistle.beep();
     }
   });
   document.addEventListener("click", function (event) {
@@ -489,15 +491,6 @@ var Whistle = (function () {
 
   var seen = new Set(Array.from(inbox.querySelectorAll("li.summons")).map(function (r) { return r.id; }));
   var title = document.title, unseen = 0;
-  var ask = document.getElementById("notify-toggle");
-  function refreshAsk() {
-    if (!ask) return;
-    ask.hidden = !("Notification" in window) || Notification.permission !== "default";
-  }
-  refreshAsk();
-  if (ask) ask.addEventListener("click", function () {
-    Notification.requestPermission().then(refreshAsk);
-  });
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden) { unseen = 0; document.title = title; }
   });
@@ -722,3 +715,125 @@ var Whistle = (function () {
     });
   });
 })();
+
+// "Notify me": the browser asks for permission only when a person asks for it (a button, not a
+// prompt on load); shown while the choice is still to be made.
+(function () {
+  var ask = document.getElementById("notify-toggle");
+  if (!ask) return;
+  function refresh() {
+    ask.hidden = !("Notification" in window) || Notification.permission !== "default";
+  }
+  refresh();
+  ask.addEventListener("click", function () { Notification.requestPermission().then(refresh); });
+})();
+
+// 督办 for this person, on every live page they have open (console, board, supervisor
+// console): the entry arrives over the page's socket; it sounds, shows the browser's
+// notification (kept until dismissed) and, while the tab is in the background, flashes the
+// title until the tab is looked at. Seen on a visible page, or clicked, it is marked read.
+(function () {
+  var list = document.getElementById("notification-list");
+  if (!list) return;
+  var prefix = list.closest("[data-flash]").dataset.flash;
+  var seen = new Set(), timer = null, flashText = "", base = document.title;
+  function flash(text) {
+    flashText = prefix + text;
+    document.body.dataset.titleFlashing = "1";
+    if (timer) return;
+    base = document.title;
+    document.title = flashText;
+    // Alternates with the page's own title (which other parts of the page may change).
+    timer = setInterval(function () {
+      if (document.title === flashText) document.title = base;
+      else { base = document.title; document.title = flashText; }
+    }, 1000);
+  }
+  function stopFlash() {
+    if (!timer) return;
+    clearInterval(timer);
+    timer = null;
+    if (document.title === flashText) document.title = base;
+    delete document.body.dataset.titleFlashing;
+  }
+  function markRead(entry) {
+    if (!entry.classList.contains("unread") || entry.dataset.reading) return;
+    entry.dataset.reading = "1";
+    fetch(entry.dataset.read, {
+      method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": Whistle.csrf() },
+    }).then(function (response) {
+      if (!response.ok) return;
+      entry.classList.remove("unread");
+      entry.classList.add("read");
+    }).catch(function () { /* still unread: the next look tries again */ })
+      .finally(function () { delete entry.dataset.reading; });
+  }
+  function markShown() {
+    if (document.hidden) return;
+    list.querySelectorAll("li.notification.unread").forEach(markRead);
+  }
+  function announce(entry) {
+    var text = entry.dataset.text;
+    Whistle.beep();
+    if (document.hidden) flash(text);
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    try {
+      var note = new Notification(prefix + text, {
+        body: entry.dataset.reason, tag: entry.id, requireInteraction: true,
+      });
+      note.onclick = function () {
+        window.focus();
+        markRead(entry);
+        entry.focus();
+        note.close();
+      };
+    } catch (e) { /* a browser that only notifies from a service worker: the page still shows it */ }
+  }
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    list.querySelectorAll("li.notification").forEach(function (entry) {
+      if (seen.has(entry.id)) return;
+      seen.add(entry.id);
+      if (entry.classList.contains("unread")) announce(entry);
+    });
+    markShown();
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) return;
+    stopFlash();
+    markShown();
+  });
+  list.addEventListener("click", function (event) {
+    var entry = event.target.closest("li.notification");
+    if (!entry) return;
+    markRead(entry);
+    if (event.target.closest("[data-dismiss-notification]")) entry.remove();
+  });
+  list.addEventListener("keydown", function (event) {
+    var entry = event.target.closest("li.notification");
+    if (!entry || event.target !== entry) return;
+    if (event.key === "Enter") { markRead(entry); entry.querySelector("a").click(); }
+    else if (event.key === "Delete" || event.key === "Escape") { markRead(entry); entry.remove(); }
+  });
+})();
+
+// A link to one summons or order (#summons-12, #order-3: where a notification leads) marks its
+// rows on the page, again after every push that redraws them.
+(function () {
+  var scrolled = false;
+  function highlight() {
+    var match = /^#((summons|order)-\d+)$/.exec(window.location.hash);
+    if (!match) return;
+    var rows = document.querySelectorAll("#" + match[1] + ', [data-anchor="' + match[1] + '"]');
+    rows.forEach(function (row) { row.classList.add("highlighted"); });
+    if (rows.length && !scrolled) {
+      scrolled = true;
+      rows[0].scrollIntoView({ block: "center" });
+      if (!rows[0].hasAttribute("tabindex")) rows[0].setAttribute("tabindex", "-1");
+      rows[0].focus({ preventScroll: true });
+    }
+  }
+  document.addEventListener("DOMContentLoaded", highlight);
+  document.addEventListener("htmx:wsAfterMessage", highlight);
+  window.addEventListener("hashchange", function () { scrolled = false; highlight(); });
+})();
+

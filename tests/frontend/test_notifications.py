@@ -1,0 +1,178 @@
+"""督办 reaching people, as each person sees it: marking a console notification read, the link
+an SMS or e-mail carries, the page where a person chooses how they are reached, and the
+supervisor's way to the incident."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from django.test import Client
+
+from alerts.delivery import people
+from alerts.models import Notification
+from command import realtime
+from command.org.models import Category, Department, Township, User
+from command.timeline.models import TimelineEntry
+from incidents.models import Summons, Whistle
+from incidents.services.incidents import incident_open
+from incidents.services.whistles import SummonedDepartment, whistle_blow
+from tests.conftest import signed_in
+
+pytestmark = pytest.mark.django_db
+
+
+def summons_in(township: Township, title: str = "滨河路违停") -> Summons:
+    duty = User.objects.get(username="duty")
+    if township.code != "qingshui":
+        duty = User.objects.create(
+            username=f"duty-{township.code}", role=User.Role.DUTY_OFFICER, township=township
+        )
+    incident = incident_open(
+        actor=duty,
+        township=township,
+        category=Category.objects.get(code="parking"),
+        severity="major",
+        title=title,
+    )
+    department = Department.objects.get(code="chengguan")
+    whistle = whistle_blow(
+        actor=duty,
+        incident=incident,
+        kind=Whistle.Kind.EMERGENCY,
+        purpose=Whistle.Purpose.JOINT_ENFORCEMENT,
+        departments=[SummonedDepartment(department, "test")],
+    )
+    return whistle.summonses.get()
+
+
+def paged(summons: Summons, username: str, reason: str = "on_call", key: str = "t") -> Notification:
+    incident = summons.whistle.incident
+    (console, *_rest) = people.page(
+        people.Cause(
+            township_id=incident.township_id,
+            subject_type="summons",
+            subject_id=summons.pk,
+            incident_id=incident.pk,
+            text=f"{incident.title}：超时未报到",
+            link=f"/console/{summons.department.code}/",
+            key=f"{key}:{summons.pk}",
+            step=1,
+        ),
+        [people.Recipient(User.objects.get(username=username), reason)],
+    )
+    assert console.channel == Notification.Channel.CONSOLE
+    return console
+
+
+def test_a_console_notification_goes_to_its_person_and_the_supervisors(
+    demo, capture_broadcasts, django_capture_on_commit_callbacks
+):
+    summons = summons_in(Township.objects.get(code="qingshui"))
+    with django_capture_on_commit_callbacks(execute=True):
+        console = paged(summons, "chengguan")
+    user = User.objects.get(username="chengguan")
+    sent = [
+        (group, event["type"], event.get("notification_id")) for group, event in capture_broadcasts
+    ]
+    assert (realtime.user_group(user.pk), "notification.new", console.pk) in sent
+    township_id = summons.whistle.incident.township_id
+    assert (realtime.supervision_group(township_id), "notification.updated", console.pk) in sent
+
+
+def test_marking_read_is_its_persons_alone(demo, django_capture_on_commit_callbacks):
+    summons = summons_in(Township.objects.get(code="qingshui"))
+    console = paged(summons, "chengguan")
+    url = f"/notifications/{console.pk}/read"
+    assert signed_in("police").post(url).status_code == 404
+    assert signed_in("admin").post(url).status_code == 404  # not even a superuser's
+    member = signed_in("chengguan")
+    assert member.get(url).status_code == 405
+    assert Client().post(url).status_code == 302  # to sign in
+    with django_capture_on_commit_callbacks(execute=True):
+        assert member.post(url).status_code == 204
+    console.refresh_from_db()
+    assert console.read_at is not None
+    assert member.post(url).status_code == 204  # again: still read once
+    rows = TimelineEntry.objects.filter(
+        subject_type="summons", subject_id=summons.pk, action="summons.page_read"
+    )
+    assert rows.count() == 1 and rows.get().after["channel"] == "console"
+
+
+def test_the_link_signs_in_marks_read_and_lands_on_the_summons(demo):
+    summons = summons_in(Township.objects.get(code="qingshui"))
+    console = paged(summons, "chengguan")
+    path = f"/n/{people.link_token(console.pk)}"
+    anonymous = Client().get(path)
+    assert anonymous.status_code == 302
+    assert anonymous["Location"] == f"/login/?next={quote(path)}"
+    assert signed_in("police").get(path).status_code == 404
+    assert signed_in("chengguan").get("/n/forged-token").status_code == 404
+    answer = signed_in("chengguan").get(path)
+    assert answer.status_code == 302
+    assert answer["Location"] == f"/console/chengguan/#summons-{summons.pk}"
+    console.refresh_from_db()
+    assert console.read_at is not None
+    assert TimelineEntry.objects.filter(
+        subject_type="summons", subject_id=summons.pk, action="summons.page_read"
+    ).exists()
+
+
+def test_the_link_takes_a_supervisor_to_the_incident(demo):
+    summons = summons_in(Township.objects.get(code="qingshui"))
+    console = paged(summons, "supervisor", reason="district_supervisors")
+    answer = signed_in("supervisor").get(f"/n/{people.link_token(console.pk)}")
+    incident = summons.whistle.incident
+    assert answer["Location"] == f"/supervise/qingshui/incidents/{incident.pk}/"
+    # A person who can neither open the console nor supervise: the page its writer named.
+    other = paged(summons, "grid01", reason="head", key="grid")
+    answer = signed_in("grid01").get(f"/n/{people.link_token(other.pk)}")
+    assert answer["Location"] == "/console/chengguan/"
+
+
+def test_how_i_am_reached_saves_an_order_and_refuses_a_bad_one(demo):
+    client = signed_in("chengguan")
+    page = client.get("/me/notifications/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    # Only the department's system is a channel of this server so far; the others say so.
+    reach = {row["code"]: row["state"] for row in page.context["reach"]}
+    assert reach["console"] == "always"
+    assert reach["sms"] == "not_configured" or "sms" in people.CHANNELS
+    assert reach["system"] in ("reaches", "cannot")
+    assert 'id="nav-my-notifications"' in text
+    answer = client.post(
+        "/me/notifications/",
+        {
+            "channel_1": "email",
+            "channel_2": "",
+            "channel_3": "sms",
+            "channel_4": "",
+            "phone": "13800138000",
+            "email": "zhu@qingshui.example",
+        },
+    )
+    assert answer.status_code == 302 and answer["Location"] == "/me/notifications/"
+    user = User.objects.get(username="chengguan")
+    assert user.notify_by == ["email", "sms"] and user.phone == "13800138000"
+    refused = client.post(
+        "/me/notifications/",
+        {"channel_1": "sms", "channel_2": "sms", "phone": "", "email": "zhu@qingshui.example"},
+    )
+    assert refused.status_code == 400
+    assert "reach-errors" in refused.content.decode()
+    bad = client.post("/me/notifications/", {"channel_1": "fax", "email": "not an address"})
+    assert bad.status_code == 400
+    user.refresh_from_db()
+    assert user.notify_by == ["email", "sms"]
+
+
+def test_my_page_lists_my_notifications(demo):
+    summons = summons_in(Township.objects.get(code="qingshui"))
+    console = paged(summons, "chengguan")
+    paged(summons, "police", key="other")
+    page = signed_in("chengguan").get("/me/notifications/")
+    rows = page.context["recent"]
+    assert [n.pk for n in rows] == [console.pk]
+    assert f'data-notification="{console.pk}"' in page.content.decode()
