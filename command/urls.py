@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from api import open311
 from api.v1 import api_urls
-from frontend import cases, notifications, replay, supervision, views
+from frontend import cases, notifications, replay, supervision, supervisor_console, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -32,6 +32,8 @@ urlpatterns = [
     path("board/<slug:township>/incidents/new/", views.board_new_incident, name="board_incident"),
     path("board/<slug:township>/intake/", views.board_intake, name="board_intake"),
     path("intake/<int:report>/", views.intake_item, name="intake_item"),
+    # Before "supervise/<township>/": "console" is not a township's code.
+    path("supervise/console/", supervisor_console.supervisor_console, name="supervisor_console"),
     path("supervise/<slug:township>/", supervision.performance, name="performance"),
     path("supervise/<slug:township>/review/", cases.review_page, name="daily_review"),
     path("cases/", cases.case_library_page, name="cases"),

@@ -29,6 +29,7 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 from command import realtime
 from command.org import selectors as org_selectors
 from frontend import notifications, rendering, widgets
+from frontend import supervisor_console as supervise
 from frontend.frames import Part, pack
 from incidents import selectors as incident_selectors
 
@@ -413,3 +414,59 @@ class DepartmentConsumer(FragmentConsumer):
         # Just issued: added to the list; acknowledged or answered: replaced, or removed.
         new = event.get("status") == "issued"
         self.mark(event, "new orders" if new else "orders", event["order_id"])
+
+
+class SupervisorConsumer(FragmentConsumer):
+    """The supervisor console (督办台): the townships a supervisor follows. It hears their boards
+    (every summons' change is broadcast there) and their supervision groups (notifications'
+    progress), and redraws its sections, at most once a second."""
+
+    min_interval = 1.0
+    REDRAWN_BY = frozenset(
+        {
+            "whistle.blown",
+            "summons.notified",
+            "summons.updated",
+            "incident.updated",
+            "order.updated",
+            "notification.updated",
+        }
+    )
+
+    def authorize(self, user: Any, key: str) -> tuple[Any, str] | None:
+        from command.org import policy
+        from command.org.models import Township
+
+        if not policy.can_open_supervisor_console(user):
+            return None
+        ids = policy.supervised_township_ids(user)
+        townships = Township.objects.all() if ids is None else Township.objects.filter(pk__in=ids)
+        scoped = (ids, [(t.pk, t.code) for t in townships.order_by("pk")])
+        # The group names the scope (a township supervisor follows one): sockets of the same
+        # scope share their renders.
+        group = "supervise.all" if ids is None else realtime.supervision_group(min(ids))
+        return scoped, group
+
+    def extra_groups(self) -> list[str]:
+        _ids, townships = self.scoped
+        return [
+            group
+            for pk, code in townships
+            for group in (realtime.board_group(code), realtime.supervision_group(pk))
+        ]
+
+    def full_state(self) -> list[Part]:
+        ids, _townships = self.scoped
+        return list(supervise.console_parts(township_ids=ids, language=self.language, oob=True))
+
+    def render_batch(self, batch: dict[str, set[int]]) -> list[Part]:
+        return self.full_state() if "console" in batch else []
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type", "")
+        if kind in self.REDRAWN_BY:
+            self.mark(message, "console")
+            return
+        if kind in realtime.EVENT_TYPES and getattr(self, get_handler_name(message), None) is None:
+            return  # the boards' other news (alerts, figures) is not this page's
+        await super().dispatch(message)

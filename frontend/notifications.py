@@ -129,8 +129,8 @@ def notification_link(request: HttpRequest, token: str) -> HttpResponse:
 
 def notification_target(user: User, notification: Notification) -> str:
     """Where a notification leads its person: a department's member to their console at the
-    summons or the order (highlighted there); a supervisor to the incident's timeline; else
-    the page its writer named, else home."""
+    summons or the order (highlighted there); a supervisor to their console at it, else to
+    the incident's timeline; else the page its writer named, else home."""
     anchor = f"{notification.subject_type}-{notification.subject_id}"
     department_id, township_code = _subject_place(notification)
     if (
@@ -139,6 +139,8 @@ def notification_target(user: User, notification: Notification) -> str:
         and policy.can_open_console(user, department_id)
     ):
         return reverse("console", args=[user.department.code]) + f"#{anchor}"
+    if policy.can_open_supervisor_console(user):
+        return reverse("supervisor_console") + f"#{anchor}"
     if township_code and notification.incident_id:
         from command.org.models import Township
 

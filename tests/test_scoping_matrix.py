@@ -146,7 +146,8 @@ CASES = [
         CONSOLE,
     ),
     Case("report/", "/report/", frozenset({GRID})),
-    # 督办 reaching people: each person's own notifications and how they are reached.
+    # 督办 reaching people: each person's own notifications and how they are reached; the
+    # supervisor console for supervisors (the district's here) and superusers.
     Case("me/notifications/", "/me/notifications/", ACTIVE),
     Case(
         "me/notifications/",
@@ -162,6 +163,7 @@ CASES = [
         "post",
     ),
     Case("n/<str:token>", "/n/{notification_token}", frozenset({MEMBER})),
+    Case("supervise/console/", "/supervise/console/", frozenset({ADMIN, SUPERVISOR})),
     Case(
         "photos/<uuid:photo>", "/photos/{report_photo}", frozenset({ADMIN, DUTY, SUPERVISOR, GRID})
     ),
@@ -333,6 +335,12 @@ CASES = [
     # sockets
     Case("ws:ws/board/<slug:township>/", "/ws/board/qingshui/", BOARD_Q, kind="ws"),
     Case("ws:ws/dept/<slug:department>/", "/ws/dept/chengguan/", CONSOLE, kind="ws"),
+    Case(
+        "ws:ws/supervise/console/",
+        "/ws/supervise/console/",
+        frozenset({ADMIN, SUPERVISOR}),
+        kind="ws",
+    ),
 ]
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64

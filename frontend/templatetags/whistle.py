@@ -47,3 +47,10 @@ def reason_label(code: str) -> str:
     from frontend.notifications import reason_label as label
 
     return label(code)
+
+
+@register.filter
+def may_open_supervisor_console(user: Any) -> bool:
+    from command.org import policy
+
+    return policy.can_open_supervisor_console(user)

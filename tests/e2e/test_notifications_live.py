@@ -5,6 +5,8 @@ on the summons; the supervisor console redraws live; a person sets how they are 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import transaction
 from django.utils import translation
@@ -16,7 +18,8 @@ from command import clock
 from command.org.models import Category, Department, Grid, Township, User
 from command.timeline.models import TimelineEntry
 from frontend.notifications import reason_label
-from incidents.models import Summons, Whistle
+from incidents.models import EscalationStep, Summons, Whistle
+from incidents.services.deadlines import summons_escalate
 from incidents.services.incidents import incident_open
 from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.conftest import DEMO_PASSWORDS, wait_for
@@ -184,10 +187,12 @@ def test_the_link_signs_in_marks_read_and_lands_on_the_summons(
         row = page.wait_for_selector(f"#summons-{summons.pk}.highlighted", timeout=10_000)
         assert "东沟村山火" in row.inner_text()
         wait_for(lambda: Notification.objects.get(pk=sms.pk).read_at is not None, what="read")
-        read = TimelineEntry.objects.get(
+        # The SMS's link read the SMS; the console's entry, shown on the page, reads itself.
+        read = TimelineEntry.objects.filter(
             subject_type="summons", subject_id=summons.pk, action="summons.page_read"
         )
-        assert read.after["channel"] == "sms"
+        wait_for(lambda: read.count() == 2, what="both notifications read")
+        assert sorted(row.after["channel"] for row in read) == ["console", "sms"]
         # Acknowledging there is what the chain waits for.
         page.click(f"#summons-{summons.pk} [data-api-post$='/acknowledge']")
         wait_for(
@@ -196,6 +201,46 @@ def test_the_link_signs_in_marks_read_and_lands_on_the_summons(
         )
     finally:
         context.close()
+
+
+def test_the_supervisor_console_follows_overdue_work_and_notifications(
+    daphne_server, demo_committed, board_page
+):
+    page = board_page("supervisor")
+    page.goto(f"{daphne_server}/supervise/console/")
+    page.wait_for_selector("#live-status.live", timeout=10_000)
+    assert page.is_visible("#nav-supervisor-console")
+    summons = summons_for("采石场夜间作业", department="police")
+    Whistle.objects.filter(pk=summons.whistle_id).update(escalation_chain=CHAIN)
+    # The deadline passes; the deadline service escalates, and the board's group hears it.
+    Summons.objects.filter(pk=summons.pk).update(
+        check_in_deadline=clock.now() - timedelta(minutes=12),
+        page_at=clock.now() + timedelta(minutes=5),
+        page_step=2,
+    )
+    summons_escalate(summons_id=summons.pk, level=1)
+    row = page.wait_for_selector(f"#overdue-arrivals-{summons.pk}", timeout=10_000)
+    assert "采石场夜间作业" in row.inner_text() and "12" in row.inner_text()
+    chain = page.inner_text(f"#escalations-{summons.pk}")
+    with translation.override("zh-hans"):
+        assert "2 / 3" in chain and str(EscalationStep.Action.NOTIFY_HEAD.label) in chain
+
+    note = page_person(summons, "supervisor", "district_supervisors", "采石场夜间作业：超时未报到")
+    sent = page.wait_for_selector(f"#notifications-{note.pk}[data-read='0']", timeout=10_000)
+    assert "李建华" in sent.inner_text()
+    # The supervisor's own notification shows on this page too; looking at it reads it.
+    page.wait_for_selector(f"#notification-{note.pk}", timeout=10_000)
+    page.wait_for_selector(f"#notifications-{note.pk}[data-read='1']", timeout=10_000)
+    page.mouse.move(0, 0)
+    screenshot(page, "supervisor-console")
+    assert page.evaluate(LOW_CONTRAST) == []
+
+    # By keyboard: the first row's link to the incident's timeline.
+    link = page.locator(f"#overdue-arrivals-{summons.pk} a.timeline-link")
+    link.focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert f"/incidents/{summons.whistle.incident_id}/" in page.url
 
 
 def test_a_person_chooses_how_they_are_reached_on_a_phone(

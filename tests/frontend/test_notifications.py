@@ -1,20 +1,22 @@
 """督办 reaching people, as each person sees it: marking a console notification read, the link
 an SMS or e-mail carries, the page where a person chooses how they are reached, and the
-supervisor's way to the incident."""
+supervisor console's scope."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
 from django.test import Client
+from django.utils import translation
 
 from alerts.delivery import people
 from alerts.models import Notification
-from command import realtime
+from command import clock, realtime
 from command.org.models import Category, Department, Township, User
 from command.timeline.models import TimelineEntry
-from incidents.models import Summons, Whistle
+from incidents.models import Summons, SupervisionOrder, Whistle
 from incidents.services.incidents import incident_open
 from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.conftest import signed_in
@@ -119,12 +121,11 @@ def test_the_link_signs_in_marks_read_and_lands_on_the_summons(demo):
     ).exists()
 
 
-def test_the_link_takes_a_supervisor_to_the_incident(demo):
+def test_the_link_takes_a_supervisor_to_their_console(demo):
     summons = summons_in(Township.objects.get(code="qingshui"))
     console = paged(summons, "supervisor", reason="district_supervisors")
     answer = signed_in("supervisor").get(f"/n/{people.link_token(console.pk)}")
-    incident = summons.whistle.incident
-    assert answer["Location"] == f"/supervise/qingshui/incidents/{incident.pk}/"
+    assert answer["Location"] == f"/supervise/console/#summons-{summons.pk}"
     # A person who can neither open the console nor supervise: the page its writer named.
     other = paged(summons, "grid01", reason="head", key="grid")
     answer = signed_in("grid01").get(f"/n/{people.link_token(other.pk)}")
@@ -176,3 +177,63 @@ def test_my_page_lists_my_notifications(demo):
     rows = page.context["recent"]
     assert [n.pk for n in rows] == [console.pk]
     assert f'data-notification="{console.pk}"' in page.content.decode()
+
+
+def test_the_supervisor_console_shows_its_townships_only(demo):
+    qingshui = Township.objects.get(code="qingshui")
+    beishan = Township.objects.create(code="beishan", name="北山镇", name_en="Beishan")
+    late_q = summons_in(qingshui, "QS-LATE")
+    late_b = summons_in(beishan, "BS-LATE")
+    past = clock.now() - timedelta(minutes=20)
+    Summons.objects.filter(pk__in=[late_q.pk, late_b.pk]).update(
+        overdue=True, check_in_deadline=past, page_at=clock.now() + timedelta(minutes=3)
+    )
+    paged(late_b, "supervisor", reason="township_supervisors")
+    order = SupervisionOrder.objects.create(
+        township=beishan,
+        incident=late_b.whistle.incident,
+        summons=late_b,
+        department=late_b.department,
+        instruction="BS-ORDER 立即到场",
+        due_at=clock.now() + timedelta(hours=1),
+    )
+    district = signed_in("supervisor").get("/supervise/console/").content.decode()
+    assert "QS-LATE" in district and "BS-LATE" in district and "BS-ORDER" in district
+    assert f'data-anchor="order-{order.pk}"' in district
+    assert 'id="nav-supervisor-console"' in district
+    User.objects.create_user(
+        username="sup_bs", password="x", role=User.Role.SUPERVISOR, township=beishan
+    )
+    township = Client()
+    township.login(username="sup_bs", password="x")
+    page = township.get("/supervise/console/").content.decode()
+    assert "BS-LATE" in page and "QS-LATE" not in page
+    assert "supervise-notifications-" in page  # the notification about BS-LATE
+    for username in ("duty", "chengguan", "grid01"):
+        client = signed_in(username)
+        assert client.get("/supervise/console/").status_code == 403
+        home = client.get("/", follow=True).content.decode()  # their board, console, phone page
+        assert 'id="nav-my-notifications"' in home and 'id="nav-supervisor-console"' not in home
+
+
+def test_a_chain_position_reads_from_the_whistles_snapshot(demo):
+    from supervision.console import chain_position
+
+    summons = summons_in(Township.objects.get(code="qingshui"))
+    summons.whistle.escalation_chain = [
+        {"action": "notify_on_call"},
+        {"action": "wait", "minutes": 5},
+        {"action": "notify_backup"},
+        {"action": "notify_head", "all_channels": True},
+        {"action": "repeat", "times": 1},
+    ]
+    summons.page_step, summons.page_at = 2, clock.now()
+    position = chain_position(summons)
+    # Notification steps only, the repeat unrolled: on call, backup, head, and again.
+    assert (position.done, position.total, position.next_at) == (2, 6, summons.page_at)
+    with translation.override("en"):
+        assert chain_position(summons).next_label == (
+            "Notify the department head, by every channel"
+        )
+    summons.page_step = 6  # run out
+    assert chain_position(summons).next_label == ""

@@ -837,3 +837,23 @@ var Whistle = (function () {
   window.addEventListener("hashchange", function () { scrolled = false; highlight(); });
 })();
 
+// The supervisor console's "late by": from the missed deadline, in minutes, hours and days,
+// kept current between pushes.
+(function () {
+  var socket = document.querySelector(".supervise-console");
+  if (!socket) return;
+  var units = socket.dataset;
+  function tick() {
+    var now = Date.now();
+    socket.querySelectorAll(".late-by[data-since]").forEach(function (item) {
+      var minutes = Math.max(0, Math.floor((now - Date.parse(item.dataset.since)) / 60000));
+      var days = Math.floor(minutes / 1440), hours = Math.floor(minutes / 60) % 24;
+      item.textContent = days ? days + " " + units.days + " " + hours + " " + units.hours
+        : minutes >= 60 ? Math.floor(minutes / 60) + " " + units.hours + " " + (minutes % 60) + " " + units.minutes
+        : minutes + " " + units.minutes;
+    });
+  }
+  setInterval(tick, 30000);
+  document.addEventListener("htmx:wsAfterMessage", tick);
+  tick();
+})();
