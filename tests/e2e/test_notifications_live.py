@@ -131,6 +131,7 @@ def test_a_notification_arrives_live_and_flashes_the_background_tab(
     assert page.evaluate("document.body.dataset.titleFlashing") == "1"
     assert Notification.objects.get(pk=note.pk).read_at is None
     screenshot(page, "console-notification")
+    assert page.evaluate(LOW_CONTRAST) == []
 
     # Looked at: the flashing stops and it is read (its timeline row says so).
     page.evaluate(
@@ -279,3 +280,21 @@ def test_a_person_chooses_how_they_are_reached_on_a_phone(
     with translation.override("zh-hans"):
         assert gettext("Name each channel once.") in page.inner_text("#reach-errors")
     assert User.objects.get(username="chengguan").notify_by == ["email", "sms"]
+
+
+def test_the_duty_board_shows_its_officers_notification(daphne_server, demo_committed, board_page):
+    page = board_page("duty")
+    page.wait_for_selector("#live-status.live", timeout=10_000)
+    summons = summons_for("夜间施工扰民")
+    note = page_person(
+        summons, "duty", "township_supervisors", "夜间施工扰民：城管执法局超时未报到"
+    )
+    page.wait_for_selector(f"#notification-{note.pk}", timeout=10_000)
+    # Shown on a visible page: read at once, and it stays until dismissed.
+    wait_for(lambda: Notification.objects.get(pk=note.pk).read_at is not None, what="read")
+    page.wait_for_selector(f"#notification-{note.pk}.read", timeout=5_000)
+    page.mouse.move(0, 0)
+    screenshot(page, "board-notification")
+    assert page.evaluate(LOW_CONTRAST) == []
+    page.click(f"#notification-{note.pk} [data-dismiss-notification]")
+    page.wait_for_selector("#notification-tray", state="hidden", timeout=5_000)

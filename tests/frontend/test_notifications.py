@@ -237,3 +237,85 @@ def test_a_chain_position_reads_from_the_whistles_snapshot(demo):
         )
     summons.page_step = 6  # run out
     assert chain_position(summons).next_label == ""
+
+
+def _socket_frames(username: str, path: str, act) -> tuple[str, str]:
+    """Connect as ``username``, collect the initial frames, run ``act`` (ORM, in a thread),
+    then collect what is pushed until the socket goes quiet: (initial, pushed)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import async_to_sync, sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from command.asgi import application
+
+    client = signed_in(username)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+
+    async def collect(communicator) -> str:
+        got = []
+        while not await communicator.receive_nothing(timeout=1.5):
+            got.append(await communicator.receive_from(timeout=1))
+        return "".join(got)
+
+    async def run() -> tuple[str, str]:
+        headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)]
+        communicator = WebsocketCommunicator(application, path, headers=headers)
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        initial = await collect(communicator)
+        await sync_to_async(act)()
+        pushed = await collect(communicator)
+        await communicator.disconnect()
+        return initial, pushed
+
+    with ThreadPoolExecutor(1) as executor:
+        return executor.submit(async_to_sync(run)).result()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_live_page_shows_its_persons_notifications(demo_committed, redis_url):
+    summons = summons_in(Township.objects.get(code="qingshui"))
+    found: dict[str, Notification] = {}
+
+    def page_duty() -> None:
+        found["n"] = paged(summons, "duty", reason="township_supervisors", key="board")
+
+    # Pushed to the board of the person paged, and only to theirs.
+    _initial, pushed = _socket_frames("duty", "/ws/board/qingshui/", page_duty)
+    note = found["n"]
+    assert f'id="notification-{note.pk}"' in pushed and "afterbegin:#notification-list" in pushed
+    _initial, pushed = _socket_frames(
+        "supervisor", "/ws/board/qingshui/", lambda: paged(summons, "duty", key="again")
+    )
+    assert "notification-" not in pushed
+    # A page opened later gets the unread ones at once; read ones are not sent again.
+    initial, _pushed = _socket_frames("duty", "/ws/board/qingshui/", lambda: None)
+    assert f'id="notification-{note.pk}"' in initial
+    people.mark_read(note)
+    initial, _pushed = _socket_frames("duty", "/ws/board/qingshui/", lambda: None)
+    assert f'id="notification-{note.pk}"' not in initial
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_supervisor_console_redraws_when_a_summons_is_late(demo_committed, redis_url):
+    from incidents.services.deadlines import summons_escalate
+
+    summons = summons_in(Township.objects.get(code="qingshui"), "LATE-LIVE")
+
+    def late() -> None:
+        Summons.objects.filter(pk=summons.pk).update(
+            check_in_deadline=clock.now() - timedelta(minutes=3)
+        )
+        summons_escalate(summons_id=summons.pk, level=1)
+
+    initial, pushed = _socket_frames("supervisor", "/ws/supervise/console/", late)
+    # Its chain is paging from the start (the default chain of an emergency whistle).
+    assert f'id="escalations-{summons.pk}"' in initial
+    assert f'id="overdue-arrivals-{summons.pk}"' not in initial
+    assert f'id="overdue-arrivals-{summons.pk}"' in pushed and "LATE-LIVE" in pushed
+    # Notifications' progress redraws it too (the supervision group of the township).
+    _initial, pushed = _socket_frames(
+        "supervisor", "/ws/supervise/console/", lambda: paged(summons, "chengguan", key="x")
+    )
+    assert 'id="supervise-notifications"' in pushed and 'data-read="0"' in pushed
