@@ -21,6 +21,7 @@ from frontend.notifications import reason_label
 from incidents.models import EscalationStep, Summons, Whistle
 from incidents.services.deadlines import summons_escalate
 from incidents.services.incidents import incident_open
+from incidents.services.orders import order_issue
 from incidents.services.whistles import SummonedDepartment, whistle_blow
 from tests.conftest import DEMO_PASSWORDS, wait_for
 from tests.e2e.conftest import screenshot
@@ -226,6 +227,16 @@ def test_the_supervisor_console_follows_overdue_work_and_notifications(
     with translation.override("zh-hans"):
         assert "2 / 3" in chain and str(EscalationStep.Action.NOTIFY_HEAD.label) in chain
 
+    # The supervisor issues a 督办单 (here through the service; the timeline page has its form).
+    order = order_issue(
+        actor=User.objects.get(username="supervisor"),
+        incident=summons.whistle.incident,
+        department=summons.department,
+        instruction="立即派员到场制止夜间作业",
+        due_at=clock.now() + timedelta(hours=1),
+    )
+    ordered = page.wait_for_selector(f"#orders-{order.pk}[data-status='issued']", timeout=10_000)
+    assert "立即派员到场" in ordered.inner_text()
     note = page_person(summons, "supervisor", "district_supervisors", "采石场夜间作业：超时未报到")
     sent = page.wait_for_selector(f"#notifications-{note.pk}[data-read='0']", timeout=10_000)
     assert "李建华" in sent.inner_text()

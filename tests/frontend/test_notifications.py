@@ -132,6 +132,41 @@ def test_the_link_takes_a_supervisor_to_their_console(demo):
     assert answer["Location"] == "/console/chengguan/"
 
 
+def test_the_link_of_an_order_lands_on_the_order(demo):
+    from incidents.services.orders import order_issue
+
+    summons = summons_in(Township.objects.get(code="qingshui"))
+    order = order_issue(
+        actor=User.objects.get(username="supervisor"),
+        incident=summons.whistle.incident,
+        department=summons.department,
+        instruction="立即到场",
+        due_at=clock.now() + timedelta(hours=1),
+    )
+    mine = Notification.objects.filter(
+        subject_type="order", subject_id=order.pk, user__username="chengguan"
+    ).first()
+    if mine is None:  # the orders' own paging reached someone else: page the member here
+        mine = people.page(
+            people.Cause(
+                township_id=order.township_id, subject_type="order", subject_id=order.pk,
+                incident_id=order.incident_id, text="督办单", link="/", key=f"t-order:{order.pk}",
+            ),
+            [people.Recipient(User.objects.get(username="chengguan"), "order")],
+        )[0]  # fmt: skip
+    answer = signed_in("chengguan").get(f"/n/{people.link_token(mine.pk)}")
+    assert answer["Location"] == f"/console/chengguan/#order-{order.pk}"
+    supervisor = people.page(
+        people.Cause(
+            township_id=order.township_id, subject_type="order", subject_id=order.pk,
+            incident_id=order.incident_id, text="督办单", link="/", key=f"t-sup:{order.pk}",
+        ),
+        [people.Recipient(User.objects.get(username="supervisor"), "district_supervisors")],
+    )[0]  # fmt: skip
+    answer = signed_in("supervisor").get(f"/n/{people.link_token(supervisor.pk)}")
+    assert answer["Location"] == f"/supervise/console/#order-{order.pk}"
+
+
 def test_how_i_am_reached_saves_an_order_and_refuses_a_bad_one(demo):
     client = signed_in("chengguan")
     page = client.get("/me/notifications/")
