@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 from alerts.delivery import people
 from alerts.models import Notification
 from command.org import policy
-from command.org.models import NotifyChannel, User
+from command.org.models import DEFAULT_NOTIFY_BY, NotifyChannel, User
 from command.org.services import user_set_reach
 from frontend.forms import ReachForm
 from frontend.frames import Part
@@ -179,7 +179,7 @@ def _subject_place(notification: Notification) -> tuple[int | None, str]:
 def reach_status(user: User) -> list[dict[str, object]]:
     """Each channel, and whether it can reach this person now: a channel not set up on this
     server says so rather than failing."""
-    chosen = list(user.notify_by or [])
+    chosen = list(user.notify_by or DEFAULT_NOTIFY_BY)  # what is used when nothing is chosen
     rows: list[dict[str, object]] = [
         {"code": "console", "label": _("Live page (console, board)"), "state": "always"}
     ]
