@@ -280,6 +280,8 @@ def test_a_person_chooses_how_they_are_reached_on_a_phone(
     )
     assert states["console"] == "always" and states["system"] in ("reaches", "cannot")
     screenshot(page, "my-notifications-phone")
+    page.locator("#reach-status").scroll_into_view_if_needed()
+    screenshot(page, "my-notifications-phone-channels")
     assert page.evaluate(LOW_CONTRAST) == []
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
