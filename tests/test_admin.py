@@ -62,11 +62,11 @@ def test_an_escalation_chain_is_edited_in_the_admin_and_checked(client, demo):
                  f"steps-{i}-minutes": minutes, f"steps-{i}-times": times}  # fmt: skip
     response = client.post("/admin/incidents/escalationchain/add/", form)
     assert response.status_code == 200
-    assert "A repeat must be the last step" in response.content.decode()
+    assert "“重复”必须是最后一步" in response.content.decode()  # the admin speaks Chinese
     form["steps-1-position"], form["steps-2-position"] = "2", "1"
     form["steps-1-times"] = "0"
     response = client.post("/admin/incidents/escalationchain/add/", form)
-    assert "Repeat 1 to 10 times." in response.content.decode()
+    assert "重复 1 至 10 次。" in response.content.decode()
     form["steps-1-times"] = "2"
     response = client.post("/admin/incidents/escalationchain/add/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -104,7 +104,7 @@ def test_the_rota_in_the_department_admin_takes_only_its_own_members(client, dem
     }
     response = client.post(f"/admin/org/department/{police.pk}/change/", form)
     assert response.status_code == 200
-    assert "is not a member of this department" in response.content.decode()
+    assert "不是本部门成员" in response.content.decode()
     form["on_call_shifts-0-primary"] = member.pk
     response = client.post(f"/admin/org/department/{police.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:3000]
