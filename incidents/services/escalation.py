@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from procrastinate.exceptions import AlreadyEnqueued
 
 from alerts.delivery.people import Cause, Recipient, page
-from command import clock, jobs
+from command import clock, jobs, realtime
 from command.org import oncall
 from command.org.models import Township, User
 from command.timeline.actions import Action
@@ -181,6 +181,11 @@ def summons_page_step(*, summons_id: int, step: int) -> str:
         summons.save(update_fields=["page_step", "page_at"])
         if summons.page_at is not None:
             schedule_page_step(summons.pk, step + 1, summons.page_at)
+        # The supervisor consoles show each chain's step, also one that found nobody to page.
+        realtime.broadcast_on_commit(
+            realtime.supervision_group(summons.whistle.incident.township_id),
+            {"type": "summons.updated", "summons_id": summons.pk},
+        )
     return f"step {step + 1} paged"
 
 

@@ -258,10 +258,21 @@ def test_each_step_pages_its_people_once_and_acknowledging_stops_the_chain(polic
     assert not Notification.objects.filter(user=supervisor).exists()
 
 
-def test_a_step_with_nobody_to_page_says_so_and_the_chain_goes_on(demo_committed):
+def test_a_step_with_nobody_to_page_says_so_and_the_chain_goes_on(
+    demo_committed, capture_broadcasts
+):
     OnCallShift.objects.filter(department__code="police").delete()
     summons = blow()  # the police now have no rota, and the demo's no head
     assert summons_page_step(summons_id=summons.pk, step=0) == "step 1 paged"
+    # The supervisor consoles redraw the chain's step though nobody was paged.
+    township = Township.objects.get(code="qingshui")
+    assert (
+        f"supervise.{township.pk}",
+        {"type": "summons.updated", "summons_id": summons.pk},
+    ) in [
+        (group, {k: v for k, v in event.items() if k != "id"})
+        for group, event in capture_broadcasts
+    ]
     with clock.moved(by=timedelta(minutes=4)):
         summons_page_step(summons_id=summons.pk, step=1)
         summons_page_step(summons_id=summons.pk, step=2)
