@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,10 +28,28 @@ import psycopg.errors
 from django.conf import settings
 from procrastinate import JobContext
 from procrastinate.contrib.django import app
-from procrastinate.jobs import Status
+from procrastinate.jobs import Job, Status
 from procrastinate.manager import JobManager
 
 log = logging.getLogger("whistle.worker")
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """A job to defer: the task by name, its arguments, when, and its queueing lock."""
+
+    task_name: str
+    kwargs: dict[str, Any]
+    schedule_at: datetime | None = None
+    queueing_lock: str | None = None
+
+    def job(self) -> Job:
+        options: dict[str, Any] = {}
+        if self.schedule_at is not None:
+            options["schedule_at"] = self.schedule_at
+        if self.queueing_lock is not None:
+            options["queueing_lock"] = self.queueing_lock
+        return app.configure_task(self.task_name, **options).make_new_job(**self.kwargs)
 
 
 def defer(
@@ -41,14 +61,17 @@ def defer(
 ) -> None:
     """Defer ``task_name`` (by name: the task's module may import the caller) in the current
     database transaction. Raises procrastinate's ``AlreadyEnqueued`` for a queueing lock held."""
-    options: dict[str, Any] = {}
-    if schedule_at is not None:
-        options["schedule_at"] = schedule_at
-    if queueing_lock is not None:
-        options["queueing_lock"] = queueing_lock
-    job = app.configure_task(task_name, **options).make_new_job(**task_kwargs)
     # Through Django's connection whatever connector the app runs with (see above).
-    _in_transaction().defer_job(job=job)
+    _in_transaction().defer_job(
+        job=Deferral(task_name, task_kwargs, schedule_at, queueing_lock).job()
+    )
+
+
+def defer_all(deferrals: Sequence[Deferral]) -> None:
+    """Defer many jobs in one INSERT in the current transaction (a whistle's new summonses'
+    first steps, whose queueing locks no job can hold yet)."""
+    if deferrals:
+        _in_transaction().batch_defer_jobs(jobs=[d.job() for d in deferrals])
 
 
 @functools.cache

@@ -60,23 +60,34 @@ def finish_step_times(summons: Summons, whistle: Whistle) -> list[datetime]:
     ]
 
 
-def schedule_finish_chain(summons: Summons) -> None:
-    """Defer the summons' next finishing step (in the current transaction): at blowing, and
-    again when returned work sends the department back (a chain stops at "done")."""
+def finish_step_job(summons: Summons) -> jobs.Deferral | None:
+    """The summons' next finishing step, if its policy has one left."""
     times = finish_step_times(summons, summons.whistle)
     level = summons.finish_escalation_level + 1
     if level > len(times):
-        return
+        return None
+    return jobs.Deferral(
+        FINISH_TASK,
+        {"summons_id": summons.pk, "level": level},
+        schedule_at=times[level - 1],
+        queueing_lock=f"summons-{summons.pk}-finish-{level}",
+    )
+
+
+def schedule_finish_chain(summons: Summons) -> None:
+    """Defer the summons' next finishing step (in the current transaction) when returned work
+    sends the department back (a chain stops at "done")."""
+    deferral = finish_step_job(summons)
+    if deferral is not None:
+        defer_once(deferral)
+
+
+def defer_once(deferral: jobs.Deferral) -> None:
+    """Defer a step unless it is already queued (a step that ran twice, a chain restarted)."""
     try:
         # A savepoint: the refused INSERT of a step already queued must not abort the caller.
         with transaction.atomic():
-            jobs.defer(
-                FINISH_TASK,
-                schedule_at=times[level - 1],
-                queueing_lock=f"summons-{summons.pk}-finish-{level}",
-                summons_id=summons.pk,
-                level=level,
-            )
+            jobs.defer_all([deferral])
     except AlreadyEnqueued:
         pass  # the step is already waiting for its moment
 
@@ -175,23 +186,21 @@ def summons_finish_escalate(*, summons_id: int, level: int) -> str:
     return f"escalated to level {level}"
 
 
+def deadline_step_job(summons_id: int, step: int, at: datetime) -> jobs.Deferral:
+    # By name: incidents.tasks imports this module, not the other way round.
+    return jobs.Deferral(
+        DEADLINE_TASK,
+        {"summons_id": summons_id, "step": step},
+        schedule_at=at,
+        queueing_lock=f"summons-{summons_id}-step-{step}",
+    )
+
+
 def schedule_deadline_step(summons_id: int, step: int, at: datetime) -> None:
-    """Defer one step of the summons' deadline chain, in the current transaction (procrastinate
-    writes its jobs through Django's connection). Each step defers the next when it runs, so a
-    whistle costs one job per summons, and a chain never outlives its summons."""
-    try:
-        # By name: incidents.tasks imports this module, not the other way round. In a
-        # savepoint, so that a step already queued leaves the caller's transaction usable.
-        with transaction.atomic():
-            jobs.defer(
-                DEADLINE_TASK,
-                schedule_at=at,
-                queueing_lock=f"summons-{summons_id}-step-{step}",
-                summons_id=summons_id,
-                step=step,
-            )
-    except AlreadyEnqueued:
-        pass  # a step that ran twice: its successor is already waiting
+    """Defer one step of the summons' deadline chain, in the current transaction. Each step
+    defers the next when it runs, so a whistle costs one job per summons, and a chain never
+    outlives its summons."""
+    defer_once(deadline_step_job(summons_id, step, at))
 
 
 def summons_deadline_step(*, summons_id: int, step: int) -> str:

@@ -137,18 +137,22 @@ def first_page_at(whistle: Whistle, now: datetime) -> datetime | None:
     return now + steps[0].offset if steps else None
 
 
+def page_step_job(summons_id: int, step: int, at: datetime) -> jobs.Deferral:
+    return jobs.Deferral(
+        PAGE_TASK,
+        {"summons_id": summons_id, "step": step},
+        schedule_at=at,
+        queueing_lock=f"summons-{summons_id}-page-{step}",
+    )
+
+
 def schedule_page_step(summons_id: int, step: int, at: datetime) -> None:
-    """Defer the summons' chain step ``step`` (from 0) at ``at``, in the current transaction."""
+    """Defer the summons' chain step ``step`` (from 0) at ``at``, in the current transaction,
+    unless it is already queued."""
     try:
         # A savepoint: a step already queued must leave the caller's transaction usable.
         with transaction.atomic():
-            jobs.defer(
-                PAGE_TASK,
-                schedule_at=at,
-                queueing_lock=f"summons-{summons_id}-page-{step}",
-                summons_id=summons_id,
-                step=step,
-            )
+            jobs.defer_all([page_step_job(summons_id, step, at)])
     except AlreadyEnqueued:
         pass
 

@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from command import clock, realtime
+from command import clock, jobs, realtime
 from command.errors import ActionForbidden, TransitionNotAllowed
 from command.org import policy
 from command.org.models import Category, Department, Responsibility, Township, User
@@ -22,11 +22,11 @@ from incidents.models import Incident, Summons, Whistle
 from incidents.services.common import broadcast, record, require_officer
 from incidents.services.deadlines import (
     DEFAULT_ESCALATION_POLICY,
-    schedule_deadline_step,
-    schedule_finish_chain,
+    deadline_step_job,
+    finish_step_job,
     step_times,
 )
-from incidents.services.escalation import chain_for, first_page_at, schedule_page_step
+from incidents.services.escalation import chain_for, first_page_at, page_step_job
 from incidents.services.incidents import require_active, set_incident_status
 from incidents.services.pushes import push_to_department
 
@@ -241,17 +241,23 @@ def _summon(
             for summons in summonses
         ]
     )
+    # Each new summons' first deadline, finishing and escalation steps: one INSERT for all
+    # (no job can hold a new summons' queueing locks yet).
+    first_steps: list[jobs.Deferral] = []
     for summons in summonses:
         realtime.broadcast_on_commit(
             realtime.department_group(summons.department.code),
             {"type": "summons.notified", "summons_id": summons.pk},
         )
         summons.whistle = whistle
-        schedule_deadline_step(summons.pk, 0, step_times(summons, whistle)[0])
-        schedule_finish_chain(summons)
+        first_steps.append(deadline_step_job(summons.pk, 0, step_times(summons, whistle)[0]))
+        finish = finish_step_job(summons)
+        if finish is not None:
+            first_steps.append(finish)
         if page_at is not None:
-            schedule_page_step(summons.pk, 0, page_at)
+            first_steps.append(page_step_job(summons.pk, 0, page_at))
         push_to_department(summons, Action.SUMMONS_NOTIFIED)
+    jobs.defer_all(first_steps)
     if incident.status == Incident.Status.OPEN:
         set_incident_status(
             incident,
