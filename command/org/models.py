@@ -426,7 +426,42 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
 
-class OnCallShift(models.Model):
+class OnCall(models.Model):
+    """Who answers for a department (AB岗): the on-call and the backup who stands in."""
+
+    primary = models.ForeignKey(
+        User, verbose_name=_("on call (A)"), on_delete=models.CASCADE, related_name="+"
+    )
+    backup = models.ForeignKey(
+        User,
+        verbose_name=_("backup (B)"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        abstract = True
+
+    def clean(self) -> None:
+        """Whoever is on call must belong to the department: its console is where they
+        answer."""
+        from django.core.exceptions import ValidationError
+
+        errors = {}
+        for field in ("primary", "backup"):
+            person = getattr(self, field, None)
+            department_id = getattr(self, "department_id", None)
+            if person is not None and department_id and person.department_id != department_id:
+                errors[field] = _("%(person)s is not a member of this department.") % {
+                    "person": person.display_name
+                }
+        if errors:
+            raise ValidationError(errors)
+
+
+class OnCallShift(OnCall):
     """One line of a department's weekly on-call rota (值班表, AB岗): on these weekdays, from
     ``starts`` to ``ends`` on the township's clock (past midnight when ``ends`` is not after
     ``starts``), ``primary`` answers and ``backup`` stands in."""
@@ -448,17 +483,6 @@ class OnCallShift(models.Model):
     ends = models.TimeField(
         _("until"), help_text=_("Not after 'from': the shift runs past midnight.")
     )
-    primary = models.ForeignKey(
-        User, verbose_name=_("on call (A)"), on_delete=models.CASCADE, related_name="+"
-    )
-    backup = models.ForeignKey(
-        User,
-        verbose_name=_("backup (B)"),
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
 
     class Meta:
         verbose_name = _("on-call shift")
@@ -476,10 +500,10 @@ class OnCallShift(models.Model):
             not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= 7 for d in days
         ):
             raise ValidationError({"weekdays": _("Give weekdays as numbers 1 (Monday) to 7.")})
-        _same_department(self)
+        super().clean()
 
 
-class OnCallOverride(models.Model):
+class OnCallOverride(OnCall):
     """A change to the rota for a while (leave, a swap): from ``starts_at`` to ``ends_at`` these
     people are on call instead of the rota's."""
 
@@ -491,17 +515,6 @@ class OnCallOverride(models.Model):
     )
     starts_at = models.DateTimeField(_("from"))
     ends_at = models.DateTimeField(_("until"))
-    primary = models.ForeignKey(
-        User, verbose_name=_("on call (A)"), on_delete=models.CASCADE, related_name="+"
-    )
-    backup = models.ForeignKey(
-        User,
-        verbose_name=_("backup (B)"),
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
     reason = models.CharField(_("reason"), max_length=200, blank=True)
 
     class Meta:
@@ -518,19 +531,4 @@ class OnCallOverride(models.Model):
 
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             raise ValidationError({"ends_at": _("The override must end after it starts.")})
-        _same_department(self)
-
-
-def _same_department(row: OnCallShift | OnCallOverride) -> None:
-    """Whoever is on call must belong to the department: its console is where they answer."""
-    from django.core.exceptions import ValidationError
-
-    errors = {}
-    for field in ("primary", "backup"):
-        person = getattr(row, field, None)
-        if person is not None and row.department_id and person.department_id != row.department_id:
-            errors[field] = _("%(person)s is not a member of this department.") % {
-                "person": person.display_name
-            }
-    if errors:
-        raise ValidationError(errors)
+        super().clean()

@@ -15,7 +15,7 @@ from command.org import policy
 from command.org.models import Township, User
 from command.timeline.actions import Action
 from command.timeline.records import timeline_record
-from incidents.models import Incident, Summons, Whistle
+from incidents.models import Incident, Summons, SupervisionOrder, Whistle
 
 log = logging.getLogger("whistle.incidents")
 
@@ -32,7 +32,7 @@ def summons_for_update(summons: Summons) -> Summons:
 
 
 def record(
-    subject: Incident | Whistle | Summons,
+    subject: Incident | Whistle | Summons | SupervisionOrder,
     township_id: int,
     action: Action,
     *,
@@ -44,7 +44,8 @@ def record(
 ) -> None:
     timeline_record(
         township_id=township_id,
-        subject_type=subject._meta.model_name,
+        # A supervision order's rows are the "order" subject of the timeline's vocabulary.
+        subject_type="order" if isinstance(subject, SupervisionOrder) else subject._meta.model_name,
         subject_id=subject.pk,
         action=action,
         source=source,

@@ -14,7 +14,6 @@ notified, which stops the summons' escalation chain.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -29,9 +28,8 @@ from command.org.models import Department, User
 from command.org.oncall import on_call
 from command.timeline.actions import Action, Subject
 from command.timeline.models import TimelineEntry
-from command.timeline.records import timeline_record
 from incidents.models import Incident, Summons, SupervisionOrder
-from incidents.services.common import broadcast, summons_for_update
+from incidents.services.common import broadcast, record, summons_for_update
 from incidents.services.summonses import summons_acknowledge
 
 # An order is for work in hand: a deadline further off than this is a typo, not an order.
@@ -108,8 +106,9 @@ def order_issue(
             issued_by=actor,
             issued_at=now,
         )
-        _record(
+        record(
             order,
+            order.township_id,
             Action.ORDER_ISSUED,
             actor=actor,
             source=source,
@@ -142,8 +141,9 @@ def _page_department(order: SupervisionOrder, incident: Incident, now: datetime)
         if user is not None and user.is_active
     ]
     if not recipients:
-        _record(
+        record(
             order,
+            order.township_id,
             Action.ORDER_NOBODY_TO_PAGE,
             actor=None,
             source=TimelineEntry.Source.SYSTEM,
@@ -204,8 +204,9 @@ def order_acknowledge(
         order.acknowledged_at = now
         order.acknowledged_by = actor
         order.save(update_fields=["status", "acknowledged_at", "acknowledged_by"])
-        _record(
+        record(
             order,
+            order.township_id,
             Action.ORDER_ACKNOWLEDGED,
             actor=actor,
             source=source,
@@ -249,8 +250,9 @@ def order_answer(
                 "answered_by",
             ]
         )
-        _record(
+        record(
             order,
+            order.township_id,
             Action.ORDER_ANSWERED,
             actor=actor,
             source=source,
@@ -289,29 +291,6 @@ def _acknowledge_summons(actor: User, order: SupervisionOrder, source: str) -> N
     summons = summons_for_update(Summons(pk=order.summons_id))
     if summons.status == Summons.Status.NOTIFIED:
         summons_acknowledge(actor=actor, summons=summons, source=source)
-
-
-def _record(
-    order: SupervisionOrder,
-    action: Action,
-    *,
-    actor: User | None,
-    source: str,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    time: datetime | None = None,
-) -> None:
-    timeline_record(
-        township_id=order.township_id,
-        subject_type=Subject.ORDER.value,
-        subject_id=order.pk,
-        action=action,
-        source=source,
-        actor_id=actor.pk if actor else None,
-        before=before,
-        after=after,
-        time=time,
-    )
 
 
 def _announce(order: SupervisionOrder, incident: Incident) -> None:
