@@ -74,6 +74,19 @@ def defer_all(deferrals: Sequence[Deferral]) -> None:
         _in_transaction().batch_defer_jobs(jobs=[d.job() for d in deferrals])
 
 
+def defer_once(deferral: Deferral) -> None:
+    """Defer a chain's step unless it is already queued (a step that ran twice, a chain
+    restarted): in a savepoint, so the refused INSERT leaves the caller's transaction usable."""
+    from django.db import transaction
+    from procrastinate.exceptions import AlreadyEnqueued
+
+    try:
+        with transaction.atomic():
+            defer_all([deferral])
+    except AlreadyEnqueued:
+        pass  # the step is already waiting for its moment
+
+
 @functools.cache
 def _in_transaction() -> JobManager:
     from procrastinate.contrib.django.django_connector import DjangoConnector

@@ -10,7 +10,6 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Func, IntegerField
-from procrastinate.exceptions import AlreadyEnqueued
 
 from command import clock, jobs, realtime
 from command.timeline.actions import Action
@@ -79,17 +78,7 @@ def schedule_finish_chain(summons: Summons) -> None:
     sends the department back (a chain stops at "done")."""
     deferral = finish_step_job(summons)
     if deferral is not None:
-        defer_once(deferral)
-
-
-def defer_once(deferral: jobs.Deferral) -> None:
-    """Defer a step unless it is already queued (a step that ran twice, a chain restarted)."""
-    try:
-        # A savepoint: the refused INSERT of a step already queued must not abort the caller.
-        with transaction.atomic():
-            jobs.defer_all([deferral])
-    except AlreadyEnqueued:
-        pass  # the step is already waiting for its moment
+        jobs.defer_once(deferral)
 
 
 @dataclass(frozen=True)
@@ -200,7 +189,7 @@ def schedule_deadline_step(summons_id: int, step: int, at: datetime) -> None:
     """Defer one step of the summons' deadline chain, in the current transaction. Each step
     defers the next when it runs, so a whistle costs one job per summons, and a chain never
     outlives its summons."""
-    defer_once(deadline_step_job(summons_id, step, at))
+    jobs.defer_once(deadline_step_job(summons_id, step, at))
 
 
 def summons_deadline_step(*, summons_id: int, step: int) -> str:

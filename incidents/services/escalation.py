@@ -21,7 +21,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext as _
-from procrastinate.exceptions import AlreadyEnqueued
 
 from alerts.delivery.people import Cause, Recipient, page
 from command import clock, jobs, realtime
@@ -149,12 +148,7 @@ def page_step_job(summons_id: int, step: int, at: datetime) -> jobs.Deferral:
 def schedule_page_step(summons_id: int, step: int, at: datetime) -> None:
     """Defer the summons' chain step ``step`` (from 0) at ``at``, in the current transaction,
     unless it is already queued."""
-    try:
-        # A savepoint: a step already queued must leave the caller's transaction usable.
-        with transaction.atomic():
-            jobs.defer_all([page_step_job(summons_id, step, at)])
-    except AlreadyEnqueued:
-        pass
+    jobs.defer_once(page_step_job(summons_id, step, at))
 
 
 def summons_page_step(*, summons_id: int, step: int) -> str:
