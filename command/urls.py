@@ -5,7 +5,15 @@ from django.utils.translation import gettext_lazy as _
 
 from api import open311
 from api.v1 import api_urls
-from frontend import cases, notifications, replay, supervision, supervisor_console, views
+from frontend import (
+    cases,
+    monthly_reports,
+    notifications,
+    replay,
+    supervision,
+    supervisor_console,
+    views,
+)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -36,6 +44,21 @@ urlpatterns = [
     path("supervise/console/", supervisor_console.supervisor_console, name="supervisor_console"),
     path("supervise/<slug:township>/", supervision.performance, name="performance"),
     path("supervise/<slug:township>/review/", cases.review_page, name="daily_review"),
+    path(
+        "supervise/<slug:township>/reports/",
+        monthly_reports.monthly_reports_list,
+        name="monthly_reports",
+    ),
+    path(
+        "supervise/<slug:township>/reports/<str:month>/",
+        monthly_reports.monthly_report_page,
+        name="monthly_report",
+    ),
+    path(
+        "supervise/<slug:township>/reports/<str:month>/workbook.xlsx",
+        monthly_reports.monthly_report_workbook,
+        name="monthly_report_workbook",
+    ),
     path("cases/", cases.case_library_page, name="cases"),
     path(
         "supervise/<slug:township>/incidents/<int:incident>/",
