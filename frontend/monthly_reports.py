@@ -80,6 +80,7 @@ def monthly_report_page(request: HttpRequest, township: str, month: str) -> Http
         if asked.next().first <= localtime.township_today(found)
         else None,
         "stored": stored,
+        "read_at": _shown(figures["generated_at"]),
         "bars": _per_day_bars(figures["intake"]["per_day"]),
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,

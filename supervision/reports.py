@@ -247,7 +247,7 @@ def _scores(township: Township, month: Month) -> list[dict[str, Any]]:
     them (None where it has not yet)."""
 
     def number(value: Any) -> float | None:
-        return None if value is None else float(value)
+        return None if value is None else round(float(value), 2)
 
     rows = []
     for score in assessment.department_scores(

@@ -27,7 +27,7 @@ from intake.reports import report_file
 from supervision import monthly, reports
 from supervision.models import MonthlyReport
 from tests.alerts.channel_servers import smtp_server
-from tests.conftest import raise_alert, wait_for
+from tests.conftest import ARTIFACTS, raise_alert, wait_for
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 OCTOBER = reports.Month(2026, 10)
@@ -406,3 +406,35 @@ def test_the_pages_are_scoped_and_serve_the_stored_workbook(october):
     assert member.get("/supervise/qingshui/reports/").status_code == 403
     assert member.get("/supervise/qingshui/reports/2026-10/workbook.xlsx").status_code == 403
     assert Client().get("/supervise/qingshui/reports/").status_code == 302  # to log in
+
+
+@pytest.mark.e2e
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_the_printable_report_in_a_browser(october, daphne_server, board_page):
+    from tests.browser import screenshot
+
+    qingshui = Township.objects.get(code="qingshui")
+    with clock.frozen(at=datetime(2026, 11, 2, 9, tzinfo=SHANGHAI)):
+        monthly.monthly_reports_due()
+    page = board_page("supervisor")
+    page.goto(f"{daphne_server}/supervise/qingshui/reports/2026-10/")
+    assert page.inner_text("#report-intake") == "8"
+    assert page.locator("#report-631 tbody tr").count() == 4
+    assert page.locator("#report-stored").is_visible()  # sent, with the time
+    screenshot(page, "monthly-report")
+    # Printed: A4 (210 mm at 96 dpi), without the site's bar and the page's buttons.
+    page.set_viewport_size({"width": 794, "height": 1123})
+    page.emulate_media(media="print")
+    assert not page.locator("header.topbar").is_visible()
+    assert not page.locator(".report-tools").is_visible()
+    screenshot(page, "monthly-report-print")
+    pdf = page.pdf(format="A4", print_background=True)
+    assert pdf.startswith(b"%PDF")
+    (ARTIFACTS / "monthly-report.pdf").write_bytes(pdf)
+    page.emulate_media(media="screen")
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.goto(f"{daphne_server}/supervise/qingshui/reports/")
+    assert page.locator("#monthly-reports tr[data-month='2026-10']").is_visible()
+    screenshot(page, "monthly-reports")
+    assert MonthlyReport.objects.filter(township=qingshui).count() == 1
