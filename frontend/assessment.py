@@ -368,24 +368,27 @@ def district(request: HttpRequest) -> HttpResponse:
 
 
 def _sparkline(points: list[Decimal | None], width: int = 120, height: int = 28) -> dict[str, Any]:
-    """An SVG polyline of monthly scores (gaps where a month was not rated)."""
-    if not points:
-        return {"segments": [], "width": width, "height": height, "last": None}
-    step = width / max(1, len(points) - 1)
+    """An SVG line of monthly scores: a dot per rated month, lines between neighbours (a gap
+    where a month was not rated)."""
+    step = (width - 4) / max(1, len(points) - 1)
+    dots: list[tuple[str, str]] = []
     segments: list[list[str]] = [[]]
     for i, value in enumerate(points):
         if value is None:
             if segments[-1]:
                 segments.append([])
             continue
-        y = height - 2 - float(value) / 100 * (height - 4)
-        segments[-1].append(f"{i * step:.1f},{y:.1f}")
-    last = next((p for p in reversed(points) if p is not None), None)
+        x, y = (
+            f"{2 + i * step:.1f}",
+            f"{height - 3 - float(value) / 100 * (height - 6):.1f}",
+        )
+        dots.append((x, y))
+        segments[-1].append(f"{x},{y}")
     return {
-        "segments": [" ".join(s) for s in segments if s],
+        "segments": [" ".join(s) for s in segments if len(s) > 1],
+        "dots": dots,
         "width": width,
         "height": height,
-        "last": last,
     }
 
 
