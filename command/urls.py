@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from api import open311
 from api.v1 import api_urls
 from frontend import (
+    assessment,
     cases,
     monthly_reports,
     notifications,
@@ -42,7 +43,15 @@ urlpatterns = [
     path("intake/<int:report>/", views.intake_item, name="intake_item"),
     # Before "supervise/<township>/": "console" is not a township's code.
     path("supervise/console/", supervisor_console.supervisor_console, name="supervisor_console"),
+    # Before "supervise/<township>/", like "console".
+    path("supervise/district/", assessment.district, name="district"),
     path("supervise/<slug:township>/", supervision.performance, name="performance"),
+    path("supervise/<slug:township>/ratings/", assessment.ratings, name="ratings"),
+    path(
+        "supervise/<slug:township>/ratings/<str:period>/<slug:department>/",
+        assessment.rating_page,
+        name="rating",
+    ),
     path("supervise/<slug:township>/review/", cases.review_page, name="daily_review"),
     path(
         "supervise/<slug:township>/reports/",
@@ -76,6 +85,11 @@ urlpatterns = [
         name="replay_frame",
     ),
     path("console/<slug:department>/", views.console, name="console"),
+    path(
+        "console/<slug:department>/assessment/",
+        assessment.department_assessment,
+        name="department_assessment",
+    ),
     path(
         "console/<slug:department>/summonses/",
         views.console_summonses,

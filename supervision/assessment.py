@@ -167,6 +167,36 @@ def criteria_for(township: Township) -> list[AssessmentCriterion]:
     return list(AssessmentCriterion.objects.filter(township=township, active=True))
 
 
+def criterion_put(
+    *, actor: User, township: Township, name: str, name_en: str, weight: Decimal
+) -> AssessmentCriterion:
+    """Add a criterion to the township's (or bring one back into use with a new weight)."""
+    if not policy.can_rate(actor, township):
+        raise ActionForbidden(
+            _("Only the township's supervisors and administrators rate departments.")
+        )
+    criterion, _created = AssessmentCriterion.objects.update_or_create(
+        township=township,
+        name=name.strip(),
+        defaults={
+            "name_en": name_en.strip(),
+            "weight": weight,
+            "active": True,
+            "position": AssessmentCriterion.objects.filter(township=township).count(),
+        },
+    )
+    return criterion
+
+
+def criterion_retire(*, actor: User, township: Township, pk: int) -> None:
+    """Stop using a criterion: ratings already given keep their marks on it."""
+    if not policy.can_rate(actor, township):
+        raise ActionForbidden(
+            _("Only the township's supervisors and administrators rate departments.")
+        )
+    AssessmentCriterion.objects.filter(township=township, pk=pk).update(active=False)
+
+
 # --- the computation ---------------------------------------------------------------------------
 
 
@@ -203,20 +233,24 @@ class Computation:
                 "key": p.key,
                 "label": p.label,
                 "shown": p.shown,
-                "points": None if p.points is None else str(p.points.quantize(CENT)),
+                "points": _cents(p.points),
                 "weight": str(p.weight),
                 "effective": str(p.effective.quantize(Decimal("0.0001"))),
             }
 
         return {
             "share": str(self.share),
-            "measured": None if self.measured is None else str(self.measured.quantize(CENT)),
-            "township": None if self.township is None else str(self.township.quantize(CENT)),
+            "measured": _cents(self.measured),
+            "township": _cents(self.township),
             "score": str(self.score),
             "measured_parts": [part(p) for p in self.measured_parts],
             "mark_parts": [part(p) for p in self.mark_parts],
             "left_out": self.left_out,
         }
+
+
+def _cents(value: Decimal | None) -> str | None:
+    return None if value is None else str(value.quantize(CENT, rounding=ROUND_HALF_UP))
 
 
 def _ratio(numerator: int, denominator: int) -> Decimal | None:
@@ -653,8 +687,8 @@ def score_trend(
     return trend
 
 
-# The 631 target: settled in the grid/village, in the township, gone up.
-TARGET_631 = {"grid": Decimal("0.60"), "township": Decimal("0.30"), "up": Decimal("0.10")}
+# The 631 target: settled in the grid/village, in the township, gone up to the county.
+TARGET_631 = {"grid": Decimal("0.60"), "township": Decimal("0.30"), "county": Decimal("0.10")}
 
 
 @dataclass
@@ -672,9 +706,9 @@ class SettlementRow:
 
     @property
     def drifting(self) -> bool:
-        """More than the target's 10% went up to the district (above 631)."""
-        up = self.share("up")
-        return up is not None and up > TARGET_631["up"]
+        """More than the target's 10% went up to the county (above 631)."""
+        up = self.share("county")
+        return up is not None and up > TARGET_631["county"]
 
 
 def settlement_table(
@@ -733,7 +767,7 @@ def township_ranking(
             grid = settlement.share("grid") or Decimal(0)
             below = (settlement.share("grid") or 0) + (settlement.share("township") or 0)
             shortfall = max(Decimal(0), TARGET_631["grid"] - grid) + max(
-                Decimal(0), 1 - TARGET_631["up"] - below
+                Decimal(0), 1 - TARGET_631["county"] - below
             )
             points = max(Decimal(0), HUNDRED * (1 - shortfall))
         called = Incident.objects.filter(
