@@ -288,7 +288,12 @@ def test_publishing_is_once_only_even_when_run_twice_or_killed_midway(october, m
         ]
     )
     assert {n.reason for n in sent if n.user_id == mine.pk} == {"township_supervisors"}
-    assert sent.filter(channel="console").first().link == "/supervise/qingshui/reports/2026-10/"
+    console = sent.filter(channel="console").first()
+    assert console.link == "/supervise/qingshui/reports/2026-10/"
+    # The tray's entry opens the report, not the supervisor console.
+    from frontend.notifications import notification_target
+
+    assert notification_target(console.user, console) == console.link
     # Generating again replaces the figures and sends nothing new.
     again = monthly.monthly_report_generate(township=qingshui, month=OCTOBER)
     assert again.pk == report.pk and again.status == MonthlyReport.Status.SENT
@@ -315,6 +320,8 @@ def test_the_email_with_the_workbook_reaches_a_real_smtp_server(demo_committed, 
     recipients = sorted(rcpt for _from, rcpts, _m in mailbox.messages for rcpt in rcpts)
     assert recipients == ["qs-supervisor@qingshui.example", "supervisor@qingshui.example"]
     message = mailbox.messages[0][2]
+    # 【月报】 once the Chinese is in command/locale; the kind is named either way.
+    assert message["Subject"].startswith(("【月报】", "[Monthly report]"))
     assert "2026-10" in message["Subject"]
     (attachment,) = list(message.iter_attachments())
     assert attachment.get_filename() == "whistle-report-qingshui-2026-10.xlsx"
