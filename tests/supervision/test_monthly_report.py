@@ -321,7 +321,7 @@ def test_the_email_with_the_workbook_reaches_a_real_smtp_server(demo_committed, 
     assert recipients == ["qs-supervisor@qingshui.example", "supervisor@qingshui.example"]
     message = mailbox.messages[0][2]
     # 【月报】 once the Chinese is in command/locale; the kind is named either way.
-    assert message["Subject"].startswith(("【月报】", "[Monthly report]"))
+    assert message["Subject"].strip().startswith(("【月报】", "[Monthly report]"))
     assert "2026-10" in message["Subject"]
     (attachment,) = list(message.iter_attachments())
     assert attachment.get_filename() == "whistle-report-qingshui-2026-10.xlsx"
