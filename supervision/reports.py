@@ -22,7 +22,7 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
-from openpyxl.chart import BarChart, LineChart, Reference
+from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -340,6 +340,14 @@ DAY = "yyyy-mm-dd"
 MOMENT = "yyyy-mm-dd hh:mm"
 
 
+def _place(sheet: Worksheet, chart: BarChart, anchor: str) -> None:
+    # openpyxl 3.1 marks a chart's axes deleted unless told otherwise: Excel then draws the
+    # chart without them (LibreOffice draws them anyway).
+    chart.x_axis.delete = False
+    chart.y_axis.delete = False
+    sheet.add_chart(chart, anchor)
+
+
 def _header(sheet: Worksheet, row: int, column: int, titles: list[str]) -> None:
     for offset, title in enumerate(titles):
         cell = sheet.cell(row=row, column=column + offset, value=title)
@@ -440,15 +448,17 @@ def _intake_sheet(sheet: Worksheet, intake: dict[str, Any]) -> None:
     )
     _widths(sheet, {1: 12, 2: 12, 4: 22, 5: 12, 7: 22, 8: 10, 9: 14})
     if days:
-        chart = LineChart()
+        chart = BarChart()
         chart.title = _("Intake per day")
         chart.y_axis.title = _("Intake items")
-        chart.x_axis.number_format = "mm-dd"
+        chart.x_axis.number_format = "d"  # the day of the month: 31 labels fit
+        chart.legend = None
+        chart.gap_width = 40
         chart.height, chart.width = 8, 22
         chart.add_data(Reference(sheet, min_col=2, min_row=1, max_row=len(days) + 1),
                        titles_from_data=True)  # fmt: skip
         chart.set_categories(Reference(sheet, min_col=1, min_row=2, max_row=len(days) + 1))
-        sheet.add_chart(chart, "K2")
+        _place(sheet, chart, "K2")
     if intake["by_channel"]:
         bars = BarChart()
         bars.type = "bar"
@@ -459,7 +469,7 @@ def _intake_sheet(sheet: Worksheet, intake: dict[str, Any]) -> None:
                       titles_from_data=True)  # fmt: skip
         bars.set_categories(Reference(sheet, min_col=4, min_row=2, max_row=count + 1))
         bars.legend = None
-        sheet.add_chart(bars, "K19")
+        _place(sheet, bars, "K19")
 
 
 def _settled_sheet(sheet: Worksheet, settled: dict[str, Any]) -> None:
@@ -490,7 +500,7 @@ def _settled_sheet(sheet: Worksheet, settled: dict[str, Any]) -> None:
     chart.add_data(Reference(sheet, min_col=3, max_col=4, min_row=1, max_row=levels + 1),
                    titles_from_data=True)  # fmt: skip
     chart.set_categories(Reference(sheet, min_col=1, min_row=2, max_row=levels + 1))
-    sheet.add_chart(chart, "G2")
+    _place(sheet, chart, "G2")
 
 
 def _departments_sheet(
@@ -591,7 +601,7 @@ def _hot_spots_sheet(sheet: Worksheet, hot_spots: dict[str, Any]) -> None:
         chart.add_data(Reference(sheet, min_col=3, max_col=4, min_row=1, max_row=len(grids) + 1),
                        titles_from_data=True)  # fmt: skip
         chart.set_categories(Reference(sheet, min_col=2, min_row=2, max_row=len(grids) + 1))
-        sheet.add_chart(chart, "J2")
+        _place(sheet, chart, "J2")
 
 
 def filename(figures: dict[str, Any]) -> str:
