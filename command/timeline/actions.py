@@ -86,6 +86,9 @@ class Action(models.TextChoices):
     RATING_REVISED = "rating.revised", _("Rating revised")
     RATING_OBJECTED = "rating.objected", _("The department objected to its rating")
     RATING_ANSWERED = "rating.answered", _("Objection answered")
+    RATING_PAGED = "rating.paged", _("Person notified of the rating")
+    RATING_PAGE_FAILED = "rating.page_failed", _("Notification of the rating failed")
+    RATING_PAGE_READ = "rating.page_read", _("Notification of the rating read")
     # The monthly report (月度报表): generated (again), and sent to the supervisors.
     REPORT_GENERATED = "report.generated", _("Monthly report generated")
     REPORT_PAGED = "report.paged", _("Person sent the monthly report")
@@ -332,6 +335,9 @@ SCHEMAS: dict[Action, tuple[type, type]] = {
     Action.RATING_REVISED: (RatingChange, RatingChange),
     Action.RATING_OBJECTED: (Payload, RatingChange),
     Action.RATING_ANSWERED: (RatingChange, RatingChange),
+    Action.RATING_PAGED: (Payload, Paged),
+    Action.RATING_PAGE_FAILED: (Payload, Paged),
+    Action.RATING_PAGE_READ: (Payload, Paged),
     Action.REPORT_GENERATED: (Payload, ReportGenerated),
     Action.REPORT_PAGED: (Payload, Paged),
     Action.REPORT_PAGE_FAILED: (Payload, Paged),
