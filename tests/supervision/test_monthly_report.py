@@ -445,3 +445,46 @@ def test_the_printable_report_in_a_browser(october, daphne_server, board_page):
     assert page.locator("#monthly-reports tr[data-month='2026-10']").is_visible()
     screenshot(page, "monthly-reports")
     assert MonthlyReport.objects.filter(township=qingshui).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)
+def test_the_worker_sends_the_report_from_its_hourly_job(october, job_worker):
+    """The job the worker's hourly schedule defers, run by the real worker on the first working
+    day: the report is stored and sent; the next hour's run changes nothing."""
+    from django.db import transaction
+    from procrastinate.contrib.django import app
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    from command import jobs
+
+    periodic = [
+        p for p in app.periodic_registry.periodic_tasks.values()
+        if p.periodic_id == "monthly-reports"
+    ]  # fmt: skip
+    assert len(periodic) == 1 and periodic[0].cron == "7 * * * *"
+    task = periodic[0].task
+    assert task.queue == "reports"
+    with clock.frozen(at=datetime(2026, 11, 2, 9, 7, tzinfo=SHANGHAI)):
+        with transaction.atomic():
+            jobs.defer(task.name, timestamp=0)
+        job_worker.start()
+        report = wait_for(
+            lambda: MonthlyReport.objects.filter(status=MonthlyReport.Status.SENT).first(),
+            timeout=60,
+            what="the report sent by the worker",
+        )
+        assert report.month == "2026-10" and report.figures["intake"]["total"] == 8
+        with transaction.atomic():
+            jobs.defer(task.name, timestamp=1)
+        runs = ProcrastinateJob.objects.filter(task_name=task.name)
+        wait_for(
+            lambda: not runs.filter(status__in=["todo", "doing"]).exists(),
+            timeout=60,
+            what="the second run done",
+        )
+    # (The worker's own schedule may have deferred an hourly run meanwhile: one more run.)
+    assert runs.filter(status="succeeded").count() >= 2
+    assert not runs.exclude(status="succeeded").exists()
+    assert MonthlyReport.objects.count() == 1
+    assert Notification.objects.filter(subject_type="report", channel="console").count() == 1
