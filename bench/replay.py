@@ -23,6 +23,8 @@ ends at the moment of generation:
 - every timeline row the services would have written, with their shapes
   (``incidents.services``, ``alerts.services``), copied in with COPY.
 
+The generator is ``demo.history`` (the demo's 90-day past uses it too, with its extras off here).
+
 A run that finds the data of this ``VERSION`` skips generation (``--regenerate`` forces it).
 Generation takes about a minute and a half on 2 cores; ``VACUUM ANALYZE`` ends it, as
 autovacuum would long have done on a year-old database.

@@ -58,9 +58,10 @@ INCIDENTS = 500
 LONE_ALERTS = 1_500
 SEED = "demo-past-1"
 HOTLINE_USERNAME = "rp-hotline"
-# The last incidents are opened this long before now: their departments' deadlines have all
-# passed (no deadline job waits for a generated summons), and some are still being handled.
-QUIET_BEFORE_NOW = timedelta(hours=12)
+# The last incidents are opened up to this long before now, so the board starts with work in
+# hand. No deadline job waits for a generated summons still waiting: the deadlines sweep
+# (incidents.services.deadlines) runs its reminder and escalations when they fall due.
+QUIET_BEFORE_NOW = timedelta(minutes=30)
 # Incidents older than this mean the township has a past already.
 HAS_PAST_AFTER = timedelta(days=1)
 
