@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "streams",
     "alerts",
     "intake",
+    "supervision",
     "demo",
     "frontend",
 ]

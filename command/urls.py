@@ -5,7 +5,15 @@ from django.utils.translation import gettext_lazy as _
 
 from api import open311
 from api.v1 import api_urls
-from frontend import cases, notifications, replay, supervision, supervisor_console, views
+from frontend import (
+    assessment,
+    cases,
+    notifications,
+    replay,
+    supervision,
+    supervisor_console,
+    views,
+)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -34,7 +42,15 @@ urlpatterns = [
     path("intake/<int:report>/", views.intake_item, name="intake_item"),
     # Before "supervise/<township>/": "console" is not a township's code.
     path("supervise/console/", supervisor_console.supervisor_console, name="supervisor_console"),
+    # Before "supervise/<township>/", like "console".
+    path("supervise/district/", assessment.district, name="district"),
     path("supervise/<slug:township>/", supervision.performance, name="performance"),
+    path("supervise/<slug:township>/ratings/", assessment.ratings, name="ratings"),
+    path(
+        "supervise/<slug:township>/ratings/<str:period>/<slug:department>/",
+        assessment.rating_page,
+        name="rating",
+    ),
     path("supervise/<slug:township>/review/", cases.review_page, name="daily_review"),
     path("cases/", cases.case_library_page, name="cases"),
     path(
@@ -53,6 +69,11 @@ urlpatterns = [
         name="replay_frame",
     ),
     path("console/<slug:department>/", views.console, name="console"),
+    path(
+        "console/<slug:department>/assessment/",
+        assessment.department_assessment,
+        name="department_assessment",
+    ),
     path(
         "console/<slug:department>/summonses/",
         views.console_summonses,

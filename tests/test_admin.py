@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import pytest
 
 from tests.conftest import DEMO_PASSWORDS
@@ -23,6 +25,10 @@ ADMIN_PAGES = [
     "/admin/incidents/escalationchain/",
     "/admin/incidents/escalationchain/add/",
     "/admin/incidents/supervisionorder/",
+    "/admin/supervision/assessmentscheme/",
+    "/admin/supervision/assessmentscheme/add/",
+    "/admin/supervision/assessmentcriterion/",
+    "/admin/supervision/departmentrating/",
 ]
 
 
@@ -111,3 +117,20 @@ def test_the_rota_in_the_department_admin_takes_only_its_own_members(client, dem
     shift = OnCallShift.objects.get(department=police)
     assert shift.weekdays == [1, 2, 3, 4, 5] and shift.primary == member
     assert Department.objects.get(pk=police.pk).head == member
+
+
+@pytest.mark.django_db
+def test_a_scheme_whose_weights_do_not_add_up_is_refused_in_the_admin(client, demo):
+    from supervision.models import AssessmentScheme
+
+    client.login(username="admin", password=DEMO_PASSWORDS["admin"])
+    form = {"district": "丰台区", "township_share": "0.30", "on_time_arrival": "0.40",
+            "on_time_finishing": "0.25", "first_time": "0.20", "satisfaction": "0.15",
+            "orders": "0.10", "order_penalty": "20", "objection_days": "7"}  # fmt: skip
+    response = client.post("/admin/supervision/assessmentscheme/add/", form)
+    assert response.status_code == 200
+    assert "1.10" in response.content.decode()  # the sum, said in the error
+    form["on_time_arrival"] = "0.30"
+    response = client.post("/admin/supervision/assessmentscheme/add/", form)
+    assert response.status_code == 302
+    assert AssessmentScheme.objects.get(district="丰台区").township_share == Decimal("0.30")

@@ -164,6 +164,29 @@ CASES = [
     ),
     Case("n/<str:token>", "/n/{notification_token}", frozenset({MEMBER})),
     Case("supervise/console/", "/supervise/console/", frozenset({ADMIN, SUPERVISOR})),
+    # Assessment: the township's ratings are read by whoever supervises it and given by its
+    # supervisors and administrators (a district supervisor reads, the township rates); the
+    # department reads its own; the district view is the district roles'.
+    Case("supervise/<slug:township>/ratings/", "/supervise/qingshui/ratings/", BOARD_Q),
+    Case(
+        "supervise/<slug:township>/ratings/",
+        "/supervise/qingshui/ratings/",
+        frozenset({ADMIN}),
+        "post",
+        form={"criterion-name": "响应速度", "criterion-weight": "1"},
+    ),
+    Case(
+        "supervise/<slug:township>/ratings/<str:period>/<slug:department>/",
+        "/supervise/qingshui/ratings/2026-10/chengguan/",
+        BOARD_Q,
+    ),
+    Case("console/<slug:department>/assessment/", "/console/chengguan/assessment/", CONSOLE),
+    Case("supervise/district/", "/supervise/district/", frozenset({ADMIN, SUPERVISOR})),
+    Case(
+        "supervise/district/",
+        "/supervise/district/?csv=departments",
+        frozenset({ADMIN, SUPERVISOR}),
+    ),
     Case(
         "photos/<uuid:photo>", "/photos/{report_photo}", frozenset({ADMIN, DUTY, SUPERVISOR, GRID})
     ),

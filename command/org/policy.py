@@ -418,3 +418,39 @@ def orders(user: Any, queryset: Q_) -> Q_:
         "pk"
     )
     return queryset.filter(Q(township_id__in=ids) | Q(pk__in=joint))
+
+
+# --- assessment (考核) --------------------------------------------------------------------------
+
+
+def can_rate(user: Any, township: Township | int | None) -> bool:
+    """Rate the departments that served ``township`` (以下评上), define its criteria and answer
+    the departments' objections: the township's supervisors and administrators (a district
+    administrator's in every township); superusers."""
+    pk = township.pk if isinstance(township, Township) else township
+    if pk is None or not is_active(user):
+        return False
+    if user.is_superuser:
+        return True
+    if user.role not in (Role.SUPERVISOR, Role.ADMINISTRATOR) or user.township_id not in (None, pk):
+        return False
+    # A district supervisor reads every township but rates none: the township rates.
+    return user.township_id == pk or user.role == Role.ADMINISTRATOR
+
+
+def can_see_ratings(user: Any, township: Township | int, department: Department | int) -> bool:
+    """A rating, its computation and its objections: whoever supervises the township, and the
+    rated department's members."""
+    pk = township.pk if isinstance(township, Township) else township
+    return _covers(township_ids(user), pk) or can_open_console(user, department)
+
+
+def can_object(user: Any, department: Department | int) -> bool:
+    """Object in writing to the department's rating: its members (superusers for support)."""
+    return can_open_console(user, department)
+
+
+def can_view_district(user: Any) -> bool:
+    """The district view (every department across every township, rankings, the 631 drift):
+    district supervisors and administrators, the discipline office, superusers."""
+    return is_district(user)

@@ -23,6 +23,7 @@ class Subject(models.TextChoices):
     WHISTLE = "whistle", _("whistle")
     SUMMONS = "summons", _("summons")
     ORDER = "order", _("supervision order")
+    RATING = "rating", _("department rating")
 
 
 class Action(models.TextChoices):
@@ -80,6 +81,10 @@ class Action(models.TextChoices):
     ORDER_PAGE_FAILED = "order.page_failed", _("Notification of the order failed")
     ORDER_PAGE_READ = "order.page_read", _("Notification of the order read")
     ORDER_NOBODY_TO_PAGE = "order.nobody_to_page", _("Nobody to notify of the order")
+    RATING_GIVEN = "rating.given", _("Department rated by the township")
+    RATING_REVISED = "rating.revised", _("Rating revised")
+    RATING_OBJECTED = "rating.objected", _("The department objected to its rating")
+    RATING_ANSWERED = "rating.answered", _("Objection answered")
 
     @property
     def subject(self) -> Subject:
@@ -246,6 +251,20 @@ class OrderChange(TypedDict, total=False):
     answer: str
 
 
+class RatingChange(TypedDict, total=False):
+    """A township's rating of a department for a period, and the objection to it."""
+
+    department: str
+    period: str
+    period_start: str
+    score: str
+    marks: dict
+    comment: str
+    objection: str
+    answer: str
+    outcome: str
+
+
 class Payload(TypedDict, total=False):
     pass
 
@@ -296,6 +315,10 @@ SCHEMAS: dict[Action, tuple[type, type]] = {
     Action.ORDER_PAGE_FAILED: (Payload, Paged),
     Action.ORDER_PAGE_READ: (Payload, Paged),
     Action.ORDER_NOBODY_TO_PAGE: (Payload, NobodyToPage),
+    Action.RATING_GIVEN: (Payload, RatingChange),
+    Action.RATING_REVISED: (RatingChange, RatingChange),
+    Action.RATING_OBJECTED: (Payload, RatingChange),
+    Action.RATING_ANSWERED: (RatingChange, RatingChange),
 }
 
 
@@ -374,6 +397,12 @@ FIELD_LABELS = {
     "instruction": _("what is to be done"),
     "due_at": _("by when"),
     "answer": _("answer"),
+    "period": _("period"),
+    "period_start": _("period starts"),
+    "marks": _("marks"),
+    "comment": _("comment"),
+    "objection": _("objection"),
+    "outcome": _("outcome"),
 }
 
 

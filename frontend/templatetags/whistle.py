@@ -54,3 +54,17 @@ def may_open_supervisor_console(user: Any) -> bool:
     from command.org import policy
 
     return policy.can_open_supervisor_console(user)
+
+
+@register.filter
+def share(row: Any, level: str) -> float | None:
+    """A township's 631 share at ``level`` (a ``supervision.assessment.SettlementRow``)."""
+    found = row.share(level)
+    return None if found is None else float(found)
+
+
+@register.filter
+def may_view_district(user: Any) -> bool:
+    from command.org import policy
+
+    return policy.can_view_district(user)
