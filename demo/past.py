@@ -18,9 +18,10 @@ department, a grid officer for each comprehensive grid, and the 12345 hotline's 
 department gets a head (paged by e-mail and on the console when its on-call does not answer)
 and the demo supervisor a phone and e-mail paging; no SMS gateway is configured in the demo.
 
-Hook: the township's monthly rating of departments (issue 15's assessment) is not on this
-branch yet; when ``supervision.assessment`` lands, rate the past's full months here, after
-the rows are in (see ``_rate_past_months``).
+The township's supervisor (``rp-supervisor``) has rated the departments that served it in each
+full month of the past (``supervision.assessment.rating_give``, on the clock of the third day
+of the next month, so each rating's timeline row and objection window lie in the past); the
+last month whose rating day is still to come is left for the demo's users to rate.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
 
 from command import clock
+from command.org import localtime
 from command.org.models import Department, Township, User
 from demo.data import TOWNSHIP_CODE
 from demo.history import (
@@ -50,6 +52,8 @@ from demo.history import (
     seed_extra,
 )
 from incidents.models import Incident
+from supervision import stats
+from supervision.models import Period
 
 log = logging.getLogger("whistle.demo")
 
@@ -58,6 +62,10 @@ INCIDENTS = 500
 LONE_ALERTS = 1_500
 SEED = "demo-past-1"
 HOTLINE_USERNAME = "rp-hotline"
+# The township's supervisor who rated the past's months, and when after a month's end.
+RATER_USERNAME = "rp-supervisor"
+RATED_AFTER = timedelta(days=2, hours=10)
+MONTH = Period.MONTH
 # The last incidents are opened up to this long before now, so the board starts with work in
 # hand. No deadline job waits for a generated summons still waiting: the deadlines sweep
 # (incidents.services.deadlines) runs its reminder and escalations when they fall due.
@@ -80,6 +88,7 @@ class PastSummary:
     reports: int = 0
     timeline: int = 0
     readings: int = 0
+    ratings: int = 0
     seconds: float = 0.0
 
 
@@ -132,7 +141,7 @@ def seed_demo_past(
         readings = load_readings(
             conn, world, start, end, seed=f"readings-{seed}", every=every, chunks=1
         )
-        _rate_past_months(township, start, end)
+        ratings = _rate_past_months(township, start, end, seed)
     _refresh_aggregates()
     summary = PastSummary(
         start=start,
@@ -145,6 +154,7 @@ def seed_demo_past(
         reports=len(tables.reports),
         timeline=len(tables.timeline),
         readings=readings,
+        ratings=ratings,
         seconds=time.monotonic() - started,
     )
     log.info("demo past: %s", summary)
@@ -206,10 +216,52 @@ def _reachable(user: User, phone: str) -> None:
         user.save(update_fields=changed)
 
 
-def _rate_past_months(township: Township, start: datetime, end: datetime) -> None:
-    """Hook for the township's monthly rating of departments (issue 15's assessment): once
-    ``supervision.assessment`` is there, rate each full month between ``start`` and ``end``
-    with its service. Nothing to do until then."""
+def _rate_past_months(township: Township, start: datetime, end: datetime, seed: str) -> int:
+    """以下评上: the township's supervisor rates each department that served it in each full
+    month of the past, on the township's criteria, through the assessment's own service, on the
+    clock of the third day of the next month (10:00) when that is in the past too. Returns the
+    ratings given."""
+    from supervision import assessment
+
+    rater, _created = User.objects.get_or_create(
+        username=RATER_USERNAME,
+        defaults={
+            "role": User.Role.SUPERVISOR,
+            "township": township,
+            "last_name": "周",
+            "first_name": "建国",
+            "password": make_password(None),
+        },
+    )
+    rng = random.Random(f"ratings-{seed}")
+    criteria = assessment.criteria_for(township)
+    month = assessment.period_start_of(MONTH, start.astimezone(township.zone).date())
+    if localtime.day_start(township, month) < start:
+        month = assessment.period_end(MONTH, month)  # only whole months
+    given = 0
+    while True:
+        after = assessment.period_end(MONTH, month)
+        rated_at = localtime.day_start(township, after) + RATED_AFTER
+        if rated_at > end:
+            return given
+        begin, until = assessment.bounds(township, MONTH, month)
+        served = stats.department_table(township_id=township.pk, start=begin, end=until)
+        codes = [row.code for row in served if row.received]
+        departments = Department.objects.filter(code__in=codes).order_by("code")
+        for n, department in enumerate(departments):
+            # Most departments cooperate well; a mark in the 60s now and then.
+            marks = {c.pk: rng.choice((95, 92, 90, 88, 85, 85, 80, 78, 65)) for c in criteria}
+            with clock.frozen(at=rated_at + timedelta(minutes=3 * n)):
+                assessment.rating_give(
+                    actor=rater,
+                    township=township,
+                    department=department,
+                    period=MONTH,
+                    period_start=month,
+                    marks=marks,
+                )
+            given += 1
+        month = after
 
 
 def _refresh_aggregates() -> None:

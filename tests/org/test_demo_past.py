@@ -23,6 +23,7 @@ from demo.seed import seed_demo
 from incidents.models import Incident, Summons, SupervisionOrder, Whistle
 from streams.models import GridReport, Reading
 from supervision import stats
+from supervision.models import DepartmentRating
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +124,33 @@ def test_the_past_has_what_a_working_township_has(past):
     assert Department.objects.get(code="chengguan").head.username == "chengguan"
     supervisor = User.objects.get(username="supervisor")
     assert supervisor.phone and supervisor.notify_by == ["email"]
+
+
+def test_the_township_rated_its_departments_for_the_past_full_months(past):
+    """Through the assessment's own service, each rating on the day it was given."""
+    township = Township.objects.get(code="qingshui")
+    ratings = DepartmentRating.objects.filter(township=township)
+    assert ratings.count() == past.ratings >= 10
+    months = set(ratings.values_list("period_start", flat=True))
+    assert len(months) >= 2, months  # 90 days hold at least two whole months
+    zone = township.zone
+    for rating in ratings:
+        assert rating.period == "month" and rating.marks.count() >= 2
+        assert past.start <= rating.rated_at <= past.end
+        # Rated after its month, which began inside the past.
+        assert rating.rated_at.astimezone(zone).date() > rating.period_start
+        assert rating.period_start >= past.start.astimezone(zone).date()
+        assert 0 < rating.score <= 100
+    given = TimelineEntry.objects.filter(subject_type="rating", action="rating.given")
+    assert given.count() == past.ratings
+    # The district supervisor's view of the last full month ranks the rated departments
+    # (when its rating day has come: in the first days of a month it is still to be given).
+    last = max(months).strftime("%Y-%m")
+    page = _client("supervisor").get("/supervise/district/", {"period": last}).content.decode()
+    ranked = re.findall(r'<tr data-department="([^"]+)" data-rank="\d+"', page)
+    assert set(ranked) == set(
+        ratings.filter(period_start=max(months)).values_list("department__code", flat=True)
+    ), ranked
 
 
 def test_the_past_lies_in_the_90_days_before_now(past):
