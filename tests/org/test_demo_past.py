@@ -226,3 +226,17 @@ def test_the_benchmark_generator_still_generates_a_small_year():
     assert not Summons.objects.filter(status="accepted").exists()
     for entry in TimelineEntry.objects.all().iterator():
         payload_check(entry.action, entry.before, entry.after)
+
+
+def test_seed_demo_past_command_writes_the_past_once():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("seed_demo", "--past", stdout=out)
+    assert "the last 90 days: 事件 incidents 500" in out.getvalue(), out.getvalue()
+    again = StringIO()
+    call_command("seed_demo", "--past", stdout=again)
+    assert "already has a past: nothing written" in again.getvalue(), again.getvalue()
+    assert Incident.objects.count() == 500
