@@ -18,7 +18,7 @@ from command import clock
 from command.org.models import Department, Township, User
 from command.timeline.actions import Action, payload_check
 from command.timeline.models import TimelineEntry
-from demo.past import DAYS, seed_demo_past
+from demo.past import DAYS, RATED_AFTER, seed_demo_past
 from demo.seed import seed_demo
 from incidents.models import Incident, Summons, SupervisionOrder, Whistle
 from streams.models import GridReport, Reading
@@ -132,8 +132,18 @@ def test_the_township_rated_its_departments_for_the_past_full_months(past):
     ratings = DepartmentRating.objects.filter(township=township)
     assert ratings.count() == past.ratings >= 10
     months = set(ratings.values_list("period_start", flat=True))
-    assert len(months) >= 2, months  # 90 days hold at least two whole months
+    # Every whole month of the past whose rating day (the 3rd of the next, 10:00) has come.
     zone = township.zone
+    expected, month = set(), past.start.astimezone(zone).date().replace(day=1)
+    while month < past.end.astimezone(zone).date():
+        following = (month + timedelta(days=32)).replace(day=1)
+        rated = datetime.combine(following, datetime.min.time(), tzinfo=zone) + RATED_AFTER
+        if datetime.combine(month, datetime.min.time(), tzinfo=zone) >= past.start and (
+            rated <= past.end
+        ):
+            expected.add(month)
+        month = following
+    assert months == expected and len(months) >= 1, (months, expected)
     for rating in ratings:
         assert rating.period == "month" and rating.marks.count() >= 2
         assert past.start <= rating.rated_at <= past.end
