@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
 
+from alerts.models import Alert
 from command import clock
 from command.org import localtime
 from command.org.models import Department, Township, User
@@ -72,6 +73,7 @@ MONTH = Period.MONTH
 QUIET_BEFORE_NOW = timedelta(minutes=30)
 # Incidents older than this mean the township has a past already.
 HAS_PAST_AFTER = timedelta(days=1)
+OPEN = (Alert.Status.NEW, Alert.Status.ACKNOWLEDGED)
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,13 @@ def seed_demo_past(
         tables = Tables(world.township_id, ids=ids_in_use(conn))
         generator = Generator(
             world, tables, end, seed, start=start, pace_seed=f"pace-{seed}", extras=extras
+        )
+        # Alerts already open (a data directory the demo ran in before): the past leaves none
+        # open under their keys, one open alert per key being the rule.
+        generator.open_keys |= set(
+            Alert.objects.filter(township=township, status__in=OPEN).values_list(
+                "dedupe_key", flat=True
+            )
         )
         planned = sorted(
             (generator.moment(start + timedelta(hours=1), end - QUIET_BEFORE_NOW, c), c)

@@ -250,3 +250,35 @@ def test_seed_demo_past_command_writes_the_past_once():
     call_command("seed_demo", "--past", stdout=again)
     assert "already has a past: nothing written" in again.getvalue(), again.getvalue()
     assert Incident.objects.count() == 500
+
+
+def test_alerts_already_open_keep_their_keys():
+    """A data directory the demo ran in before: the simulator's alerts are open under the
+    rules' keys; the past opens none under those keys (one open alert per key)."""
+    from alerts.models import AlertRule
+    from command.org.models import Device
+
+    seed_demo()
+    township = Township.objects.get(code="qingshui")
+    now = clock.now()
+    live = [
+        Alert(
+            township=township,
+            category=rule.category,
+            severity=rule.severity,
+            status="new",
+            source="camera",
+            title="live",
+            dedupe_key=f"rule:{rule.pk}:{device.pk}",
+            first_seen=now,
+            last_seen=now,
+        )
+        for rule in AlertRule.objects.filter(township=township)
+        for device in Device.objects.filter(township=township)
+    ]
+    Alert.objects.bulk_create(live)
+    # A short, busy past: a dozen of its alerts would still be open at its end.
+    past = seed_demo_past(days=2, incidents=20, lone_alerts=400)
+    assert past.written
+    generated = Alert.objects.filter(status__in=["new", "acknowledged"]).exclude(title="live")
+    assert not generated.filter(dedupe_key__startswith="rule:").exists()
