@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
+from django.db.models import Min
 
 from alerts.models import Alert
 from command import clock
@@ -53,6 +54,7 @@ from demo.history import (
     seed_extra,
 )
 from incidents.models import Incident
+from streams.models import Reading
 from supervision import stats
 from supervision.models import Period
 
@@ -147,8 +149,12 @@ def seed_demo_past(
         for _ in range(lone_alerts):
             generator.lone_alert()
         copy_tables(conn, tables)
+        # The sensors' own readings, if any (a data directory the demo ran in before), go on
+        # where the generated ones stop: one reading per sensor, metric and moment.
+        first = Reading.objects.filter(device__township=township).aggregate(first=Min("time"))
+        until = min(end, first["first"] - timedelta(seconds=1)) if first["first"] else end
         readings = load_readings(
-            conn, world, start, end, seed=f"readings-{seed}", every=every, chunks=1
+            conn, world, start, until, seed=f"readings-{seed}", every=every, chunks=1
         )
         ratings = _rate_past_months(township, start, end, seed)
     _refresh_aggregates()

@@ -252,9 +252,13 @@ def test_seed_demo_past_command_writes_the_past_once():
     assert Incident.objects.count() == 500
 
 
-def test_alerts_already_open_keep_their_keys():
-    """A data directory the demo ran in before: the simulator's alerts are open under the
-    rules' keys; the past opens none under those keys (one open alert per key)."""
+LIVE_SECONDS = 21 * 60
+
+
+def test_a_data_directory_the_demo_ran_in_before_gets_its_past_too():
+    """The simulator's alerts are open under the rules' keys and its readings are in: the past
+    opens no alert under those keys (one open alert per key) and its readings stop where the
+    sensors' own begin."""
     from alerts.models import AlertRule
     from command.org.models import Device
 
@@ -277,8 +281,24 @@ def test_alerts_already_open_keep_their_keys():
         for device in Device.objects.filter(township=township)
     ]
     Alert.objects.bulk_create(live)
+    # And the sensors' readings of the last 21 minutes, every second: each sensor's generated
+    # series (every 20 minutes) would meet one of them.
+    sensors = Device.objects.filter(township=township, kind="sensor")
+    since = now.replace(microsecond=0) - timedelta(minutes=21)
+    Reading.objects.bulk_create(
+        (
+            Reading(
+                time=since + timedelta(seconds=n), device=d, metric=d.metadata["metric"], value=1
+            )
+            for d in sensors
+            for n in range(LIVE_SECONDS)
+        ),
+        batch_size=5000,
+    )
     # A short, busy past: a dozen of its alerts would still be open at its end.
     past = seed_demo_past(days=2, incidents=20, lone_alerts=400)
     assert past.written
     generated = Alert.objects.filter(status__in=["new", "acknowledged"]).exclude(title="live")
     assert not generated.filter(dedupe_key__startswith="rule:").exists()
+    assert past.readings > 0
+    assert Reading.objects.count() == past.readings + LIVE_SECONDS * sensors.count()
