@@ -16,7 +16,7 @@ from ninja.operation import Operation
 from ninja.security import HttpBearer, django_auth
 
 from alerts.models import Alert
-from api import alerts, incidents, orders, photos, reports, summonses, whistles
+from api import alerts, incidents, orders, photos, ratings, reports, summonses, whistles
 from command.errors import ActionForbidden, TransitionNotAllowed
 from command.org.models import User
 from command.org.tokens import api_token_user
@@ -50,7 +50,7 @@ api = WhistleAPI(
     docs_url=None,
 )
 
-for noun in (alerts, incidents, whistles, summonses, orders, photos, reports):
+for noun in (alerts, incidents, whistles, summonses, orders, photos, reports, ratings):
     api.add_router("", noun.router)
 
 

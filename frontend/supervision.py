@@ -155,6 +155,7 @@ PAGE_REASONS = {
     "head": _("department head"),
     **NOTIFIED,
     "discipline": _("discipline office"),
+    "department": _("member of the department"),
     "nobody_on_call": _("the department has no one on call, no backup and no head"),
 }
 # Payload values that are codes, read in the reader's words ("major" reads 重要); a code none

@@ -44,10 +44,13 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from alerts.delivery.people import Cause, Recipient, page
+from alerts.delivery.wording import official_language
 from command import clock
 from command.errors import ActionForbidden, TransitionNotAllowed
 from command.org import localtime, policy
 from command.org.models import Department, Township, User
+from command.org.oncall import township_supervisors
 from command.timeline.actions import Action
 from command.timeline.models import TimelineEntry
 from command.timeline.records import timeline_record
@@ -353,6 +356,52 @@ def _figures(row: stats.DepartmentRow) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# --- who is told ---------------------------------------------------------------------------------
+
+
+def _department_people(department: Department) -> list[Recipient]:
+    """A rating is the department's business: its head, and its members."""
+    people = [Recipient(department.head, "head")] if department.head else []
+    members = department.members.filter(is_active=True, role=User.Role.DEPARTMENT_MEMBER)
+    return people + [Recipient(m, "department") for m in members.order_by("pk")]
+
+
+def _tell(rating: DepartmentRating, recipients: list[Recipient], text: str, link: str) -> None:
+    """Page ``recipients`` about the rating's latest step (once per step: the key counts the
+    rating's timeline rows)."""
+    step = TimelineEntry.objects.filter(subject_type="rating", subject_id=rating.pk).count()
+    page(
+        Cause(
+            township_id=rating.township_id,
+            subject_type="rating",
+            subject_id=rating.pk,
+            incident_id=None,
+            text=text,
+            link=link,
+            key=f"rating:{rating.pk}:{step}",
+        ),
+        recipients,
+    )
+
+
+def _rating_words(rating: DepartmentRating) -> dict[str, str]:
+    return {
+        "township": rating.township.name,
+        "department": rating.department.name,
+        "period": period_name(rating.period, rating.period_start),
+        "score": str(rating.score),
+    }
+
+
+def _department_link(rating: DepartmentRating) -> str:
+    return f"/console/{rating.department.code}/assessment/#rating-{rating.pk}"
+
+
+def _township_link(rating: DepartmentRating) -> str:
+    name = period_name(rating.period, rating.period_start)
+    return f"/supervise/{rating.township.code}/ratings/{name}/{rating.department.code}/#objections"
+
+
 # --- services ----------------------------------------------------------------------------------
 
 
@@ -404,10 +453,12 @@ def rating_give(
     marks: Mapping[int, Any],
     comment: str = "",
     source: str = TimelineEntry.Source.WEB,
+    notify: bool = True,
 ) -> DepartmentRating:
     """Rate ``department`` for the township's ``period`` beginning ``period_start`` with a mark
     (0–100) for each of the township's criteria; rating it again revises the rating (the
-    objection window does not start again)."""
+    objection window does not start again). The department is told of a new score unless
+    ``notify`` is false (an answer to its objection tells it instead)."""
     if not policy.can_rate(actor, township):
         raise ActionForbidden(
             _("Only the township's supervisors and administrators rate departments.")
@@ -476,6 +527,17 @@ def rating_give(
             _record(rating, Action.RATING_GIVEN, actor, source, after=after)
         elif before != after:
             _record(rating, Action.RATING_REVISED, actor, source, before=before, after=after)
+        if notify and (before is None or before["score"] != after["score"]):
+            with official_language():
+                text = _(
+                    "[Assessment] %(township)s rated %(department)s for %(period)s: %(score)s."
+                )
+                _tell(
+                    rating,
+                    _department_people(department),
+                    text % _rating_words(rating),
+                    _department_link(rating),
+                )
     return rating
 
 
@@ -511,6 +573,17 @@ def rating_object(
             source,
             after={"department": rating.department.code, "objection": text},
         )
+        raters = township_supervisors(rating.township)
+        if rating.rated_by and rating.rated_by not in raters:
+            raters.append(rating.rated_by)
+        with official_language():
+            words = _("[Assessment] %(department)s objects to its rating for %(period)s: %(text)s")
+            _tell(
+                rating,
+                [Recipient(u, "township_supervisors") for u in raters],
+                words % {**_rating_words(rating), "text": text},
+                _township_link(rating),
+            )
     return objection
 
 
@@ -552,6 +625,7 @@ def objection_answer(
                 marks=marks,
                 comment=rating.comment,
                 source=source,
+                notify=False,
             )
             rating.refresh_from_db()
         locked.answer = answer
@@ -567,6 +641,19 @@ def objection_answer(
             before=before,
             after={**before, "answer": answer, "outcome": outcome, "score": str(rating.score)},
         )
+        with official_language():
+            words = _("[Assessment] %(township)s answered your objection (%(outcome)s): %(answer)s")
+            _tell(
+                rating,
+                _department_people(rating.department),
+                words
+                % {
+                    **_rating_words(rating),
+                    "outcome": RatingObjection.Outcome(outcome).label,
+                    "answer": answer,
+                },
+                _department_link(rating),
+            )
     return locked
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -30,6 +30,7 @@ from incidents.photos import photo_store
 from incidents.services.incidents import incident_add_evidence, incident_open
 from incidents.services.orders import order_issue
 from incidents.services.whistles import SummonedDepartment, whistle_blow
+from supervision.models import DepartmentRating, RatingObjection
 from tests.conftest import raise_alert
 from tests.schemas.georeport_v2 import validate_response
 
@@ -52,14 +53,14 @@ SEES_INCIDENT_2 = BOARD_Q
 CALLER_PHONE = "13912345678"
 # What must never appear in a response to a role (titles and descriptions carry these marks).
 FORBIDDEN_MARKS = {
-    DUTY: ("ALERT-BS", "INC-BS", "REPORT-BS"),
+    DUTY: ("ALERT-BS", "INC-BS", "REPORT-BS", "RATING-BS"),
     SUPERVISOR: (CALLER_PHONE,),
-    MEMBER: ("ALERT-", "INC-QS-G2", "INC-BS", "REPORT-", CALLER_PHONE),
-    GRID: ("ALERT-QS-G2", "INC-QS-G2", "ALERT-BS", "INC-BS", "REPORT-BS", CALLER_PHONE),
-    DUTY_B: ("ALERT-QS", "INC-QS-G2", "REPORT-QS", CALLER_PHONE),
-    ADMIN_B: ("ALERT-QS", "INC-QS-G2", "REPORT-QS", CALLER_PHONE),
-    HOTLINE: ("ALERT-", "INC-", "REPORT-", "ORDER-", CALLER_PHONE),
-    HOTLINE_B: ("ALERT-", "INC-", "REPORT-", "ORDER-", CALLER_PHONE),
+    MEMBER: ("ALERT-", "INC-QS-G2", "INC-BS", "REPORT-", CALLER_PHONE, "RATING-BS"),
+    GRID: ("ALERT-QS-G2", "INC-QS-G2", "ALERT-BS", "INC-BS", "REPORT-BS", CALLER_PHONE, "RATING-"),
+    DUTY_B: ("ALERT-QS", "INC-QS-G2", "REPORT-QS", CALLER_PHONE, "RATING-QS"),
+    ADMIN_B: ("ALERT-QS", "INC-QS-G2", "REPORT-QS", CALLER_PHONE, "RATING-QS"),
+    HOTLINE: ("ALERT-", "INC-", "REPORT-", "ORDER-", CALLER_PHONE, "RATING-"),
+    HOTLINE_B: ("ALERT-", "INC-", "REPORT-", "ORDER-", CALLER_PHONE, "RATING-"),
 }
 
 
@@ -314,6 +315,32 @@ CASES = [
     api("get", "/orders", "/orders", ACTIVE),
     api("post", "/orders/{order_id}/acknowledge", "/orders/{o1}/acknowledge", CONSOLE),
     api("post", "/orders/{order_id}/answer", "/orders/{o1}/answer", CONSOLE, {"answer": "x"}),
+    # 考核: ratings are read in the township's scope and by the rated department; the
+    # township's supervisors and administrators rate and answer; the department objects; the
+    # district roles read the ranking.
+    api("get", "/ratings", "/ratings", ACTIVE),
+    api(
+        "post",
+        "/ratings",
+        "/ratings",
+        frozenset({ADMIN}),
+        {"township": "qingshui", "department": "chengguan", "period": "2026-10", "marks": {}},
+    ),
+    api(
+        "post",
+        "/ratings/{rating_id}/objections",
+        "/ratings/{r1}/objections",
+        CONSOLE,
+        {"text": "x"},
+    ),
+    api(
+        "post",
+        "/ratings/{rating_id}/objections/{objection_id}/answer",
+        "/ratings/{r1}/objections/{ob1}/answer",
+        frozenset({ADMIN}),
+        {"answer": "x", "outcome": "rejected"},
+    ),
+    api("get", "/ranking", "/ranking?period=2026-10", frozenset({ADMIN, SUPERVISOR})),
     api("post", "/summonses/{summons_id}/acknowledge", "/summonses/{s1}/acknowledge", CONSOLE),
     api("post", "/summonses/{summons_id}/check-in", "/summonses/{s1}/check-in", CONSOLE, {}),
     api("post", "/summonses/{summons_id}/done", "/summonses/{s1}/done", CONSOLE, {"note": "x"}),
@@ -444,6 +471,17 @@ def build_world(demo: Any) -> dict[str, Any]:
         due_at=clock.now() + timedelta(hours=2),
     )
     s1 = whistle.summonses.get(department__code="chengguan")
+    r1 = DepartmentRating.objects.create(
+        township=qingshui, department=Department.objects.get(code="chengguan"), period="month",
+        period_start=date(2026, 10, 1), score="80.00", comment="RATING-QS",
+        rated_at=clock.now(), objection_until=clock.now() + timedelta(days=7),
+    )  # fmt: skip
+    ob1 = RatingObjection.objects.create(rating=r1, text="OBJECTION-QS", raised_at=clock.now())
+    DepartmentRating.objects.create(
+        township=beishan, department=Department.objects.get(code="bs-office"), period="month",
+        period_start=date(2026, 10, 1), score="80.00", comment="RATING-BS",
+        rated_at=clock.now(), objection_until=clock.now() + timedelta(days=7),
+    )  # fmt: skip
     (notification, *_channels) = people.page(
         people.Cause(
             township_id=qingshui.pk, subject_type="summons", subject_id=s1.pk,
@@ -462,6 +500,8 @@ def build_world(demo: Any) -> dict[str, Any]:
             "s1": whistle.summonses.get().pk,
             "joint": whistle.pk,
             "o1": order.pk,
+            "r1": r1.pk,
+            "ob1": ob1.pk,
             "due": (clock.now() + timedelta(hours=2)).isoformat(),
             "opened": Incident.objects.get(pk=i1.pk).opened_at.isoformat().replace("+", "%2B"),
             "device": Device.objects.filter(township=qingshui).first().code,

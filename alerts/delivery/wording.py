@@ -34,8 +34,8 @@ def shortened(text: str, limit: int) -> str:
 def headline(notification: Notification) -> str:
     """【督办】… for a summons, 【督办单】… for a supervision order (in Chinese once translated)."""
     text = shortened(notification.text, HEADLINE_TEXT_MAX)
-    if text.startswith("【"):
-        return text  # the text names its kind already (【督办】, 【逾期】, 【督办单】)
+    if text.startswith(("【", "[")):
+        return text  # the text names its kind already (【督办】, 【逾期】, 【督办单】, 【考核】)
     if notification.subject_type == "order":
         return _("[Supervision order] %(text)s") % {"text": text}
     return _("[Supervision] %(text)s") % {"text": text}

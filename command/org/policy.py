@@ -454,3 +454,18 @@ def can_view_district(user: Any) -> bool:
     """The district view (every department across every township, rankings, the 631 drift):
     district supervisors and administrators, the discipline office, superusers."""
     return is_district(user)
+
+
+def ratings(user: Any, queryset: Q_) -> Q_:
+    """Department ratings: those of the townships ``user`` watches (supervisors, duty
+    officers, administrators; district roles every township) and a department's own."""
+    if not is_active(user):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    if user.role == Role.DEPARTMENT_MEMBER:
+        return queryset.filter(department_id=user.department_id or 0)
+    if user.role not in _TOWNSHIP_ROLES:
+        return queryset.none()
+    ids = township_ids(user)
+    return queryset if ids is None else queryset.filter(township_id__in=ids)

@@ -85,6 +85,9 @@ class Action(models.TextChoices):
     RATING_REVISED = "rating.revised", _("Rating revised")
     RATING_OBJECTED = "rating.objected", _("The department objected to its rating")
     RATING_ANSWERED = "rating.answered", _("Objection answered")
+    RATING_PAGED = "rating.paged", _("Person notified of the rating")
+    RATING_PAGE_FAILED = "rating.page_failed", _("Notification of the rating failed")
+    RATING_PAGE_READ = "rating.page_read", _("Notification of the rating read")
 
     @property
     def subject(self) -> Subject:
@@ -319,6 +322,9 @@ SCHEMAS: dict[Action, tuple[type, type]] = {
     Action.RATING_REVISED: (RatingChange, RatingChange),
     Action.RATING_OBJECTED: (Payload, RatingChange),
     Action.RATING_ANSWERED: (RatingChange, RatingChange),
+    Action.RATING_PAGED: (Payload, Paged),
+    Action.RATING_PAGE_FAILED: (Payload, Paged),
+    Action.RATING_PAGE_READ: (Payload, Paged),
 }
 
 

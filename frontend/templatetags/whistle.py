@@ -68,3 +68,17 @@ def may_view_district(user: Any) -> bool:
     from command.org import policy
 
     return policy.can_view_district(user)
+
+
+@register.filter
+def part_label(part: dict[str, Any]) -> str:
+    """A part of a rating's computation in the reader's language: a measured figure by its key,
+    a township's criterion by its current names (the stored label is the rater's words)."""
+    from supervision.assessment import FIGURE_LABELS
+    from supervision.models import AssessmentCriterion
+
+    key = str(part.get("key", ""))
+    if key in FIGURE_LABELS:
+        return str(FIGURE_LABELS[key])
+    criterion = AssessmentCriterion.objects.filter(pk=int(key)).first() if key.isdigit() else None
+    return criterion.display_name if criterion else str(part.get("label", key))

@@ -129,3 +129,19 @@ def test_a_township_drifting_above_631_is_marked(served):  # noqa: F811
     row = body[body.index('<tr data-township="qingshui" class="drifting">') :]
     assert "50%" in row[: row.index("</tr>")]
     assert Summons.objects.exists()
+
+
+def test_the_computation_reads_in_the_readers_language_whoever_rated(served):  # noqa: F811
+    qingshui, police, rater, member = served
+    marks = {c.pk: 70 for c in assessment.criteria_for(qingshui)}
+    with clock.frozen(at=NOW):
+        assessment.rating_give(actor=rater, township=qingshui, department=police,
+                               period="month", period_start=assessment.date(2026, 10, 1),
+                               marks=marks)  # fmt: skip
+    police_web = client_for(member)
+    police_web.post("/i18n/setlang/", {"language": "en"})
+    english = police_web.get("/console/police/assessment/").content.decode()
+    assert "on-time arrival" in english and "Cooperation" in english
+    police_web.post("/i18n/setlang/", {"language": "zh-hans"})
+    chinese = police_web.get("/console/police/assessment/").content.decode()
+    assert "按时到场" in chinese and "配合度" in chinese and "on-time arrival" not in chinese

@@ -85,7 +85,9 @@ def test_a_township_rates_a_department_and_the_score_follows_the_weights(served)
     assert rating.score == Decimal("87.44")
     assert rating.computation["left_out"] == ["first_time"]
     assert rating.measured["received"] == 4 and rating.measured["on_time"] == 3
-    rows = TimelineEntry.objects.filter(subject_type="rating", subject_id=rating.pk)
+    rows = TimelineEntry.objects.filter(subject_type="rating", subject_id=rating.pk).exclude(
+        action__contains="page"  # the department's people told of it: their own test
+    )
     assert [r.action for r in rows] == ["rating.given"]
 
     # The district weighs the township's marks 50%: a new rating computes with it.
@@ -159,6 +161,7 @@ def test_the_department_objects_and_the_township_answers(served):
     assert rating.score == Decimal("84.44")
     actions = list(
         TimelineEntry.objects.filter(subject_type="rating", subject_id=rating.pk)
+        .exclude(action__contains="page")
         .order_by("time")
         .values_list("action", flat=True)
     )
@@ -169,3 +172,46 @@ def test_the_department_objects_and_the_township_answers(served):
         with pytest.raises(TransitionNotAllowed) as refused:
             assessment.rating_object(actor=member, rating=rating, text="late")
     assert refused.value.code == "objection_closed"
+
+
+def test_the_department_is_told_of_its_rating_and_the_township_of_the_objection(served):
+    from alerts.models import Notification
+    from frontend.notifications import notification_target
+
+    qingshui, police, rater, member = served
+    head = User.objects.create_user("police-head", role=User.Role.DEPARTMENT_MEMBER,
+                                    department=police, password="x")  # fmt: skip
+    police.head = head
+    police.save(update_fields=["head"])
+    found = criteria(qingshui)
+    with clock.frozen(at=NOW):
+        rating = assessment.rating_give(actor=rater, township=qingshui, department=police,
+                                        period="month", period_start=OCTOBER,
+                                        marks={c.pk: 60 for c in found.values()})  # fmt: skip
+    told = Notification.objects.filter(subject_type="rating", channel="console")
+    assert sorted(n.user.username for n in told) == ["police", "police-head"]
+    words = told.first().text
+    assert "清水派出所" in words and "2026-10" in words and str(rating.score) in words
+    assert notification_target(member, told.get(user=member)) == (
+        f"/console/police/assessment/#rating-{rating.pk}"
+    )
+    with clock.frozen(at=NOW + timedelta(hours=1)):
+        # The same marks again change nothing: nobody is told twice.
+        assessment.rating_give(actor=rater, township=qingshui, department=police,
+                               period="month", period_start=OCTOBER,
+                               marks={c.pk: 60 for c in found.values()})  # fmt: skip
+        assert told.count() == 2
+        objection = assessment.rating_object(actor=member, rating=rating, text="请复核到场时间")
+    to_township = told.filter(user=rater).get()
+    assert "请复核到场时间" in to_township.text
+    assert to_township.link.endswith("/ratings/2026-10/police/#objections")
+    with clock.frozen(at=NOW + timedelta(hours=2)):
+        assessment.objection_answer(actor=rater, objection=objection, answer="维持原评分",
+                                    outcome="rejected")  # fmt: skip
+    assert told.filter(user=member).count() == 2  # the rating, then the answer
+    actions = set(
+        TimelineEntry.objects.filter(subject_type="rating", subject_id=rating.pk).values_list(
+            "action", flat=True
+        )
+    )
+    assert "rating.paged" in actions
