@@ -274,6 +274,8 @@ def _rate_past_months(township: Township, start: datetime, end: datetime, seed: 
                     period=MONTH,
                     period_start=month,
                     marks=marks,
+                    # Told at the time, in the past: nobody is paged now about last month.
+                    notify=False,
                 )
             given += 1
         month = after

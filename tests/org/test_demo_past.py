@@ -153,6 +153,8 @@ def test_the_township_rated_its_departments_for_the_past_full_months(past):
         assert 0 < rating.score <= 100
     given = TimelineEntry.objects.filter(subject_type="rating", action="rating.given")
     assert given.count() == past.ratings
+    # Told at the time: the demo's start pages nobody about last month's rating.
+    assert not TimelineEntry.objects.filter(subject_type="rating").exclude(pk__in=given).exists()
     # The district supervisor's view of the last full month ranks the rated departments
     # (when its rating day has come: in the first days of a month it is still to be given).
     last = max(months).strftime("%Y-%m")
