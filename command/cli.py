@@ -125,6 +125,7 @@ def _demo_mail() -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
+    from demo.past import seed_demo_past
     from demo.seed import seed_demo
     from streams.mqtt.client import IngestWorker
     from streams.simulate import Simulator
@@ -133,6 +134,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     call_command("migrate", interactive=False, verbosity=0)
     say("Seeding the demo township 清水镇 (Qingshui Town)…")
     summary = seed_demo(passwords=demo_passwords())
+    past = seed_demo_past()
+    if past.written:
+        say(
+            f"Wrote the last {(past.end - past.start).days} days of its past in"
+            f" {past.seconds:.1f} s: {past.incidents} incidents, {past.alerts} alerts,"
+            f" {past.summonses} summonses, {past.readings:,} readings."
+        )
 
     stop_worker = threading.Event()
     ingest_worker = IngestWorker(progress=lambda line: log.info(line), progress_every=30)

@@ -107,6 +107,10 @@ def test_whistle_demo_runs_on_embedded_services_and_streams_alerts(demo_process,
     assert f"e-mails are written to {tmp_path / 'data' / 'mail'}" in out
     duty = re.search(r"^\s+duty\s+(\S+)\s+duty_officer", out, re.MULTILINE)
     assert duty, out
+    # A first run comes with a past, written within a few seconds of start-up.
+    past = re.search(r"Wrote the last 90 days of its past in ([\d.]+) s: 500 incidents", out)
+    assert past, out
+    assert float(past.group(1)) < 20, past.group(0)
 
     base = f"http://127.0.0.1:{demo_process.port}"
     jar = login(base, "duty", duty.group(1))
@@ -125,6 +129,15 @@ def test_whistle_demo_runs_on_embedded_services_and_streams_alerts(demo_process,
             assert time.monotonic() < deadline, "no alert was pushed within 30 s"
             pushed = socket.recv(timeout=max(0.1, deadline - time.monotonic()))
         assert re.search(r'id="alert-\d+"', pushed)
+
+    # The supervisor's performance page has the past's departments on it.
+    supervisor = re.search(r"^\s+supervisor\s+(\S+)\s+supervisor", out, re.MULTILINE)
+    assert supervisor, out
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(login(base, "supervisor", supervisor.group(1)))
+    )
+    page = opener.open(f"{base}/supervise/qingshui/").read().decode()
+    assert len(re.findall(r'<tr data-department="', page)) >= 5, page[:2000]
 
     # Ctrl-C stops everything, the embedded PostgreSQL included.
     demo_process.process.send_signal(signal.SIGINT)

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from command.org.models import User
 from demo.data import ADMIN_USERNAMES, DEMO_USERNAMES
+from demo.past import DAYS, seed_demo_past
 from demo.seed import seed_demo
 
 
@@ -34,6 +35,12 @@ class Command(BaseCommand):
             help="set the same password on every demo account but the administrator, which "
             "gets its own with --password admin=… or keeps a random one (a --password "
             "overrides it)",
+        )
+        parser.add_argument(
+            "--past",
+            action="store_true",
+            help="also write the township's last 90 days (incidents, alerts, readings), as "
+            "`whistle demo` does on its first run; nothing when the township has a past",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -96,6 +103,16 @@ class Command(BaseCommand):
             f"  部门 departments: {summary.departments}, 事项类别 categories: "
             f"{summary.categories}, 清单条目 responsibilities: {summary.responsibilities}"
         )
+        if options["past"]:
+            past = seed_demo_past()
+            if past.written:
+                out.write(
+                    f"  过去 {DAYS} 天 / the last {DAYS} days: 事件 incidents {past.incidents}, "
+                    f"告警 alerts {past.alerts}, 读数 readings {past.readings} "
+                    f"({past.seconds:.1f} s)"
+                )
+            else:
+                out.write("  已有历史数据 / the township already has a past: nothing written")
         out.write("账号 / Accounts:")
         for username, role, password in summary.accounts:
             shown = password if password is not None else "(密码未改 / password unchanged)"
