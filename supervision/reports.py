@@ -302,12 +302,7 @@ def _overdue(
 def _hot_spots(township: Township, start: datetime, end: datetime) -> dict[str, Any]:
     """The busiest grids and the places where the same matter came back (3+ in the month)."""
     grids = stats.grid_table(township_id=township.pk, start=start, end=end)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            review._REPEATS,
-            {"township": township.pk, "start": start, "end": end, "least": review.REPEAT_AT_LEAST},
-        )
-        found = cursor.fetchall()
+    found = review.repeated_places(township_id=township.pk, start=start, end=end)
     categories = Category.objects.in_bulk({c for c, _g, _n in found})
     grid_names = Grid.objects.in_bulk({g for _c, g, _n in found})
     return {

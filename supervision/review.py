@@ -269,16 +269,24 @@ HAVING count(DISTINCT matter) >= %(least)s
 """
 
 
+def repeated_places(
+    *, township_id: int, start: datetime, end: datetime
+) -> list[tuple[int, int, int]]:
+    """(category id, grid id, matters) of every category that came back ``REPEAT_AT_LEAST``
+    times or more in one grid in [start, end), the most first."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _REPEATS,
+            {"township": township_id, "start": start, "end": end, "least": REPEAT_AT_LEAST},
+        )
+        return cursor.fetchall()
+
+
 def _repeats(township: Township, end: datetime) -> list[Repeat]:
     """Same category in the same grid, ``REPEAT_AT_LEAST`` matters or more in the
     ``REPEAT_DAYS`` days that end with the reviewed day."""
     start = end - timedelta(days=REPEAT_DAYS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _REPEATS,
-            {"township": township.pk, "start": start, "end": end, "least": REPEAT_AT_LEAST},
-        )
-        found = cursor.fetchall()
+    found = repeated_places(township_id=township.pk, start=start, end=end)
     categories = Category.objects.in_bulk({c for c, _g, _n in found})
     grids = Grid.objects.in_bulk({g for _c, g, _n in found})
     repeats = []
