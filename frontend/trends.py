@@ -1,0 +1,152 @@
+"""The trends page (研判) of a township: matters per category and per grid by week or month
+with last year's beside them, where the same matter keeps coming back (hot spots, on the map),
+and when in the week and the day things happen. The figures are supervision.trends'."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django import forms
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
+
+from command.org import localtime
+from command.org.models import Township
+from frontend import maps
+from frontend.supervision import PeriodForm
+from frontend.views import supervised_township
+from supervision import trends
+
+GRID_ROWS = 15  # the busiest grids in the table; the map shows every grid
+WEEKDAYS = (_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun"))
+CHART_WIDTH, CHART_HEIGHT = 900.0, 180.0
+
+
+class TrendsForm(PeriodForm):
+    bucket = forms.ChoiceField(
+        label=_("By"), choices=[("month", _("month")), ("week", _("week"))], initial="month"
+    )
+
+
+@dataclass(frozen=True)
+class Column:
+    """One bucket of the chart: last year's bar and this period's beside it, in SVG units."""
+
+    label: str
+    centre: float  # of the pair, for the label
+    then_x: float
+    now_x: float
+    width: float
+    now: int
+    now_y: float
+    then: int
+    then_y: float
+
+    @property
+    def now_height(self) -> float:
+        return CHART_HEIGHT - self.now_y
+
+    @property
+    def then_height(self) -> float:
+        return CHART_HEIGHT - self.then_y
+
+
+def columns(trend: trends.Trend) -> list[Column]:
+    """The bars of the matters per bucket, this period against last year, on one scale."""
+    now, then = trend.counts, trend.last_year
+    top = max([*now, *then, 1])
+    slot = CHART_WIDTH / max(len(trend.buckets), 1)
+    width = min(slot * 0.36, 40.0)
+    label = "%m-%d" if trend.bucket == "week" else "%Y-%m"
+    found = []
+    for i, day in enumerate(trend.buckets):
+        centre = (i + 0.5) * slot
+        found.append(
+            Column(
+                day.strftime(label),
+                centre,
+                centre - width,
+                centre,
+                width,
+                now[i],
+                CHART_HEIGHT - CHART_HEIGHT * now[i] / top,
+                then[i],
+                CHART_HEIGHT - CHART_HEIGHT * then[i] / top,
+            )
+        )
+    return found
+
+
+def _heat(value: int, busiest: int) -> str:
+    """A cell's red, from none (0) to 0.85 for the busiest."""
+    return f"{0.85 * value / busiest:.2f}" if busiest and value else "0"
+
+
+def _default_period(township: Township) -> dict[str, str]:
+    """The last twelve months: from the 1st of the month eleven months ago to today."""
+    today = localtime.township_today(township)
+    first = today.replace(day=1)
+    for _month in range(11):
+        first = (first - timedelta(days=1)).replace(day=1)
+    return {"start": first.isoformat(), "end": today.isoformat(), "bucket": "month"}
+
+
+def trends_page(request: HttpRequest, township: str) -> HttpResponse:
+    found = supervised_township(request, township)
+    period = _default_period(found)
+    period |= {k: v for k, v in request.GET.items() if k in ("start", "end", "bucket")}
+    form = TrendsForm(period)
+    context: dict = {"township": found, "form": form}
+    if not form.is_valid():
+        return render(request, "frontend/trends.html", context, status=400)
+    first: date = form.cleaned_data["start"]
+    last: date = form.cleaned_data["end"]
+    bucket = form.cleaned_data["bucket"]
+    start = localtime.day_start(found, first)
+    end = localtime.day_start(found, last + timedelta(days=1))
+    by_category = trends.category_trend(township_id=found.pk, start=start, end=end, bucket=bucket)
+    by_grid = trends.grid_trend(township_id=found.pk, start=start, end=end, bucket=bucket)
+    hours = trends.hour_of_day(township_id=found.pk, start=start, end=end)
+    spots = trends.hot_spots(township_id=found.pk, start=start, end=end)
+    cell_top = max((max(s.counts, default=0) for s in by_category.series), default=0)
+    grid_top = max((max(s.counts, default=0) for s in by_grid.series), default=0)
+    busiest_grid = max((s.total for s in by_grid.series if s.id is not None), default=0)
+    label = "%m-%d" if bucket == "week" else "%Y-%m"
+    context |= {
+        "start": first,
+        "last": last,
+        "bucket_labels": [day.strftime(label) for day in by_category.buckets],
+        "by_category": [
+            (s, [(n, _heat(n, cell_top)) for n in s.counts]) for s in by_category.series
+        ],
+        "by_grid": [
+            (s, [(n, _heat(n, grid_top)) for n in s.counts]) for s in by_grid.series[:GRID_ROWS]
+        ],
+        "more_grids": max(len(by_grid.series) - GRID_ROWS, 0),
+        "trend": by_category,
+        "columns": columns(by_category),
+        "chart_width": CHART_WIDTH,
+        "chart_height": CHART_HEIGHT,
+        "chart_view_height": f"{CHART_HEIGHT + 34:.0f}",
+        "chart_label_y": f"{CHART_HEIGHT + 16:.0f}",
+        "hours": [
+            (WEEKDAYS[d], [(n, _heat(n, hours.busiest)) for n in row], sum(row))
+            for d, row in enumerate(hours.counts)
+        ],
+        "hour_totals": hours.by_hour,
+        "hours_total": hours.total,
+        "hot_spots": spots,
+        "map": maps.base_map(found),
+        "map_hot_spots": maps.hot_spot_markers(found, spots),
+        "heat": {
+            s.code: f"{0.05 + 0.6 * s.total / busiest_grid:.2f}"
+            for s in by_grid.series
+            if s.id is not None and busiest_grid
+        },
+        "repeat_days": trends.REPEAT_DAYS,
+        "repeat_least": trends.REPEAT_AT_LEAST,
+    }
+    with localtime.shown_in(found):
+        return render(request, "frontend/trends.html", context)
