@@ -22,11 +22,14 @@ from supervision import trends
 GRID_ROWS = 15  # the busiest grids in the table; the map shows every grid
 WEEKDAYS = (_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun"))
 CHART_WIDTH, CHART_HEIGHT = 900.0, 180.0
+LABELS = 13  # at most this many bucket labels under the chart, and values over the bars
 
 
 class TrendsForm(PeriodForm):
     bucket = forms.ChoiceField(
-        label=_("By"), choices=[("month", _("month")), ("week", _("week"))], initial="month"
+        label=_("Count per"),
+        choices=[("month", _("By month")), ("week", _("By week"))],
+        initial="month",
     )
 
 
@@ -43,6 +46,7 @@ class Column:
     now_y: float
     then: int
     then_y: float
+    labelled: bool = True
 
     @property
     def now_height(self) -> float:
@@ -60,6 +64,8 @@ def columns(trend: trends.Trend) -> list[Column]:
     slot = CHART_WIDTH / max(len(trend.buckets), 1)
     width = min(slot * 0.36, 40.0)
     label = "%m-%d" if trend.bucket == "week" else "%Y-%m"
+    # A label every few columns when there are many, so they do not run into each other.
+    every = max(1, -(-len(trend.buckets) // LABELS))
     found = []
     for i, day in enumerate(trend.buckets):
         centre = (i + 0.5) * slot
@@ -74,6 +80,7 @@ def columns(trend: trends.Trend) -> list[Column]:
                 CHART_HEIGHT - CHART_HEIGHT * now[i] / top,
                 then[i],
                 CHART_HEIGHT - CHART_HEIGHT * then[i] / top,
+                i % every == 0,
             )
         )
     return found
@@ -127,6 +134,7 @@ def trends_page(request: HttpRequest, township: str) -> HttpResponse:
         "more_grids": max(len(by_grid.series) - GRID_ROWS, 0),
         "trend": by_category,
         "columns": columns(by_category),
+        "few_columns": len(by_category.buckets) <= LABELS,
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,
         "chart_view_height": f"{CHART_HEIGHT + 34:.0f}",
