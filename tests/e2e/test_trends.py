@@ -75,3 +75,14 @@ def test_supervisor_reads_the_trends(daphne_server, demo_committed, board_page):
         page.click("form.period button[type=submit]")
     assert page.locator(".trend-chart rect.now").count() >= 48
     screenshot(page, "supervise-trends-weeks")
+
+
+def test_the_performance_map_marks_the_hot_spots(daphne_server, demo_committed, board_page):
+    _history()
+    page = board_page("supervisor")
+    page.goto(f"{daphne_server}/supervise/qingshui/")
+    spot = page.wait_for_selector(f".hot-spot[data-grid='{HOT_GRID}']")
+    assert spot.is_visible()
+    assert "秸秆禁烧" in spot.inner_html()  # its title names what recurs
+    assert page.locator(".hot-spot-key").is_visible()
+    screenshot(page, "supervise-performance-hot-spots")
