@@ -163,6 +163,16 @@ def test_the_trends_page(history):
     text = page.content.decode()
     assert 'data-category="parking" data-total="4" data-last-year="3"' in text
     assert 'id="trend-total">6<' in text
+    # Parking in grid 7 on 3 and 20 September and 1 October: 3 within 28 days.
+    assert f'<tr data-grid="{G7}" data-category="parking">' in text
+    assert (
+        f"/cases/?township=qingshui&amp;category=parking&amp;grid={G7}"
+        "&amp;start=2026-09-01&amp;end=2026-11-30"
+    ) in text
+    assert f'class="hot-spot" data-grid="{G7}"' in text
+    with clock.frozen(at=NOW):
+        english = client.get("/supervise/qingshui/trends/?bucket=week", HTTP_ACCEPT_LANGUAGE="en")
+    assert english.status_code == 200 and "Year on year" in english.content.decode()
     with clock.frozen(at=NOW):
         bad = client.get("/supervise/qingshui/trends/?start=2026-11-30&end=2026-09-01")
         wrong_bucket = client.get("/supervise/qingshui/trends/?bucket=year")
