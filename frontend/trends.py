@@ -20,6 +20,7 @@ from frontend.views import supervised_township
 from supervision import trends
 
 GRID_ROWS = 15  # the busiest grids in the table; the map shows every grid
+HOT_SPOT_ROWS = 20  # the hottest in the list; the map marks every grid with one
 WEEKDAYS = (_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun"))
 CHART_WIDTH, CHART_HEIGHT = 900.0, 180.0
 LABELS = 13  # at most this many bucket labels under the chart, and values over the bars
@@ -86,9 +87,11 @@ def columns(trend: trends.Trend) -> list[Column]:
     return found
 
 
-def _heat(value: int, busiest: int) -> str:
-    """A cell's red, from none (0) to 0.85 for the busiest."""
-    return f"{0.85 * value / busiest:.2f}" if busiest and value else "0"
+def _cells(counts: list[int], busiest: int) -> list[tuple[str, str]]:
+    """Each count as the cell shows it (blank for none) and its red, from none to 0.85 for the
+    busiest. Written here, not by the template: a year's tables are thousands of numbers, and
+    the template's number formatting of each would be a good part of the page's time."""
+    return [(str(n), f"{0.85 * n / busiest:.2f}") if n and busiest else ("", "0") for n in counts]
 
 
 def _default_period(township: Township) -> dict[str, str]:
@@ -113,9 +116,8 @@ def trends_page(request: HttpRequest, township: str) -> HttpResponse:
     bucket = form.cleaned_data["bucket"]
     start = localtime.day_start(found, first)
     end = localtime.day_start(found, last + timedelta(days=1))
-    by_category = trends.category_trend(township_id=found.pk, start=start, end=end, bucket=bucket)
-    by_grid = trends.grid_trend(township_id=found.pk, start=start, end=end, bucket=bucket)
-    hours = trends.hour_of_day(township_id=found.pk, start=start, end=end)
+    figures = trends.overview(township_id=found.pk, start=start, end=end, bucket=bucket)
+    by_category, by_grid, hours = figures.by_category, figures.by_grid, figures.hours
     spots = trends.hot_spots(township_id=found.pk, start=start, end=end)
     cell_top = max((max(s.counts, default=0) for s in by_category.series), default=0)
     grid_top = max((max(s.counts, default=0) for s in by_grid.series), default=0)
@@ -125,12 +127,8 @@ def trends_page(request: HttpRequest, township: str) -> HttpResponse:
         "start": first,
         "last": last,
         "bucket_labels": [day.strftime(label) for day in by_category.buckets],
-        "by_category": [
-            (s, [(n, _heat(n, cell_top)) for n in s.counts]) for s in by_category.series
-        ],
-        "by_grid": [
-            (s, [(n, _heat(n, grid_top)) for n in s.counts]) for s in by_grid.series[:GRID_ROWS]
-        ],
+        "by_category": [(s, _cells(s.counts, cell_top)) for s in by_category.series],
+        "by_grid": [(s, _cells(s.counts, grid_top)) for s in by_grid.series[:GRID_ROWS]],
         "more_grids": max(len(by_grid.series) - GRID_ROWS, 0),
         "trend": by_category,
         "columns": columns(by_category),
@@ -140,12 +138,13 @@ def trends_page(request: HttpRequest, township: str) -> HttpResponse:
         "chart_view_height": f"{CHART_HEIGHT + 34:.0f}",
         "chart_label_y": f"{CHART_HEIGHT + 16:.0f}",
         "hours": [
-            (WEEKDAYS[d], [(n, _heat(n, hours.busiest)) for n in row], sum(row))
+            (WEEKDAYS[d], _cells(row, hours.busiest), sum(row))
             for d, row in enumerate(hours.counts)
         ],
         "hour_totals": hours.by_hour,
         "hours_total": hours.total,
-        "hot_spots": spots,
+        "hot_spots": spots[:HOT_SPOT_ROWS],
+        "more_hot_spots": max(len(spots) - HOT_SPOT_ROWS, 0),
         "map": maps.base_map(found),
         "map_hot_spots": maps.hot_spot_markers(found, spots),
         "heat": {

@@ -19,6 +19,8 @@ and of the day after the last):
     The same per grid.
 ``hour_of_day(*, township_id, start, end) -> HourOfDay``
     Matters per weekday (Monday first) and hour of the day: when things happen.
+``overview(*, township_id, start, end, bucket="month") -> Overview``
+    The three above in one query (one scan of the tables): what the trends page reads.
 ``hot_spots(*, township_id, start, end, days=REPEAT_DAYS, at_least=REPEAT_AT_LEAST)
 -> list[HotSpot]``
     Recurrence at the same place: a category in a grid with ``at_least`` matters or more
@@ -68,25 +70,45 @@ WITH matters AS (
 )
 """
 
-_BUCKETED = (
-    _MATTERS
-    + """
-SELECT {key}, date_trunc(%(unit)s, at AT TIME ZONE %(zone)s)::date AS bucket, count(*)
-  FROM matters
- GROUP BY 1, 2
-"""
+# This period's matters (0) and last year's (1), on the township's clock, counted per category,
+# per grid (each by bucket) and per weekday and hour, in one pass: one scan of the tables and
+# one aggregation with grouping sets. Each row's moment is read on the township's clock once, in
+# its branch (above the union it would be converted again for each grouping set). GROUPING()
+# tells which set a row belongs to (a category may be NULL: a matter with none given).
+_GROUPED = """
+WITH matters AS (
+    SELECT 0 AS period, category_id, grid_id, opened_at AT TIME ZONE %(zone)s AS t
+      FROM incidents_incident
+     WHERE township_id = %(township)s AND opened_at >= %(start)s AND opened_at < %(end)s
+    UNION ALL
+    SELECT 0, category_id, grid_id, first_seen AT TIME ZONE %(zone)s
+      FROM alerts_alert
+     WHERE township_id = %(township)s AND first_seen >= %(start)s AND first_seen < %(end)s
+       AND incident_id IS NULL AND status <> 'merged'
+    UNION ALL
+    SELECT 1, category_id, grid_id, opened_at AT TIME ZONE %(zone)s
+      FROM incidents_incident
+     WHERE township_id = %(township)s AND opened_at >= %(then_start)s AND opened_at < %(then_end)s
+    UNION ALL
+    SELECT 1, category_id, grid_id, first_seen AT TIME ZONE %(zone)s
+      FROM alerts_alert
+     WHERE township_id = %(township)s AND first_seen >= %(then_start)s
+       AND first_seen < %(then_end)s AND incident_id IS NULL AND status <> 'merged'
+), local AS (
+    SELECT period, category_id, grid_id, date_trunc(%(unit)s, t)::date AS bucket,
+           extract(isodow FROM t)::int AS weekday, extract(hour FROM t)::int AS hour
+      FROM matters
 )
+SELECT GROUPING(category_id, grid_id, bucket, weekday), period, category_id, grid_id, bucket,
+       weekday, hour, count(*)
+  FROM local
+ GROUP BY GROUPING SETS ((period, category_id, bucket), (period, grid_id, bucket),
+                        (period, weekday, hour))
+"""
+# GROUPING(category_id, grid_id, bucket, weekday): a bit, most significant first, for each
+# column a row is not grouped by.
+_SET_OF = {0b0101: "category_id", 0b1001: "grid_id", 0b1110: "hours"}
 
-_HOURS = (
-    _MATTERS
-    + """
-SELECT extract(isodow FROM at AT TIME ZONE %(zone)s)::int,
-       extract(hour FROM at AT TIME ZONE %(zone)s)::int,
-       count(*)
-  FROM matters
- GROUP BY 1, 2
-"""
-)
 
 # Per category and grid: the matters of the period, and the most of them within any window
 # of %(days)s (a window function over each place's matters in time order).
@@ -243,75 +265,94 @@ def _shifted(day: date, bucket: Bucket) -> date:
     return day.replace(year=day.year + 1)
 
 
-def _trend(
-    key: Literal["category_id", "grid_id"],
-    township_id: int,
-    start: datetime,
-    end: datetime,
-    bucket: Bucket,
-) -> Trend:
+@dataclass(frozen=True)
+class Overview:
+    """The page's figures at once: by category, by grid, by weekday and hour."""
+
+    by_category: Trend
+    by_grid: Trend
+    hours: HourOfDay
+
+
+def _overview(
+    township: Township, start: datetime, end: datetime, bucket: Bucket, *, last_year: bool = True
+) -> Overview:
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {BUCKETS}")
-    township = Township.objects.get(pk=township_id)
     buckets = _buckets(township, start, end, bucket)
     index = {day: i for i, day in enumerate(buckets)}
-    params = {"township": township_id, "zone": township.zone.key, "unit": bucket}
-    sql = _BUCKETED.format(key=key)
-    now_rows = _query(sql, params | {"start": start, "end": end})
-    before = {
-        "start": _year_before(township, start, bucket),
-        "end": _year_before(township, end, bucket),
+    params = {
+        "township": township.pk,
+        "zone": township.zone.key,
+        "unit": bucket,
+        "start": start,
+        "end": end,
+        # Without last year, an empty period for it.
+        "then_start": _year_before(township, start, bucket) if last_year else start,
+        "then_end": _year_before(township, end, bucket) if last_year else start,
     }
-    then_rows = _query(sql, params | before)
-    counts: dict[int | None, list[int]] = {}
-    last_year: dict[int | None, list[int]] = {}
-    for rows, into, shift in ((now_rows, counts, False), (then_rows, last_year, True)):
-        for pk, day, n in rows:
-            day = _shifted(day, bucket) if shift else day
-            i = index.get(day)
-            if i is None:
-                continue
-            counts.setdefault(pk, [0] * len(buckets))
-            last_year.setdefault(pk, [0] * len(buckets))
-            into[pk][i] += n
-    model = Category if key == "category_id" else Grid
-    named = model.objects.in_bulk([pk for pk in counts if pk is not None])
-    series = [
-        Series(
-            pk,
-            named[pk].code if pk in named else "",
-            named[pk].display_name if pk in named else _("Not given"),
-            counts[pk],
-            last_year[pk],
-        )
-        for pk in counts
-    ]
-    series.sort(key=lambda s: (-s.total, -s.last_year_total, s.code))
-    return Trend(bucket, buckets, series)
+    counts: dict[str, dict[int | None, list[int]]] = {"category_id": {}, "grid_id": {}}
+    before: dict[str, dict[int | None, list[int]]] = {"category_id": {}, "grid_id": {}}
+    hours = [[0] * 24 for _day in range(7)]
+    for grouping, period, category, grid, day, weekday, hour, n in _query(_GROUPED, params):
+        key = _SET_OF[grouping]
+        if key == "hours":
+            if period == 0:
+                hours[weekday - 1][hour] = n
+            continue
+        i = index.get(_shifted(day, bucket) if period else day)
+        if i is None:
+            continue
+        pk = category if key == "category_id" else grid
+        counts[key].setdefault(pk, [0] * len(buckets))
+        before[key].setdefault(pk, [0] * len(buckets))
+        (before if period else counts)[key][pk][i] += n
+    found = {}
+    for key, model in (("category_id", Category), ("grid_id", Grid)):
+        named = model.objects.in_bulk([pk for pk in counts[key] if pk is not None])
+        series = [
+            Series(
+                pk,
+                named[pk].code if pk in named else "",
+                named[pk].display_name if pk in named else _("Not given"),
+                counts[key][pk],
+                before[key][pk],
+            )
+            for pk in counts[key]
+        ]
+        series.sort(key=lambda s: (-s.total, -s.last_year_total, s.code))
+        found[key] = Trend(bucket, buckets, series)
+    return Overview(found["category_id"], found["grid_id"], HourOfDay(hours))
 
 
 def category_trend(
     *, township_id: int, start: datetime, end: datetime, bucket: Bucket = "month"
 ) -> Trend:
     """Matters per category per week or month of ``[start, end)``, with last year's."""
-    return _trend("category_id", township_id, start, end, bucket)
+    township = Township.objects.get(pk=township_id)
+    return _overview(township, start, end, bucket).by_category
 
 
 def grid_trend(
     *, township_id: int, start: datetime, end: datetime, bucket: Bucket = "month"
 ) -> Trend:
     """Matters per grid per week or month of ``[start, end)``, with last year's."""
-    return _trend("grid_id", township_id, start, end, bucket)
+    township = Township.objects.get(pk=township_id)
+    return _overview(township, start, end, bucket).by_grid
 
 
 def hour_of_day(*, township_id: int, start: datetime, end: datetime) -> HourOfDay:
     """Matters of ``[start, end)`` per weekday and hour on the township's clock."""
     township = Township.objects.get(pk=township_id)
-    counts = [[0] * 24 for _day in range(7)]
-    params = {"township": township_id, "zone": township.zone.key, "start": start, "end": end}
-    for weekday, hour, n in _query(_HOURS, params):
-        counts[weekday - 1][hour] = n
-    return HourOfDay(counts)
+    return _overview(township, start, end, "month", last_year=False).hours
+
+
+def overview(
+    *, township_id: int, start: datetime, end: datetime, bucket: Bucket = "month"
+) -> Overview:
+    """``category_trend``, ``grid_trend`` and ``hour_of_day`` of one period in one query."""
+    township = Township.objects.get(pk=township_id)
+    return _overview(township, start, end, bucket)
 
 
 def hot_spots(
