@@ -211,7 +211,7 @@ class HotSpotMarker:
 
     @property
     def radius(self) -> float:
-        return min(18.0 + 4.0 * (self.peak - 3), 40.0)
+        return min(22.0 + 3.0 * (self.peak - 3), 40.0)
 
 
 def hot_spot_markers(township: Township, spots: list) -> list[HotSpotMarker]:

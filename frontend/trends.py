@@ -50,6 +50,10 @@ class Column:
     labelled: bool = True
 
     @property
+    def now_centre(self) -> float:
+        return self.now_x + self.width / 2
+
+    @property
     def now_height(self) -> float:
         return CHART_HEIGHT - self.now_y
 
