@@ -12,6 +12,7 @@ from frontend import (
     replay,
     supervision,
     supervisor_console,
+    trends,
     views,
 )
 
@@ -52,6 +53,7 @@ urlpatterns = [
         name="rating",
     ),
     path("supervise/<slug:township>/review/", cases.review_page, name="daily_review"),
+    path("supervise/<slug:township>/trends/", trends.trends_page, name="trends"),
     path("cases/", cases.case_library_page, name="cases"),
     path(
         "supervise/<slug:township>/incidents/<int:incident>/",

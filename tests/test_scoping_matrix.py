@@ -120,6 +120,7 @@ CASES = [
     Case("supervise/<slug:township>/", "/supervise/qingshui/", BOARD_Q),
     Case("supervise/<slug:township>/", "/supervise/qingshui/?csv=departments", BOARD_Q),
     Case("supervise/<slug:township>/review/", "/supervise/qingshui/review/", BOARD_Q),
+    Case("supervise/<slug:township>/trends/", "/supervise/qingshui/trends/", BOARD_Q),
     # The case library: every active role, each its own incidents (the marks check the rows).
     Case("cases/", "/cases/", ACTIVE),
     Case("cases/", "/cases/?format=csv", ACTIVE),
