@@ -47,7 +47,11 @@ queries, template rendering), each ``--repeat`` times after two warm-ups, as a s
    page), each required to find incidents. The figure is the filter with the largest p95; for
    information, the CSV of all 20,000 incidents.
 
-5. report: ``whistle report monthly --township qingshui --month <the last whole month>`` in a
+5. trends (研判): ``GET /supervise/qingshui/trends/`` as a supervisor for the year that ends
+   where the data ends, by month (matters per category and grid with last year's, hour of the
+   day, hot spots); for information, the same by week.
+
+6. report: ``whistle report monthly --township qingshui --month <the last whole month>`` in a
    process of its own (start-up included), its workbook opened with openpyxl and converted to
    PDF by LibreOffice (``soffice --headless --convert-to pdf``) where installed, else the line
    says "soffice not installed". Ceiling 10 s for the command.
@@ -57,12 +61,13 @@ A floor for every request: ``GET /healthz`` through the same client.
     python -m bench.replay [--repeat 20] [--regenerate] [--profile] [--database NAME]
 
 Progress on stderr (``[bench]``); results on stdout, each next to its target; the last line is
-``replay: timeline <a> ms, frame <b> ms, department stats <c> ms, cases <d> ms, report <e> ms``,
-each the p95 of its samples (frame: the larger p95 of the big incident's and the ordinary
-incidents'; ``n/a`` when the view is missing; cases: the worst filter's, also told in a line
-of its own ``cases: p95 <d> ms (worst filter <name>) over <n> queries; ceiling 300 ms``;
+``replay: timeline <a> ms, frame <b> ms, department stats <c> ms, cases <d> ms, trends <e> ms,
+report <f> ms``, each the p95 of its samples (frame: the larger p95 of the big incident's and the
+ordinary incidents'; ``n/a`` when the view is missing; cases: the worst filter's, also told in a
+line of its own ``cases: p95 <d> ms (worst filter <name>) over <n> queries; ceiling 300 ms``;
 report: one run, also told in a line of its own). Targets: timeline < 300 ms, frame < 100 ms,
-department stats < 1 s, case library < 300 ms, monthly report < 10 s. The exit status is 0
+department stats < 1 s, case library < 300 ms, trends < 300 ms, monthly report < 10 s. The exit
+status is 0
 whether targets are met or not; 1 only when something could not be measured (or a case-library
 filter found nothing).
 """
@@ -115,6 +120,7 @@ TARGET_MS = {
     "frame": 100.0,
     "department stats": 1000.0,
     "cases": 300.0,
+    "trends": 300.0,
     "report": 10_000.0,
 }
 # Generated sensors per type, on top of the demo's 34: 380 in all, ~10 million readings a year.
@@ -454,7 +460,25 @@ def measure(
     # 4. The case library: a page of each filter, as the township's duty officer.
     results["cases"] = measure_cases(found, township, repeat, profile, failed)
 
-    # 5. The monthly report of the last whole month, as a person runs it.
+    # 5. The trends page (研判) of the year that ends where the data ends.
+    year = {"start": local_end - timedelta(days=364), "end": local_end}
+    trends_path = f"/supervise/{TOWNSHIP}/trends/?{urlencode(year | {'bucket': 'month'})}"
+    total = re.search(rb'id="trend-total">(\d+)<', get(client, trends_path)().content)
+    if not total or not int(total.group(1)):
+        print(f"trends: {trends_path} counted no matter")
+        failed.append("trends")
+    results["trends"] = Figure(
+        "trends",
+        timed(get(client, trends_path), repeat),
+        f"{int(total.group(1)) if total else 0:,} matters in a year, by month",
+    )
+    print(results["trends"].line(TARGET_MS["trends"]))
+    weeks = f"/supervise/{TOWNSHIP}/trends/?{urlencode(year | {'bucket': 'week'})}"
+    print(Figure("trends by week (information)", timed(get(client, weeks), repeat)).line())
+    if profile:
+        profiled("trends page", get(client, trends_path))
+
+    # 6. The monthly report of the last whole month, as a person runs it.
     results["report"] = measure_report(found, township, failed)
     return results, failed
 

@@ -13,6 +13,7 @@ from frontend import (
     replay,
     supervision,
     supervisor_console,
+    trends,
     views,
 )
 
@@ -68,6 +69,7 @@ urlpatterns = [
         monthly_reports.monthly_report_workbook,
         name="monthly_report_workbook",
     ),
+    path("supervise/<slug:township>/trends/", trends.trends_page, name="trends"),
     path("cases/", cases.case_library_page, name="cases"),
     path(
         "supervise/<slug:township>/incidents/<int:incident>/",

@@ -19,6 +19,7 @@ from command.org.models import User
 from frontend.views import supervised_township
 from supervision import cases as case_library
 from supervision import review as daily
+from supervision import trends
 
 CSV_HEADER = [
     "id", "township", "opened_at", "category", "title", "grid", "status", "departments",
@@ -138,8 +139,8 @@ def review_page(request: HttpRequest, township: str) -> HttpResponse:
         "township": found,
         "review": figures,
         "stale_days": daily.stale_after().days,
-        "repeat_days": daily.REPEAT_DAYS,
-        "repeat_least": daily.REPEAT_AT_LEAST,
+        "repeat_days": trends.REPEAT_DAYS,
+        "repeat_least": trends.REPEAT_AT_LEAST,
         "previous_day": (day - timedelta(days=1)).isoformat(),
         "next_day": (day + timedelta(days=1)).isoformat()
         if day < localtime.township_today(found)

@@ -196,3 +196,44 @@ def tiles(township: Township, url: str) -> list[Tile]:
             href = url.replace("{z}", str(zoom)).replace("{x}", str(x)).replace("{y}", str(y))
             found.append(Tile(href, left, top, right - left, bottom - top))
     return found
+
+
+@dataclass(frozen=True)
+class HotSpotMarker:
+    """A grid where matters keep coming back (supervision.trends.hot_spots), at its centre."""
+
+    code: str
+    name: str
+    x: float
+    y: float
+    peak: int  # the most matters of one category within the window
+    categories: str  # the recurring categories, most first
+
+    @property
+    def radius(self) -> float:
+        return min(22.0 + 3.0 * (self.peak - 3), 40.0)
+
+
+def hot_spot_markers(township: Township, spots: list) -> list[HotSpotMarker]:
+    """One marker per grid with recurrence, however many of its categories recur."""
+    centroids = base_map(township).centroids
+    by_grid: dict[int, list] = {}
+    for spot in spots:
+        by_grid.setdefault(spot.grid_id, []).append(spot)
+    markers = []
+    for grid_id, found in by_grid.items():
+        if grid_id not in centroids:
+            continue
+        x, y = centroids[grid_id]
+        found.sort(key=lambda s: -s.peak)
+        markers.append(
+            HotSpotMarker(
+                found[0].grid_code,
+                found[0].grid_name,
+                x,
+                y,
+                found[0].peak,
+                "、".join(f"{s.category_name} {s.peak}" for s in found),
+            )
+        )
+    return sorted(markers, key=lambda m: -m.peak)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.http import HttpRequest, HttpResponse
@@ -23,7 +24,7 @@ from frontend.templatetags.whistle import minutes
 from frontend.views import supervised_township
 from incidents import selectors as incident_selectors
 from incidents.models import Incident, Summons, Whistle
-from supervision import stats
+from supervision import stats, trends
 
 
 class PeriodForm(forms.Form):
@@ -59,7 +60,7 @@ def performance(request: HttpRequest, township: str) -> HttpResponse:
     period = {"start": today - timedelta(days=29), "end": today}
     period |= {k: v for k, v in request.GET.items() if k in ("start", "end")}
     form = PeriodForm(period)
-    context: dict = {"township": found, "form": form}
+    context: dict = {"township": found, "form": form, "period_query": urlencode(period)}
     if not form.is_valid():
         return render(request, "frontend/performance.html", context, status=400)
     start, end = _bounds(form.cleaned_data["start"], form.cleaned_data["end"], found)
@@ -85,6 +86,11 @@ def performance(request: HttpRequest, township: str) -> HttpResponse:
         ],
         "settled_total": settled_total,
         "map": maps.base_map(found),
+        "hot_spots": maps.hot_spot_markers(
+            found, trends.hot_spots(township_id=found.pk, start=start, end=end)
+        ),
+        "repeat_days": trends.REPEAT_DAYS,
+        "repeat_least": trends.REPEAT_AT_LEAST,
         # Heat from 0.05 (quiet) to 0.75 (the busiest grid of the period).
         "heat": {g.code: f"{0.05 + 0.7 * (g.alerts + g.incidents) / busiest:.2f}" for g in grids}
         if busiest

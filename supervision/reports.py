@@ -30,9 +30,9 @@ from openpyxl.worksheet.worksheet import Worksheet
 from alerts.models import Alert
 from command import clock
 from command.org import localtime
-from command.org.models import Category, Grid, Township
+from command.org.models import Category, Township
 from incidents.models import Incident, SupervisionOrder
-from supervision import assessment, review, stats
+from supervision import assessment, review, stats, trends
 
 # The 631 target: the share of matters settled at each level (county: at most).
 TARGET_631 = {"grid": 0.60, "township": 0.30, "county": 0.10}
@@ -300,13 +300,11 @@ def _overdue(
 
 
 def _hot_spots(township: Township, start: datetime, end: datetime) -> dict[str, Any]:
-    """The busiest grids and the places where the same matter came back (3+ in the month)."""
+    """The busiest grids, and the places where a category kept coming back in the month
+    (``supervision.trends.hot_spots``: 3+ matters in one grid within 30 days)."""
     grids = stats.grid_table(township_id=township.pk, start=start, end=end)
-    found = review.repeated_places(township_id=township.pk, start=start, end=end)
-    categories = Category.objects.in_bulk({c for c, _g, _n in found})
-    grid_names = Grid.objects.in_bulk({g for _c, g, _n in found})
+    spots = trends.hot_spots(township_id=township.pk, start=start, end=end)
     return {
-        "source": "stats",
         "grids": [
             {"code": g.code, "name": g.name, "alerts": g.alerts, "incidents": g.incidents}
             for g in grids[:HOT_SPOT_ROWS]
@@ -314,11 +312,13 @@ def _hot_spots(township: Township, start: datetime, end: datetime) -> dict[str, 
         ],
         "repeats": [
             {
-                "grid": grid_names[g].display_name,
-                "category": categories[c].display_name,
-                "matters": n,
+                "grid": spot.grid_name,
+                "grid_code": spot.grid_code,
+                "category": spot.category_name,
+                "matters": spot.matters,
+                "peak": spot.peak,
             }
-            for c, g, n in found[:HOT_SPOT_ROWS]
+            for spot in spots[:HOT_SPOT_ROWS]
         ],
     }
 
@@ -583,10 +583,11 @@ def _hot_spots_sheet(sheet: Worksheet, hot_spots: dict[str, Any]) -> None:
     _header(sheet, 1, 1, [_("Grid code"), _("Grid"), _("Alerts"), _("Incidents")])
     grids = [[g["code"], g["name"], g["alerts"], g["incidents"]] for g in hot_spots["grids"]]
     _rows(sheet, 2, 1, grids, [None, None, INTEGER, INTEGER])
-    _header(sheet, 1, 6, [_("Grid"), _("Category"), _("Matters (same place)")])
-    repeats = [[r["grid"], r["category"], r["matters"]] for r in hot_spots["repeats"]]
-    _rows(sheet, 2, 6, repeats, [None, None, INTEGER])
-    _widths(sheet, {1: 14, 2: 22, 3: 10, 4: 10, 6: 22, 7: 20, 8: 18})
+    _header(sheet, 1, 6, [_("Grid"), _("Category"), _("Matters (same place)"),
+                          _("Most within 30 days")])  # fmt: skip
+    repeats = [[r["grid"], r["category"], r["matters"], r["peak"]] for r in hot_spots["repeats"]]
+    _rows(sheet, 2, 6, repeats, [None, None, INTEGER, INTEGER])
+    _widths(sheet, {1: 14, 2: 22, 3: 10, 4: 10, 6: 22, 7: 20, 8: 18, 9: 18})
     if grids:
         chart = BarChart()
         chart.title = _("Busiest grids")

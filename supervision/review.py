@@ -17,7 +17,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 
@@ -28,9 +27,8 @@ from command.org.models import Category, Grid, Township
 from command.text import phone_masked
 from incidents.models import Incident, Summons
 from streams.models import GridReport
+from supervision.trends import REPEAT_DAYS, hot_spots
 
-REPEAT_DAYS = 30
-REPEAT_AT_LEAST = 3
 BY_HAND = "by_hand"
 
 
@@ -248,57 +246,25 @@ def _grouped(alerts: Any, opened: Any, key: str, model: Any) -> list[Count_]:
     return sorted(rows, key=lambda c: (-c.total, c.label))
 
 
-# One matter per incident (however many alerts it was opened from) and per alert that did not
-# become one; merged alerts were duplicates.
-_REPEATS = """
-SELECT category_id, grid_id, count(DISTINCT matter) AS matters
-  FROM (
-    SELECT category_id, grid_id, COALESCE('i' || incident_id, 'a' || id) AS matter
-      FROM alerts_alert
-     WHERE township_id = %(township)s AND first_seen >= %(start)s AND first_seen < %(end)s
-       AND status <> 'merged' AND grid_id IS NOT NULL AND category_id IS NOT NULL
-    UNION ALL
-    SELECT category_id, grid_id, 'i' || id
-      FROM incidents_incident
-     WHERE township_id = %(township)s AND opened_at >= %(start)s AND opened_at < %(end)s
-       AND grid_id IS NOT NULL
-  ) AS matters
- GROUP BY category_id, grid_id
-HAVING count(DISTINCT matter) >= %(least)s
- ORDER BY matters DESC, category_id, grid_id
-"""
-
-
-def repeated_places(
-    *, township_id: int, start: datetime, end: datetime
-) -> list[tuple[int, int, int]]:
-    """(category id, grid id, matters) of every category that came back ``REPEAT_AT_LEAST``
-    times or more in one grid in [start, end), the most first."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _REPEATS,
-            {"township": township_id, "start": start, "end": end, "least": REPEAT_AT_LEAST},
-        )
-        return cursor.fetchall()
-
-
 def _repeats(township: Township, end: datetime) -> list[Repeat]:
     """Same category in the same grid, ``REPEAT_AT_LEAST`` matters or more in the
-    ``REPEAT_DAYS`` days that end with the reviewed day."""
+    ``REPEAT_DAYS`` days that end with the reviewed day: the hot spots of those days."""
     start = end - timedelta(days=REPEAT_DAYS)
-    found = repeated_places(township_id=township.pk, start=start, end=end)
-    categories = Category.objects.in_bulk({c for c, _g, _n in found})
-    grids = Grid.objects.in_bulk({g for _c, g, _n in found})
+    found = hot_spots(township_id=township.pk, start=start, end=end)
+    categories = Category.objects.in_bulk({s.category_id for s in found})
+    grids = Grid.objects.in_bulk({s.grid_id for s in found})
     repeats = []
-    for category_id, grid_id, matters in found:
+    for spot in found:
         incidents = list(
             Incident.objects.filter(
                 township=township,
-                category_id=category_id,
-                grid_id=grid_id,
+                category_id=spot.category_id,
+                grid_id=spot.grid_id,
                 opened_at__gte=start,
                 opened_at__lt=end,
             ).order_by("-opened_at")[:5]
         )
-        repeats.append(Repeat(categories[category_id], grids[grid_id], matters, incidents))
+        repeats.append(
+            Repeat(categories[spot.category_id], grids[spot.grid_id], spot.matters, incidents)
+        )
     return repeats

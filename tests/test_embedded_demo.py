@@ -145,4 +145,5 @@ def test_whistle_demo_runs_on_embedded_services_and_streams_alerts(demo_process,
     assert "Stopping" in demo_process.output()
     # pg_ctl removes postmaster.pid once the server has shut down.
     assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
-    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+    pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
+    wait_for(lambda: not pid_file.exists(), timeout=15, what="postmaster.pid removed")

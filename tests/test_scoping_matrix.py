@@ -132,6 +132,7 @@ CASES = [
         "/supervise/qingshui/reports/2026-10/workbook.xlsx",
         BOARD_Q,
     ),
+    Case("supervise/<slug:township>/trends/", "/supervise/qingshui/trends/", BOARD_Q),
     # The case library: every active role, each its own incidents (the marks check the rows).
     Case("cases/", "/cases/", ACTIVE),
     Case("cases/", "/cases/?format=csv", ACTIVE),

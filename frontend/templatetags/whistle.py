@@ -26,6 +26,16 @@ def percent(value: float | None) -> str:
 
 
 @register.filter
+def signed_percent(value: float | None) -> str:
+    """A change as a signed percentage (+25%, −10%, 0%); a dash when there is nothing to
+    compare with."""
+    if value is None:
+        return "–"
+    rounded = round(value * 100)
+    return f"+{rounded}%" if rounded > 0 else f"−{-rounded}%" if rounded < 0 else "0%"
+
+
+@register.filter
 def minutes(value: Any) -> str:
     """A duration as minutes (one decimal), for tables read by people and spreadsheets."""
     if value is None:
