@@ -266,6 +266,11 @@ WHISTLE_REOPEN_DAYS = int(os.environ.get("WHISTLE_REOPEN_DAYS", "30"))
 WHISTLE_INTAKE_DUPLICATE_HOURS = int(os.environ.get("WHISTLE_INTAKE_DUPLICATE_HOURS", "24"))
 # The daily review (一日一研判) flags an incident still open after this many days.
 WHISTLE_REVIEW_STALE_DAYS = int(os.environ.get("WHISTLE_REVIEW_STALE_DAYS", "3"))
+# The monthly report goes out on the month's first working day (Monday to Friday on the
+# township's clock) from this hour on; the public holidays it skips, as YYYY-MM-DD dates
+# (e.g. "2027-02-01,2027-10-01": the Spring Festival and National Day weeks' weekdays).
+WHISTLE_REPORT_HOUR = int(os.environ.get("WHISTLE_REPORT_HOUR", "8"))
+WHISTLE_REPORT_HOLIDAYS = env_list("WHISTLE_REPORT_HOLIDAYS")
 
 # Lists that grow with the backlog (the board's alert queue, a console's summonses) are sent a
 # page at a time: the newest / most urgent this many, the rest on demand over HTTP.

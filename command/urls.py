@@ -8,6 +8,7 @@ from api.v1 import api_urls
 from frontend import (
     assessment,
     cases,
+    monthly_reports,
     notifications,
     replay,
     supervision,
@@ -53,6 +54,21 @@ urlpatterns = [
         name="rating",
     ),
     path("supervise/<slug:township>/review/", cases.review_page, name="daily_review"),
+    path(
+        "supervise/<slug:township>/reports/",
+        monthly_reports.monthly_reports_list,
+        name="monthly_reports",
+    ),
+    path(
+        "supervise/<slug:township>/reports/<str:month>/",
+        monthly_reports.monthly_report_page,
+        name="monthly_report",
+    ),
+    path(
+        "supervise/<slug:township>/reports/<str:month>/workbook.xlsx",
+        monthly_reports.monthly_report_workbook,
+        name="monthly_report_workbook",
+    ),
     path("supervise/<slug:township>/trends/", trends.trends_page, name="trends"),
     path("cases/", cases.case_library_page, name="cases"),
     path(

@@ -26,7 +26,9 @@ from typing import Any
 log = logging.getLogger("whistle.worker")
 
 DEADLINE_QUEUES = ("deadlines", "default")
-DELIVERY_QUEUES = ("deliveries",)
+# The monthly reports (supervision.tasks) share the deliveries pool: neither must leave on the
+# second, and a report taking seconds must not hold a deadline slot.
+DELIVERY_QUEUES = ("deliveries", "reports")
 # Pages to people (SMS, e-mail, work groups): a pool of their own, so a slow SMS gateway holds
 # up neither the escalation steps nor the departments' webhooks, nor they a page.
 NOTIFY_QUEUES = ("notifications",)

@@ -132,10 +132,11 @@ def notification_target(user: User, notification: Notification) -> str:
     summons or the order (highlighted there); a supervisor to their console at it, else to
     the incident's timeline; else the page its writer named, else home."""
     anchor = f"{notification.subject_type}-{notification.subject_id}"
-    if notification.subject_type == "rating" and url_has_allowed_host_and_scheme(
+    if notification.subject_type in ("report", "rating") and url_has_allowed_host_and_scheme(
         notification.link, allowed_hosts=None
     ):
-        return notification.link  # the rating's page, the township's or the department's
+        # The report's own page; the rating's page, the township's or the department's.
+        return notification.link
     department_id, township_code = _subject_place(notification)
     if (
         department_id is not None

@@ -1,6 +1,11 @@
 from django.contrib import admin
 
-from supervision.models import AssessmentCriterion, AssessmentScheme, DepartmentRating
+from supervision.models import (
+    AssessmentCriterion,
+    AssessmentScheme,
+    DepartmentRating,
+    MonthlyReport,
+)
 
 
 @admin.register(AssessmentScheme)
@@ -38,3 +43,13 @@ class DepartmentRatingAdmin(ReadOnly):
 
     list_display = ["period_start", "period", "township", "department", "score", "rated_at"]
     list_filter = ["period", "township", "department"]
+
+
+@admin.register(MonthlyReport)
+class MonthlyReportAdmin(ReadOnly):
+    """Reports are generated and sent by the worker (or `whistle report monthly` on demand);
+    here they read, the workbook is downloaded from the township's reports page."""
+
+    list_display = ["month", "township", "status", "generated_at", "sent_at"]
+    list_filter = ["status", "township"]
+    exclude = ["workbook"]

@@ -230,3 +230,39 @@ class RatingObjection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rating}: {self.get_outcome_display()}"
+
+
+class MonthlyReport(models.Model):
+    """A township's monthly report (月度报表) as generated and sent: its figures, the workbook,
+    and whether its supervisors have been sent it. One per township and month: generating the
+    month again replaces the figures and the workbook, and a report sent is never sent again."""
+
+    class Status(models.TextChoices):
+        GENERATED = "generated", _("Generated")
+        SENT = "sent", _("Sent")
+
+    township = models.ForeignKey(
+        Township, verbose_name=_("township"), on_delete=models.CASCADE, related_name="+"
+    )
+    month = models.CharField(_("month"), max_length=7, help_text=_("YYYY-MM"))
+    generated_at = models.DateTimeField(_("generated at"))
+    language = models.CharField(_("language"), max_length=16)
+    # What the pages and the e-mail show, as generated: the figures and the workbook's bytes
+    # (tens of kilobytes: kept in the row, so a report needs no storage of its own to back up).
+    figures = models.JSONField(_("figures"), default=dict)
+    workbook = models.BinaryField(_("workbook (.xlsx)"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.GENERATED
+    )
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("monthly report")
+        verbose_name_plural = _("monthly reports")
+        ordering = ["-month", "township__code"]
+        constraints = [
+            models.UniqueConstraint(fields=["township", "month"], name="monthly_report_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.township} {self.month}"

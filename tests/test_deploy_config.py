@@ -77,7 +77,12 @@ def test_compose_app_services_share_the_image_and_environment(compose: dict[str,
     assert services["ingest"]["depends_on"]["mqtt"]["condition"] == "service_healthy"
     # Deadlines and deliveries in separate workers: a slow department never delays a deadline.
     assert services["worker"]["command"] == ["whistle", "worker", "--queues", "deadlines,default"]
-    assert services["deliveries"]["command"] == ["whistle", "worker", "--queues", "deliveries"]
+    assert services["deliveries"]["command"] == [
+        "whistle",
+        "worker",
+        "--queues",
+        "deliveries,reports",
+    ]
     # Pages to people in a worker of their own: a slow SMS gateway delays neither.
     assert services["notifications"]["command"] == [
         "whistle", "worker", "--queues", "notifications"

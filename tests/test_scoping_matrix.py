@@ -120,6 +120,18 @@ CASES = [
     Case("supervise/<slug:township>/", "/supervise/qingshui/", BOARD_Q),
     Case("supervise/<slug:township>/", "/supervise/qingshui/?csv=departments", BOARD_Q),
     Case("supervise/<slug:township>/review/", "/supervise/qingshui/review/", BOARD_Q),
+    # The monthly report: read, listed and downloaded by whoever supervises the township.
+    Case("supervise/<slug:township>/reports/", "/supervise/qingshui/reports/", BOARD_Q),
+    Case(
+        "supervise/<slug:township>/reports/<str:month>/",
+        "/supervise/qingshui/reports/2026-10/",
+        BOARD_Q,
+    ),
+    Case(
+        "supervise/<slug:township>/reports/<str:month>/workbook.xlsx",
+        "/supervise/qingshui/reports/2026-10/workbook.xlsx",
+        BOARD_Q,
+    ),
     Case("supervise/<slug:township>/trends/", "/supervise/qingshui/trends/", BOARD_Q),
     # The case library: every active role, each its own incidents (the marks check the rows).
     Case("cases/", "/cases/", ACTIVE),

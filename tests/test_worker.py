@@ -59,7 +59,7 @@ def test_deadlines_and_deliveries_are_served_by_separate_pools(settings):
     settings.WHISTLE_DEADLINE_POLL_SECONDS = 0.2
     deadlines, deliveries, notifications = pools_for()
     assert "deadlines" in deadlines.queues and "deliveries" not in deadlines.queues
-    assert deliveries.queues == ("deliveries",) and deliveries.concurrency == 6
+    assert deliveries.queues == ("deliveries", "reports") and deliveries.concurrency == 6
     assert notifications.queues == ("notifications",)
     # Escalation steps are deferred for their moment: the deadline pool looks for them often.
     assert deadlines.polling == 0.2 and deliveries.polling > deadlines.polling

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Callable
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -58,6 +60,24 @@ def meaning(code: int) -> str:
     return "unexpected reply"
 
 
+class Attachment(NamedTuple):
+    filename: str
+    content: bytes
+    mimetype: str
+
+
+# What an e-mail of a subject kind carries attached (the monthly report its workbook), keyed by
+# the notification's subject type: registered by the layer that owns the subject (supervision),
+# which this module may not import.
+ATTACHMENTS: dict[str, Callable[[Notification], list[Attachment]]] = {}
+
+
+def register_attachments(
+    subject_type: str, attachments: Callable[[Notification], list[Attachment]]
+) -> None:
+    ATTACHMENTS[subject_type] = attachments
+
+
 def reaches(user: User) -> bool:
     return bool(user.email and user.email.strip())
 
@@ -72,7 +92,7 @@ def message(notification: Notification) -> EmailMultiAlternatives:
     with wording.official_language():
         subject = wording.headline(notification)
         context["headline"] = subject
-        context["prompt"] = wording.open_prompt()
+        context["prompt"] = wording.open_prompt(notification)
         text = render_to_string("alerts/email/notification.txt", context)
         html = render_to_string("alerts/email/notification.html", context)
     email = EmailMultiAlternatives(
@@ -83,6 +103,10 @@ def message(notification: Notification) -> EmailMultiAlternatives:
         headers={"X-Whistle-Notification": notification.key},
     )
     email.attach_alternative(html, "text/html")
+    attachments = ATTACHMENTS.get(notification.subject_type)
+    if attachments is not None:
+        for attachment in attachments(notification):
+            email.attach(attachment.filename, attachment.content, attachment.mimetype)
     return email
 
 

@@ -118,10 +118,18 @@ class Cause:
 
 
 def page(
-    cause: Cause, recipients: Sequence[Recipient], *, all_channels: bool = False
+    cause: Cause,
+    recipients: Sequence[Recipient],
+    *,
+    all_channels: bool = False,
+    only: Sequence[str] | None = None,
 ) -> list[Notification]:
     """Notify ``recipients`` of ``cause`` (in the caller's transaction): the same cause never
-    pages a person twice on one channel. Returns the rows written."""
+    pages a person twice on one channel. Returns the rows written.
+
+    ``only`` names the channels a cause goes by whatever the person chose (besides the
+    console), each one that reaches them, without falling back: a monthly report is not a
+    summons, it goes by e-mail (with its workbook) or not at all."""
     written: list[Notification] = []
     seen: set[int] = set()
     for recipient in recipients:
@@ -147,8 +155,12 @@ def page(
             realtime.user_group(user.pk),
             {"type": "notification.new", "notification_id": console.pk},
         )
-        usable = channels_for(user)
-        first, rest = (usable, []) if all_channels else (usable[:1], usable[1:])
+        if only is not None:
+            usable = [c for c in only if c in CHANNELS and CHANNELS[c].reaches(user)]
+            first, rest = usable, []
+        else:
+            usable = channels_for(user)
+            first, rest = (usable, []) if all_channels else (usable[:1], usable[1:])
         written += [_send_later(cause, recipient, channel, rest) for channel in first]
     return written
 

@@ -36,10 +36,14 @@ def headline(notification: Notification) -> str:
     text = shortened(notification.text, HEADLINE_TEXT_MAX)
     if text.startswith(("【", "[")):
         return text  # the text names its kind already (【督办】, 【逾期】, 【督办单】, 【考核】)
+    if notification.subject_type == "report":
+        return _("[Monthly report] %(text)s") % {"text": text}
     if notification.subject_type == "order":
         return _("[Supervision order] %(text)s") % {"text": text}
     return _("[Supervision] %(text)s") % {"text": text}
 
 
-def open_prompt() -> str:
+def open_prompt(notification: Notification | None = None) -> str:
+    if notification is not None and notification.subject_type == "report":
+        return _("Open the report")
     return _("Open and acknowledge")

@@ -24,6 +24,7 @@ class Subject(models.TextChoices):
     SUMMONS = "summons", _("summons")
     ORDER = "order", _("supervision order")
     RATING = "rating", _("department rating")
+    REPORT = "report", _("monthly report")
 
 
 class Action(models.TextChoices):
@@ -88,6 +89,11 @@ class Action(models.TextChoices):
     RATING_PAGED = "rating.paged", _("Person notified of the rating")
     RATING_PAGE_FAILED = "rating.page_failed", _("Notification of the rating failed")
     RATING_PAGE_READ = "rating.page_read", _("Notification of the rating read")
+    # The monthly report (月度报表): generated (again), and sent to the supervisors.
+    REPORT_GENERATED = "report.generated", _("Monthly report generated")
+    REPORT_PAGED = "report.paged", _("Person sent the monthly report")
+    REPORT_PAGE_FAILED = "report.page_failed", _("Sending the monthly report failed")
+    REPORT_PAGE_READ = "report.page_read", _("Monthly report opened")
 
     @property
     def subject(self) -> Subject:
@@ -268,6 +274,13 @@ class RatingChange(TypedDict, total=False):
     outcome: str
 
 
+class ReportGenerated(TypedDict, total=False):
+    """A township's monthly report: which month, and how many bytes its workbook has."""
+
+    month: str  # YYYY-MM
+    size: int
+
+
 class Payload(TypedDict, total=False):
     pass
 
@@ -325,6 +338,10 @@ SCHEMAS: dict[Action, tuple[type, type]] = {
     Action.RATING_PAGED: (Payload, Paged),
     Action.RATING_PAGE_FAILED: (Payload, Paged),
     Action.RATING_PAGE_READ: (Payload, Paged),
+    Action.REPORT_GENERATED: (Payload, ReportGenerated),
+    Action.REPORT_PAGED: (Payload, Paged),
+    Action.REPORT_PAGE_FAILED: (Payload, Paged),
+    Action.REPORT_PAGE_READ: (Payload, Paged),
 }
 
 
@@ -409,6 +426,8 @@ FIELD_LABELS = {
     "comment": _("comment"),
     "objection": _("objection"),
     "outcome": _("outcome"),
+    "month": _("month"),
+    "size": _("size (bytes)"),
 }
 
 
