@@ -2,29 +2,39 @@
 (and Qingshui's urban management) → each township rates the police on its own criteria → the
 combined score follows the district's weights (hand-computed below) → the police object in
 writing, Qingshui upholds the objection with a revised mark → the district supervisor's view
-ranks the departments as computed and marks the township drifting above 631.
+ranks the departments as computed and marks the township drifting above 631 → the job worker
+sends Qingshui's monthly report on the first working day of the next month (not before), and
+its workbook holds the month's figures and scores.
 
-Real daphne (its own process, on the real clock: the month rated is the last full one),
-PostgreSQL, Redis and chromium; the month's whistles are written through the services with the
-clock moved to each moment, then given the outcomes the plan below says.
+Real daphne (its own process, on the real clock: the month rated is the last full one), the job
+worker (in this process, on this process's clock, moved to the report's hour), PostgreSQL,
+Redis and chromium; the month's whistles are written through the services with the clock moved
+to each moment, then given the outcomes the plan below says.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
+import openpyxl
 import pytest
+from django.conf import settings
+from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext as _
 
-from command import clock
-from command.org import localtime
+from alerts.models import Notification
+from command import clock, jobs
 from command.org.models import Category, Department, Grid, Township, User
 from incidents.models import Incident, Summons, SupervisionOrder, Whistle
 from incidents.services.incidents import incident_open
 from incidents.services.whistles import SummonedDepartment, whistle_blow
-from supervision import assessment
-from supervision.models import AssessmentScheme, DepartmentRating, RatingObjection
+from supervision import assessment, monthly
+from supervision.models import AssessmentScheme, DepartmentRating, MonthlyReport, RatingObjection
+from supervision.reports import Month
 from tests.conftest import DEMO_PASSWORDS, wait_for
 from tests.e2e.conftest import screenshot
 
@@ -144,7 +154,7 @@ def user(username: str, monkeypatch, **fields) -> User:
 
 
 def test_townships_rate_a_district_department_and_the_district_ranks_it(
-    demo_committed, board_page, daphne_server, monkeypatch
+    demo_committed, board_page, daphne_server, monkeypatch, job_worker
 ):
     qingshui = Township.objects.get(code="qingshui")
     beishan = Township.objects.create(code="beishan", name="北山镇", name_en="Beishan",
@@ -239,5 +249,61 @@ def test_townships_rate_a_district_department_and_the_district_ranks_it(
     assert district.locator("#district-631 tr[data-township='beishan'].drifting").count() == 1
     assert district.locator("#district-631 tr[data-township='qingshui'].drifting").count() == 0
     screenshot(district, "assessment-district")
-    today = localtime.township_today(qingshui)
-    assert assessment.period_end("month", month) <= today
+
+    # 6. The worker's hourly report job: nothing before the first working day's hour, then
+    #    Qingshui's report, sent to its supervisor and the district's, its workbook true.
+    due = monthly.first_working_day(Month.of(month).next())
+    hour = settings.WHISTLE_REPORT_HOUR
+    run_report_job(job_worker, datetime.combine(due, time(hour - 1, 7), qingshui.zone))
+    assert not MonthlyReport.objects.exists()
+    run_report_job(job_worker, datetime.combine(due, time(hour, 7), qingshui.zone))
+    report = MonthlyReport.objects.get(township=qingshui)
+    assert report.month == name and report.status == MonthlyReport.Status.SENT
+    told = Notification.objects.filter(
+        subject_type="report", subject_id=report.pk, channel="console"
+    )
+    assert {n.user.username for n in told} >= {"qs-lead", "supervisor"}
+    with translation.override("zh-hans"):
+        sheets = [_("Summary"), _("Intake"), "631", _("Departments")]
+        book = openpyxl.load_workbook(io.BytesIO(bytes(report.workbook)))
+        assert book.sheetnames[:4] == sheets
+        rows = [list(r) for r in book[_("Departments")].iter_rows(values_only=True)]
+        header = rows[0]
+        police_row = dict(zip(header, next(r for r in rows if r[0] == "police"), strict=True))
+        chengguan_row = dict(zip(header, next(r for r in rows if r[0] == "chengguan"), strict=True))
+        assert police_row[_("Summoned")] == len(QS_POLICE)
+        assert Decimal(str(police_row[_("Combined score")])) == QS_POLICE_REVISED
+        assert Decimal(str(chengguan_row[_("Combined score")])) == QS_CHENGGUAN_SCORE
+        settled = [list(r) for r in book["631"].iter_rows(values_only=True)]
+    # Qingshui closed 14 incidents in the month, all settled in the grid.
+    assert settled[1][1] == len(QS_POLICE) + len(QS_CHENGGUAN) and settled[3][1] == 0
+    page = board_page("qs-lead")
+    page.goto(f"{daphne_server}/supervise/qingshui/reports/{name}/")
+    screenshot(page, "assessment-monthly-report")
+
+
+def run_report_job(job_worker, at: datetime) -> None:
+    """Defer the hourly report job as the worker's schedule does, with the clock at ``at``, and
+    wait for the worker to have run it."""
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    from supervision.tasks import monthly_reports
+
+    with clock.frozen(at=at):
+        with transaction.atomic():
+            jobs.defer(monthly_reports.name, timestamp=int(at.timestamp()))
+        job_worker.start()
+        try:
+            wait_for(
+                lambda: (
+                    not ProcrastinateJob.objects.filter(
+                        task_name=monthly_reports.name, status__in=["todo", "doing"]
+                    ).exists()
+                ),
+                timeout=60,
+                what="the report job run",
+            )
+        finally:
+            job_worker.stop()
+    failed = ProcrastinateJob.objects.filter(task_name=monthly_reports.name, status="failed")
+    assert not failed.exists()
