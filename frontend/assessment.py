@@ -20,7 +20,7 @@ from command.errors import ActionForbidden, TransitionNotAllowed
 from command.org import localtime, policy
 from command.org.models import DEFAULT_TIME_ZONE, Department, Township, User, township_zone
 from frontend.views import supervised_township
-from supervision import assessment
+from supervision import assessment, monthly, reports
 from supervision.models import AssessmentCriterion, DepartmentRating, Period, RatingObjection
 
 TREND_MONTHS = 12
@@ -338,6 +338,14 @@ def district(request: HttpRequest) -> HttpResponse:
     table = request.GET.get("csv")
     if table:
         return _district_csv(table, assessment.period_name(period, start), departments, townships)
+    if "xlsx" in request.GET:
+        name = assessment.period_name(period, start)
+        response = HttpResponse(
+            reports.ranking_workbook(name=name, departments=departments, townships=townships),
+            content_type=monthly.XLSX,
+        )
+        response["Content-Disposition"] = f'attachment; filename="district-ranking-{name}.xlsx"'
+        return response
     last_month = start if period == Period.MONTH else _last_month()[1]
     months = assessment.months_before(last_month, TREND_MONTHS)
     trend = assessment.score_trend(

@@ -602,3 +602,67 @@ def _hot_spots_sheet(sheet: Worksheet, hot_spots: dict[str, Any]) -> None:
 
 def filename(figures: dict[str, Any]) -> str:
     return f"whistle-report-{figures['township']['code']}-{figures['month']}.xlsx"
+
+
+# --- the district's ranking (the year-end ranking when the period is a year) -------------------
+
+SCORE = "0.00"
+
+
+def ranking_workbook(
+    *,
+    name: str,
+    departments: list[assessment.RankedDepartment],
+    townships: list[assessment.RankedTownship],
+) -> bytes:
+    """The district's ranking of ``name`` (2026-10, 2026-Q4, 2026) as a workbook: departments
+    with each township's score, and townships with their 631 split."""
+    book = Workbook()
+    sheet = book.active
+    sheet.title = _("Departments")
+    rated = sorted({r.township for d in departments for r in d.ratings}, key=lambda t: t.code)
+    _header(
+        sheet,
+        1,
+        1,
+        [_("Rank"), _("Code"), _("Department"), _("Score"), *[t.name for t in rated]],
+    )
+    rows = []
+    for d in departments:
+        scores = {r.township_id: float(r.score) for r in d.ratings}
+        rows.append(
+            [d.rank, d.department.code, d.department.name, float(d.score)]
+            + [scores.get(t.pk) for t in rated]
+        )
+    _rows(sheet, 2, 1, rows, [INTEGER, None, None, SCORE] + [SCORE] * len(rated))
+    sheet.freeze_panes = "D2"
+    _widths(sheet, {2: 14, 3: 24, **{5 + i: 12 for i in range(len(rated))}})
+
+    sheet = book.create_sheet(_("Townships"))
+    _header(
+        sheet,
+        1,
+        1,
+        [_("Rank"), _("Code"), _("Township"), _("Score"), _("Closed"), _("Grid / village"),
+         _("Township"), _("County"), _("631 points"), _("Satisfaction rate")],
+    )  # fmt: skip
+    rows = [
+        [
+            t.rank, t.township.code, t.township.name, float(t.score), t.closed,
+            t.settlement.counts.get("grid", 0), t.settlement.counts.get("township", 0),
+            t.settlement.counts.get("county", 0),
+            None if t.points_631 is None else float(t.points_631),
+            None if t.satisfied is None else float(t.satisfied) / 100,
+        ]
+        for t in townships
+    ]  # fmt: skip
+    formats = [INTEGER, None, None, SCORE, INTEGER, INTEGER, INTEGER, INTEGER, SCORE, PERCENT]
+    _rows(sheet, 2, 1, rows, formats)
+    sheet.freeze_panes = "D2"
+    _widths(sheet, {2: 14, 3: 18})
+    sheet.cell(
+        row=len(rows) + 3, column=1, value=_("District ranking") + f" {name}"
+    ).font = TITLE_FONT
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()

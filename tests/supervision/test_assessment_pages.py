@@ -7,6 +7,7 @@ import csv
 import io
 from datetime import timedelta
 
+import openpyxl
 import pytest
 from django.test import Client
 
@@ -109,6 +110,16 @@ def test_the_district_ranks_departments_across_townships(served):  # noqa: F811
         ("2", "police", "78.72", "2"),
     ]
     assert body.index('data-department="chengguan"') < body.index('data-department="police"')
+    # The year-end ranking (any period) as a workbook: departments, then townships.
+    with clock.frozen(at=NOW):
+        workbook = district.get("/supervise/district/?period=2026-10&xlsx=1")
+    book = openpyxl.load_workbook(io.BytesIO(workbook.content))
+    departments = [list(r) for r in book.worksheets[0].iter_rows(values_only=True)]
+    assert [(r[0], r[1], r[3]) for r in departments[1:]] == [
+        (1, "chengguan", 79.0),
+        (2, "police", 78.72),
+    ]
+    assert len(book.worksheets) == 2
     assert client_for(rater).get("/supervise/district/").status_code == 403
     assert district.get("/supervise/district/?period=2026-13").status_code == 400
 
