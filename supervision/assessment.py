@@ -40,7 +40,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -517,7 +517,15 @@ def rating_give(
         rating.score = computation.score
         rating.computation = computation.as_json()
         rating.rated_by = actor
-        rating.save()
+        try:
+            with transaction.atomic():
+                rating.save()
+        except IntegrityError:
+            # Another of the township's people rated it between our read and our write.
+            raise TransitionNotAllowed(
+                _("The department was rated meanwhile: reload the page and revise it."),
+                code="rated_meanwhile",
+            ) from None
         rating.marks.all().delete()
         RatingMark.objects.bulk_create(
             RatingMark(rating=rating, criterion=c, mark=mark) for c, mark in checked

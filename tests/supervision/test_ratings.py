@@ -215,3 +215,40 @@ def test_the_department_is_told_of_its_rating_and_the_township_of_the_objection(
         )
     )
     assert "rating.paged" in actions
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_people_rating_at_once_never_fail_with_a_database_error(served):
+    import threading
+
+    from django.db import connection
+
+    qingshui, police, rater, _member = served
+    other = User.objects.create_user(
+        "qs-rater-2", role=User.Role.SUPERVISOR, township=qingshui, password="x"
+    )
+    marks = {c.pk: 70 for c in criteria(qingshui).values()}
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def rate(actor: User) -> None:
+        try:
+            barrier.wait(5)
+            assessment.rating_give(actor=actor, township=qingshui, department=police,
+                                   period="month", period_start=OCTOBER, marks=marks)  # fmt: skip
+            outcomes.append("rated")
+        except TransitionNotAllowed as refusal:
+            outcomes.append(refusal.code)
+        except Exception as error:  # an IntegrityError would land here
+            outcomes.append(repr(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=rate, args=(u,)) for u in (rater, other)]
+    with clock.frozen(at=NOW):  # the process's clock, for both threads
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+    assert sorted(outcomes) in (["rated", "rated"], ["rated", "rated_meanwhile"]), outcomes
+    assert police.ratings.count() == 1
