@@ -22,10 +22,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 from django.db import transaction
 
 from alerts.models import Notification
-from command.org.models import Category, Department, OnCallShift, Township, User
+from command.org.models import Category, Department, OnCallShift, Township, User, township_zone
 from command.timeline.models import TimelineEntry
 from incidents.models import EscalationChain, EscalationStep, Summons, SupervisionOrder, Whistle
 from incidents.services.incidents import incident_open
@@ -63,6 +64,14 @@ def night_zone() -> str:
     return f"Etc/GMT{-hours_ahead:+d}" if hours_ahead else "Etc/UTC"
 
 
+def night_shift() -> tuple[time, time]:
+    """The police's night shift as its rota keeps it: a district department's rota runs on
+    the deployment's clock (settings.TIME_ZONE), not on the township's moved one, so the
+    twelve hours around now there are its night, whatever the hour the test runs at."""
+    hour = datetime.now(township_zone(settings.TIME_ZONE)).hour
+    return time((hour - 6) % 24), time((hour + 6) % 24)
+
+
 def person(username: str, **fields: Any) -> User:
     user = User(username=username, is_active=True, **fields)
     user.set_password(PASSWORD)
@@ -94,9 +103,10 @@ def night(demo_committed) -> dict[str, Any]:
     police.head = people["head"]
     police.save(update_fields=["head"])
     OnCallShift.objects.filter(department=police).delete()
-    OnCallShift.objects.create(department=police, starts=time(8), ends=time(20),
+    night_starts, night_ends = night_shift()
+    OnCallShift.objects.create(department=police, starts=night_ends, ends=night_starts,
                                primary=people["day"])  # fmt: skip
-    OnCallShift.objects.create(department=police, starts=time(20), ends=time(8),
+    OnCallShift.objects.create(department=police, starts=night_starts, ends=night_ends,
                                primary=people["night_a"], backup=people["night_b"])  # fmt: skip
     chain = EscalationChain.objects.create(township=qingshui, kind="emergency", name="夜间紧急")
     for position, (action, minutes, every) in enumerate(CHAIN):
