@@ -110,10 +110,16 @@ def seed_demo_past(
     every: timedelta = READING_EVERY,
     seed: str = SEED,
     end: datetime | None = None,
+    refresh: bool = True,
 ) -> PastSummary:
     """Write the ``days`` before ``end`` (now) into the township seeded by ``seed_demo``: about
     ``incidents`` incidents and ``lone_alerts`` alerts that stayed alerts, and the township's
-    sensors' readings every ``every``. Nothing when the township has a past already."""
+    sensors' readings every ``every``. Nothing when the township has a past already.
+
+    ``refresh`` materializes TimescaleDB's minute aggregate over the readings, which moves its
+    watermark to now: the demo wants that (the refresh policy only looks back an hour), a test
+    database shared by other tests does not (readings a later test writes below the watermark
+    stay unseen until refreshed)."""
     started = time.monotonic()
     end = (end or clock.now()).replace(microsecond=0)
     start = end - timedelta(days=days)
@@ -157,7 +163,8 @@ def seed_demo_past(
             conn, world, start, until, seed=f"readings-{seed}", every=every, chunks=1
         )
         ratings = _rate_past_months(township, start, end, seed)
-    _refresh_aggregates()
+    if refresh:
+        _refresh_aggregates()
     summary = PastSummary(
         start=start,
         end=end,

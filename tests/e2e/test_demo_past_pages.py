@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
 
 def test_the_supervisors_pages_show_the_past(daphne_server, demo_committed, board_page):
-    past = seed_demo_past()
+    past = seed_demo_past(refresh=False)
     assert past.written
     page = board_page("supervisor")
 

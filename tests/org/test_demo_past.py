@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def past() -> object:
     seed_demo()
-    return seed_demo_past()
+    return seed_demo_past(refresh=False)
 
 
 def _client(username: str) -> Client:
@@ -184,7 +184,7 @@ def test_the_past_lies_in_the_90_days_before_now(past):
 
 def test_seeding_again_writes_nothing(past):
     counts = (Incident.objects.count(), TimelineEntry.objects.count(), Reading.objects.count())
-    again = seed_demo_past()
+    again = seed_demo_past(refresh=False)
     assert not again.written
     assert (
         Incident.objects.count(),
@@ -298,7 +298,7 @@ def test_a_data_directory_the_demo_ran_in_before_gets_its_past_too():
         batch_size=5000,
     )
     # A short, busy past: a dozen of its alerts would still be open at its end.
-    past = seed_demo_past(days=2, incidents=20, lone_alerts=400)
+    past = seed_demo_past(days=2, incidents=20, lone_alerts=400, refresh=False)
     assert past.written
     generated = Alert.objects.filter(status__in=["new", "acknowledged"]).exclude(title="live")
     assert not generated.filter(dedupe_key__startswith="rule:").exists()
