@@ -96,7 +96,13 @@ var Whistle = (function () {
     if (!button) return;
     button.disabled = true;
     var row = button.closest("li");
-    var problem = row && row.querySelector(".problem");
+    var rowId = row && row.id;
+    // The row may be redrawn by a push while the request is out: the answer goes in the row
+    // that is there when it comes back.
+    function problemNow() {
+      var current = (rowId && document.getElementById(rowId)) || row;
+      return current && current.querySelector(".problem");
+    }
     var body;
     if (button.dataset.reasonPrompt) {
       var reason = window.prompt(button.dataset.reasonPrompt);
@@ -124,10 +130,12 @@ var Whistle = (function () {
     }).then(function (response) {
       if (response.ok) return;
       return response.json().then(function (data) {
+        var problem = problemNow();
         if (problem) problem.textContent = data.detail || response.statusText;
         button.disabled = false;
       });
     }).catch(function () {
+      var problem = problemNow();
       if (problem) problem.textContent = "⚠";
       button.disabled = false;
     });
