@@ -399,10 +399,10 @@ def can_answer_order(user: Any, department: Department | int, township: Township
     return user.role == Role.ADMINISTRATOR and can_command(user, pk)
 
 
-def orders(user: Any, queryset: Q_) -> Q_:
-    """Supervision orders: a department's own; those of the townships an officer or
-    supervisor watches (and of the joint whistles blown with them); none for grid officers
-    and hotline systems, which follow incidents, not departments."""
+def _by_department(user: Any, queryset: Q_) -> Q_ | None:
+    """Rows addressed to departments (orders, ratings) as far as the role alone decides:
+    nothing for the inactive and the roles without a township, everything for superusers, a
+    member's own department's; None for a township role, which the caller scopes by township."""
     if not is_active(user):
         return queryset.none()
     if user.is_superuser:
@@ -411,6 +411,16 @@ def orders(user: Any, queryset: Q_) -> Q_:
         return queryset.filter(department_id=user.department_id or 0)
     if user.role not in _TOWNSHIP_ROLES:
         return queryset.none()
+    return None
+
+
+def orders(user: Any, queryset: Q_) -> Q_:
+    """Supervision orders: a department's own; those of the townships an officer or
+    supervisor watches (and of the joint whistles blown with them); none for grid officers
+    and hotline systems, which follow incidents, not departments."""
+    scoped = _by_department(user, queryset)
+    if scoped is not None:
+        return scoped
     ids = township_ids(user)
     if ids is None:
         return queryset
@@ -459,13 +469,8 @@ def can_view_district(user: Any) -> bool:
 def ratings(user: Any, queryset: Q_) -> Q_:
     """Department ratings: those of the townships ``user`` watches (supervisors, duty
     officers, administrators; district roles every township) and a department's own."""
-    if not is_active(user):
-        return queryset.none()
-    if user.is_superuser:
-        return queryset
-    if user.role == Role.DEPARTMENT_MEMBER:
-        return queryset.filter(department_id=user.department_id or 0)
-    if user.role not in _TOWNSHIP_ROLES:
-        return queryset.none()
+    scoped = _by_department(user, queryset)
+    if scoped is not None:
+        return scoped
     ids = township_ids(user)
     return queryset if ids is None else queryset.filter(township_id__in=ids)
