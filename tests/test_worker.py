@@ -13,6 +13,8 @@ from tests.conftest import wait_for
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_runs_the_stale_device_sweep_and_stops_cleanly(demo_committed):
+    from procrastinate.exceptions import AlreadyEnqueued
+
     from streams.tasks import mark_stale_devices
 
     stale = Device.objects.filter(kind=Device.Kind.CAMERA).first()
@@ -21,7 +23,12 @@ def test_worker_runs_the_stale_device_sweep_and_stops_cleanly(demo_committed):
         online=True, last_seen=timezone.now() - timedelta(hours=1)
     )
     Device.objects.filter(pk=fresh.pk).update(online=True, last_seen=timezone.now())
-    mark_stale_devices.defer(timestamp=int(timezone.now().timestamp()))
+    try:
+        mark_stale_devices.defer(timestamp=int(timezone.now().timestamp()))
+    except AlreadyEnqueued:
+        # A worker of an earlier test left its minute's sweep queued (the job table outlives
+        # a test): that job is the same sweep, and the worker below must run it all the same.
+        pass
 
     stop = threading.Event()
     errors: list[BaseException] = []
