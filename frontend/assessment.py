@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy
 from command import clock
 from command.errors import ActionForbidden, TransitionNotAllowed
 from command.org import localtime, policy
-from command.org.models import DEFAULT_TIME_ZONE, Department, Township, User, township_zone
+from command.org.models import DEFAULT_TIME_ZONE, Department, User, township_zone
 from frontend.views import supervised_township
 from supervision import assessment, monthly, reports
 from supervision.models import AssessmentCriterion, DepartmentRating, Period, RatingObjection
@@ -153,15 +153,11 @@ class AnswerForm(forms.Form):
     )
 
 
-def _rated_department(found: Township, code: str) -> Department:
-    return get_object_or_404(Department, code=code)
-
-
 def rating_page(request: HttpRequest, township: str, period: str, department: str) -> HttpResponse:
     """One department's rating by the township for one period: figures, the computation, the
     marks form (for whoever rates) and the objections with their answers."""
     found = supervised_township(request, township)
-    rated = _rated_department(found, department)
+    rated = get_object_or_404(Department, code=department)
     try:
         kind, start = assessment.parse_period(period)
     except ValueError:
@@ -228,7 +224,8 @@ def rating_page(request: HttpRequest, township: str, period: str, department: st
         except (TransitionNotAllowed, ActionForbidden) as refusal:
             (form if form.is_bound else answer_form).add_error(None, str(refusal))
     row = assessment.measured_row(found, rated, kind, start)
-    preview = assessment.compute(row, [], assessment.scheme_for(found)) if row is not None else None
+    scheme = assessment.scheme_for(found)
+    preview = assessment.compute(row, [], scheme) if row is not None else None
     context = {
         "township": found,
         "department": rated,
@@ -238,7 +235,7 @@ def rating_page(request: HttpRequest, township: str, period: str, department: st
         "form": form,
         "answer_form": answer_form,
         "may_rate": may_rate,
-        "scheme": assessment.scheme_for(found),
+        "scheme": scheme,
         "history": _history(rating),
         **_period_context(kind, start),
     }
