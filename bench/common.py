@@ -1,13 +1,19 @@
-"""What every benchmark needs: its own database on the server DATABASE_URL points at, Django
-started on it and migrated, free ports, and a SIGTERM that unwinds like Ctrl-C."""
+"""What every benchmark needs: its own database on the server DATABASE_URL points at (or on a
+TimescaleDB cluster of the benchmark's own, :func:`database_server`), Django started on it and
+migrated, free ports, and a SIGTERM that unwinds like Ctrl-C."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -15,6 +21,137 @@ from urllib.parse import urlsplit, urlunsplit
 DATABASE = "whistle_bench"
 DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+# Which server a benchmark runs on: "postgresql" (DATABASE_URL's, default the local one) or
+# "timescaledb" (a cluster of the benchmark's own that preloads TimescaleDB, see
+# database_server). `WHISTLE_BENCH_DB=timescaledb make bench-ingest`.
+BENCH_DB_ENV = "WHISTLE_BENCH_DB"
+TIMESCALEDB_DIR_ENV = "WHISTLE_BENCH_TIMESCALEDB_DIR"
+
+
+def bench_db() -> str:
+    kind = (os.environ.get(BENCH_DB_ENV) or "postgresql").strip().lower()
+    if kind not in ("postgresql", "timescaledb"):
+        raise SystemExit(f"{BENCH_DB_ENV} must be postgresql or timescaledb, not {kind!r}")
+    return kind
+
+
+def progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _pg_bin() -> Path:
+    """The bin directory of the newest PostgreSQL installed from Debian's packages."""
+    root = Path("/usr/lib/postgresql")
+    majors = sorted((p for p in root.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
+    if not majors:
+        raise SystemExit("PostgreSQL's server binaries are not installed (Debian's postgresql)")
+    return majors[-1] / "bin"
+
+
+def _timescaledb_installed(pg_bin: Path) -> bool:
+    libdir = (
+        subprocess.run(
+            [str(pg_bin / "pg_config"), "--pkglibdir"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        or subprocess.run(
+            ["pg_config", "--pkglibdir"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    )
+    return bool(libdir) and any(Path(libdir).glob("timescaledb*.so"))
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    # initdb and the server refuse to run as root.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *argv]
+    return argv
+
+
+@contextmanager
+def database_server(log_dir: Path | None = None) -> Iterator[str]:
+    """The server this benchmark runs on, as DATABASE_URL (also set in the environment, for
+    :func:`database_url` and the processes a benchmark starts).
+
+    With ``WHISTLE_BENCH_DB=timescaledb``: a PostgreSQL cluster that preloads TimescaleDB,
+    initdb'd once into ``WHISTLE_BENCH_TIMESCALEDB_DIR`` (default: whistle-bench-timescaledb in
+    the system's temporary directory) and kept there, so a generated data set (bench-replay's
+    year) is made once, as on the plain server; started on a free port for the run and stopped
+    at its end. The machine's own server is left as it is. Otherwise DATABASE_URL's server."""
+    if bench_db() == "postgresql":
+        yield os.environ.get("DATABASE_URL") or DEFAULT_SERVER_URL
+        return
+    pg_bin = _pg_bin()
+    if not _timescaledb_installed(pg_bin):
+        raise SystemExit(
+            "TimescaleDB is not installed in this machine's PostgreSQL: run the install.sh "
+            "that comes with its source (docs/operations.md, TimescaleDB), then run again"
+        )
+    data = Path(
+        os.environ.get(TIMESCALEDB_DIR_ENV)
+        or Path(tempfile.gettempdir()) / "whistle-bench-timescaledb"
+    )
+    log_dir = log_dir or REPO_ROOT / "test-artifacts"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / "bench-timescaledb-server.log"
+    if not (data / "PG_VERSION").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(parents=True)
+        if os.geteuid() == 0:
+            shutil.chown(data, "postgres")
+            data.chmod(0o700)
+        progress(f"initdb of a TimescaleDB cluster in {data} (kept for later runs)")
+        subprocess.run(
+            _as_postgres(
+                [str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                 "-E", "UTF8", "--locale=C.UTF-8"]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    port = free_port()
+    socket_dir = data  # owned by postgres, so the server may put its socket there
+    options = (
+        f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={socket_dir} "
+        "-c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off "
+        "-c max_connections=400 -c shared_buffers=1GB -c synchronous_commit=on"
+    )
+    if (data / "postmaster.pid").exists():  # a run killed before it could stop its server
+        subprocess.run(
+            _as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            check=False,
+            capture_output=True,
+        )
+    if os.geteuid() == 0:
+        log.touch()
+        shutil.chown(log, "postgres")
+    subprocess.run(
+        _as_postgres(
+            [str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
+             options, "start"]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"postgres://postgres@127.0.0.1:{port}/postgres"
+    progress(f"TimescaleDB cluster on 127.0.0.1:{port} (its log: {log})")
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = url
+    try:
+        yield url
+    finally:
+        if previous is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = previous
+        began = time.monotonic()
+        subprocess.run(
+            _as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
+        progress(f"stopped the TimescaleDB cluster ({time.monotonic() - began:.1f} s)")
 
 
 def database_url(name: str = DATABASE) -> str:
