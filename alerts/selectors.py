@@ -103,3 +103,12 @@ def _position(alert: Alert) -> tuple[float, float] | None:
         if holder is not None and holder.latitude is not None and holder.longitude is not None:
             return holder.latitude, holder.longitude
     return None
+
+
+def district_alerts(*, township_ids: list[int], limit: int = 30) -> list[Alert]:
+    """The newest open alerts across a district's townships (the district board's queue)."""
+    return list(
+        Alert.objects.filter(township_id__in=township_ids, status__in=Alert.OPEN_STATUSES)
+        .select_related("category", "device", "grid", "township")
+        .order_by("-last_seen", "-id")[:limit]
+    )

@@ -2,7 +2,8 @@
 
 Services call :func:`broadcast_on_commit`; the event leaves only if the transaction that caused
 it commits, so a board never shows a change the database does not hold (Zulip's
-``send_event_on_commit``). Groups: ``board.{township}``, ``dept.{department}``,
+``send_event_on_commit``). Groups: ``board.{township}`` (each event also names
+its township as ``board``, for the district boards that hear it), ``dept.{department}``,
 ``user.{id}``, ``supervise.{township id}``. Event types are dotted and listed in
 :data:`EVENT_TYPES`.
 """
@@ -60,8 +61,17 @@ _captures: list[list[tuple[str, dict[str, Any]]]] = []
 _server_loop: asyncio.AbstractEventLoop | None = None
 
 
+BOARD_PREFIX = "board."
+SUPERVISION_PREFIX = "supervise."
+
+
 def board_group(township_code: str) -> str:
-    return f"board.{township_code}"
+    return f"{BOARD_PREFIX}{township_code}"
+
+
+def district_group(district_code: str) -> str:
+    """The district board's own key: it hears the board groups of the district's townships."""
+    return f"district.{district_code}"
 
 
 def department_group(department_code: str) -> str:
@@ -76,7 +86,7 @@ def user_group(user_id: int) -> str:
 def supervision_group(township_id: int) -> str:
     """The supervisor consoles that follow a township: told of its notifications' progress
     (by id, so a writer that knows only the township's id needs no query)."""
-    return f"supervise.{township_id}"
+    return f"{SUPERVISION_PREFIX}{township_id}"
 
 
 def set_server_loop(loop: asyncio.AbstractEventLoop | None) -> None:
@@ -91,6 +101,12 @@ def broadcast_on_commit(group: str, event: dict[str, Any]) -> None:
     # Each event carries its own id: the sockets of one process that receive the same events
     # render their frame once and share it (frontend.consumers).
     event = {**event, "id": uuid.uuid4().hex}
+    if group.startswith(BOARD_PREFIX):
+        # Which township's board it is for: a district board hears every township's events
+        # and redraws that township's row (frontend.district).
+        event["board"] = group[len(BOARD_PREFIX) :]
+    elif group.startswith(SUPERVISION_PREFIX):
+        event["supervised"] = int(group[len(SUPERVISION_PREFIX) :])
     transaction.on_commit(lambda: _send(group, event))
 
 

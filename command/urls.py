@@ -8,6 +8,7 @@ from api.v1 import api_urls
 from frontend import (
     assessment,
     cases,
+    district,
     monthly_reports,
     notifications,
     replay,
@@ -23,6 +24,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("board/<slug:township>/", views.board, name="board"),
+    path("district/<slug:district>/", district.district_board, name="district_board"),
     path("board/<slug:township>/alerts/", views.board_alerts, name="board_alerts"),
     path(
         "board/<slug:township>/devices/<slug:device>/",

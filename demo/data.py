@@ -16,10 +16,10 @@ from command.org.models import Department, User
 TOWNSHIP_CODE = "qingshui"
 # The unified grid code carries the district's administrative division code, as real ones do.
 GRID_CODE_PREFIX = "110112-QS"
+DISTRICT = {"code": "qingshan", "name": "青山区", "name_en": "Qingshan District"}
 TOWNSHIP = {
     "name": "清水镇",
     "name_en": "Qingshui Town",
-    "district": "青山区",
     "time_zone": "Asia/Shanghai",
 }
 
@@ -575,10 +575,12 @@ SENSORS: tuple[tuple[str, str, str, str, str, dict[str, float] | None], ...] = (
 )
 
 _ROLE = User.Role
-# (username, role, last name, first name, department code). Township scope follows the role.
+# (username, role, last name, first name, department code). Township scope follows the role;
+# the district's people (DISTRICT_ACCOUNTS) watch every township of the district.
 ACCOUNTS: tuple[tuple[str, str, str, str, str | None], ...] = (
     ("admin", _ROLE.ADMINISTRATOR, "管理员", "系统", None),
     ("duty", _ROLE.DUTY_OFFICER, "王", "晓明", None),
+    ("district", _ROLE.DUTY_OFFICER, "陈", "志远", None),
     ("supervisor", _ROLE.SUPERVISOR, "李", "建华", None),
     ("chengguan", _ROLE.DEPARTMENT_MEMBER, "朱", "立国", "chengguan"),
     ("police", _ROLE.DEPARTMENT_MEMBER, "沈", "海峰", "police"),
@@ -587,6 +589,7 @@ ACCOUNTS: tuple[tuple[str, str, str, str, str | None], ...] = (
 DEMO_USERNAMES: tuple[str, ...] = tuple(account[0] for account in ACCOUNTS)
 ADMIN_USERNAMES = frozenset(name for name, role, *_ in ACCOUNTS if role == _ROLE.ADMINISTRATOR)
 TOWNSHIP_ROLES = {_ROLE.DUTY_OFFICER, _ROLE.GRID_OFFICER}
+DISTRICT_ACCOUNTS = frozenset({"district", "supervisor"})
 GRID_OFFICER_GRID = f"{GRID_CODE_PREFIX}-001"
 
 # The demo township's alert rules: the built-in label table as editable rules, the closed

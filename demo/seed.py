@@ -21,6 +21,7 @@ from command.org.models import (
     Category,
     Department,
     Device,
+    District,
     Grid,
     OnCallShift,
     Responsibility,
@@ -35,6 +36,8 @@ from demo.data import (
     DEDICATED_GRIDS,
     DEMO_USERNAMES,
     DEPARTMENTS,
+    DISTRICT,
+    DISTRICT_ACCOUNTS,
     GATEWAYS,
     GRID_CODE_PREFIX,
     GRID_OFFICER_GRID,
@@ -145,7 +148,10 @@ def _seed_users(
             "role": role,
             "last_name": last_name,
             "first_name": first_name,
-            "township_id": township.pk if role in TOWNSHIP_ROLES else None,
+            "township_id": township.pk
+            if role in TOWNSHIP_ROLES and username not in DISTRICT_ACCOUNTS
+            else None,
+            "district_id": township.district_id if username in DISTRICT_ACCOUNTS else None,
             "department_id": departments[department].pk if department else None,
             "is_staff": role == User.Role.ADMINISTRATOR,
             "is_superuser": role == User.Role.ADMINISTRATOR,
@@ -253,15 +259,18 @@ def seed_demo(*, passwords: dict[str, str] | None = None) -> DemoSummary:
     tally = _Tally()
     with transaction.atomic():
         # The township row stays locked until commit, so two seeders run one after the other.
+        district, created = District.objects.get_or_create(code=DISTRICT["code"], defaults=DISTRICT)
+        tally.created += created
+        wanted = {**TOWNSHIP, "district": district}
         township, created = Township.objects.select_for_update().get_or_create(
-            code=TOWNSHIP_CODE, defaults=TOWNSHIP
+            code=TOWNSHIP_CODE, defaults=wanted
         )
-        changed = [f for f, value in TOWNSHIP.items() if getattr(township, f) != value]
+        changed = [f for f, value in wanted.items() if getattr(township, f) != value]
         if created:
             tally.created += 1
         elif changed:
             for field in changed:
-                setattr(township, field, TOWNSHIP[field])
+                setattr(township, field, wanted[field])
             township.save(update_fields=changed)
             tally.updated += 1
 

@@ -28,6 +28,7 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 
 from command import realtime
 from command.org import selectors as org_selectors
+from frontend import district as district_view
 from frontend import notifications, rendering, widgets
 from frontend import supervisor_console as supervise
 from frontend.frames import Part, pack
@@ -354,6 +355,49 @@ class BoardConsumer(FragmentConsumer):
             return
         for widget, item in marks:
             self.mark(message, widget, item)
+
+
+class DistrictConsumer(FragmentConsumer):
+    """The district board: every township of a district. It hears the board groups of the
+    district's townships (and their supervision groups, for escalation steps) and redraws the
+    figures, the map's badges and the queues on every event, the alert list on alert events
+    and the escalations on the others. A district board redraws a little slower than a
+    township's: it is watched for where things stand, not worked from row by row."""
+
+    url_kwarg = "district"
+    min_interval = 0.25
+
+    def authorize(self, user: Any, key: str) -> tuple[Any, str] | None:
+        district = district_view.district_for_board(user=user, code=key)
+        if district is None:
+            return None
+        self.townships = district_view.district_townships(district)
+        return district, realtime.district_group(district.code)
+
+    def extra_groups(self) -> list[str]:
+        townships = getattr(self, "townships", [])
+        return [realtime.board_group(t.code) for t in townships] + [
+            realtime.supervision_group(t.pk) for t in townships
+        ]
+
+    def full_state(self) -> list[Part]:
+        return district_view.district_state(
+            district=self.scoped, townships=self.townships, language=self.language
+        )
+
+    def render_batch(self, batch: dict[str, set[int]]) -> list[Part]:
+        return district_view.district_parts(
+            district=self.scoped, townships=self.townships, language=self.language, what=set(batch)
+        )
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind in widgets.ALERT_EVENTS:
+            self.mark(message, district_view.ALERTS)
+        elif kind in realtime.EVENT_TYPES and ("board" in message or "supervised" in message):
+            self.mark(message, district_view.WORK)
+        else:
+            await super().dispatch(message)
 
 
 class DepartmentConsumer(FragmentConsumer):

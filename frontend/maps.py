@@ -237,3 +237,97 @@ def hot_spot_markers(township: Township, spots: list) -> list[HotSpotMarker]:
             )
         )
     return sorted(markers, key=lambda m: -m.peak)
+
+
+# --- the district map -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TownshipShape:
+    code: str
+    township: Township  # its name is read in the reader's language when drawn
+    paths: list[str]
+    label_x: float
+    label_y: float
+
+
+@dataclass(frozen=True)
+class DistrictMap:
+    height: float
+    townships: list[TownshipShape]
+
+    def place(self, code: str) -> tuple[float, float]:
+        for shape in self.townships:
+            if shape.code == code:
+                return shape.label_x, shape.label_y
+        return (0.0, 0.0)
+
+
+_district_cache: dict[tuple[int, tuple[int, ...]], tuple[float, DistrictMap]] = {}
+# Townships without grids drawn go in rows of tiles under the map: still on the screen.
+_TILE = 120.0
+
+
+def district_map(district_id: int, townships: list[Township]) -> DistrictMap:
+    """Every township of a district on one projection, each drawn as its comprehensive grids
+    (its outline), labelled at their middle; cached for a few minutes like the township map."""
+    key = (district_id, tuple(t.pk for t in townships))
+    now = time.monotonic()
+    with _lock:
+        cached = _district_cache.get(key)
+    if cached and now - cached[0] < _CACHE_SECONDS:
+        return cached[1]
+    grids: dict[int, list[list[list[float]]]] = {t.pk: [] for t in townships}
+    for grid in Grid.objects.filter(township__in=townships, kind=Grid.Kind.COMPREHENSIVE).only(
+        "township_id", "polygon"
+    ):
+        rings = _rings(grid.polygon)
+        if rings:
+            grids[grid.township_id].append(rings[0])
+    points = [pt for rings in grids.values() for ring in rings for pt in ring]
+    shapes: list[TownshipShape] = []
+    height = 0.0
+    if points:
+        west, east = min(p[0] for p in points), max(p[0] for p in points)
+        south, north = min(p[1] for p in points), max(p[1] for p in points)
+        squash = math.cos(math.radians((north + south) / 2))
+        scale = WIDTH / max((east - west) * squash, 1e-9)
+        projection = Projection(west, north, scale, (north - south) * scale, squash)
+        height = projection.height
+    bare = [t for t in townships if not grids[t.pk]]
+    for township in townships:
+        rings = grids[township.pk]
+        if not rings:
+            continue
+        paths, xs, ys = [], [], []
+        for ring in rings:
+            outer = [projection.point(lon, lat) for lon, lat, *_ in ring]
+            paths.append("M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in outer) + " Z")
+            xs += [x for x, _ in outer]
+            ys += [y for _, y in outer]
+        shapes.append(
+            TownshipShape(
+                township.code,
+                township,
+                paths,
+                (min(xs) + max(xs)) / 2,
+                (min(ys) + max(ys)) / 2,
+            )
+        )
+    per_row = int(WIDTH // _TILE)
+    top = height + (20.0 if height else 0.0)
+    for index, township in enumerate(bare):
+        x = (index % per_row) * _TILE
+        y = top + (index // per_row) * _TILE
+        square = (
+            f"M{x + 6:.1f},{y + 6:.1f} h{_TILE - 12:.0f} v{_TILE - 12:.0f} h-{_TILE - 12:.0f} Z"
+        )
+        shapes.append(
+            TownshipShape(township.code, township, [square], x + _TILE / 2, y + _TILE / 2)
+        )
+    if bare:
+        height = top + ((len(bare) - 1) // per_row + 1) * _TILE
+    shaped = DistrictMap(max(height, 200.0), shapes)
+    with _lock:
+        _district_cache[key] = (now, shaped)
+    return shaped

@@ -76,6 +76,13 @@ def board_dialog(
 def home(request: HttpRequest) -> HttpResponse:
     """Each role lands on its own page."""
     user: User = request.user  # type: ignore[assignment]
+    if (
+        user.district_id
+        and not user.township_id
+        and policy.can_watch_district(user, user.district_id)
+    ):
+        # A district's duty officer or supervisor starts from every township at once.
+        return redirect("district_board", district=user.district.code)
     township = org_selectors.home_township(user=user)
     if township is not None and policy.can_watch_board(user, township):
         return redirect("board", township=township.code)

@@ -376,3 +376,77 @@ def settled_level_default(incident: Incident) -> str:
     summoned = Summons.objects.filter(whistle__incident=incident).exists()
     handed_up = incident.alerts.filter(detail__has_key="handed_up_by").exists()
     return Incident.SettledLevel.TOWNSHIP if summoned or handed_up else ""
+
+
+# --- the district board ---------------------------------------------------------------------------
+
+
+@dataclass
+class TownshipOverview:
+    """One township's line on the district board: what is open, late and escalating now."""
+
+    township: Township
+    open_alerts: int = 0
+    critical_alerts: int = 0
+    incidents: int = 0
+    waiting: int = 0  # summonses not on site yet
+    late_arrivals: int = 0
+    late_finishings: int = 0
+    paging: int = 0  # escalation chains still paging
+    open_orders: int = 0
+
+    @property
+    def state(self) -> str:
+        """late: a department is late or being escalated; alert: open alerts; calm."""
+        if self.late_arrivals or self.late_finishings or self.paging or self.open_orders:
+            return "late"
+        if self.open_alerts:
+            return "alert"
+        return "calm"
+
+
+def district_overview(*, townships: list[Township]) -> list[TownshipOverview]:
+    """Every township's open work, in four grouped queries whatever the number of townships
+    (a district board redraws it for each batch of events)."""
+    from alerts.models import Alert, Severity
+
+    rows = {t.pk: TownshipOverview(t) for t in townships}
+    ids = list(rows)
+    for row in (
+        Alert.objects.filter(township_id__in=ids, status__in=Alert.OPEN_STATUSES)
+        .values("township_id")
+        .annotate(n=Count("pk"), critical=Count("pk", filter=Q(severity=Severity.CRITICAL)))
+    ):
+        rows[row["township_id"]].open_alerts = row["n"]
+        rows[row["township_id"]].critical_alerts = row["critical"]
+    for row in (
+        Incident.objects.filter(township_id__in=ids, status__in=Incident.ACTIVE_STATUSES)
+        .values("township_id")
+        .annotate(n=Count("pk"))
+    ):
+        rows[row["township_id"]].incidents = row["n"]
+    waiting = Q(status__in=Summons.WAITING_STATUSES)
+    for row in (
+        Summons.objects.filter(
+            whistle__incident__township_id__in=ids, status__in=Summons.WORKING_STATUSES
+        )
+        .values("whistle__incident__township_id")
+        .annotate(
+            waiting=Count("pk", filter=waiting),
+            late=Count("pk", filter=waiting & Q(overdue=True)),
+            late_finish=Count("pk", filter=Q(finish_overdue=True)),
+            paging=Count("pk", filter=Q(status=Summons.Status.NOTIFIED, page_at__isnull=False)),
+        )
+    ):
+        line = rows[row["whistle__incident__township_id"]]
+        line.waiting, line.late_arrivals = row["waiting"], row["late"]
+        line.late_finishings, line.paging = row["late_finish"], row["paging"]
+    for row in (
+        SupervisionOrder.objects.filter(
+            township_id__in=ids, status__in=SupervisionOrder.OPEN_STATUSES
+        )
+        .values("township_id")
+        .annotate(n=Count("pk"))
+    ):
+        rows[row["township_id"]].open_orders = row["n"]
+    return list(rows.values())

@@ -41,6 +41,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -150,9 +151,16 @@ def scheme_for(township: Township) -> AssessmentScheme:
     """The township's district's scheme, else the scheme for every district, else the
     defaults (unsaved)."""
     schemes = {
-        s.district: s for s in AssessmentScheme.objects.filter(district__in={township.district, ""})
+        s.district_id: s
+        for s in AssessmentScheme.objects.filter(
+            Q(district=None) | Q(district_id=township.district_id)
+        )
     }
-    return schemes.get(township.district) or schemes.get("") or AssessmentScheme()
+    return (
+        (township.district_id and schemes.get(township.district_id))
+        or schemes.get(None)
+        or AssessmentScheme()
+    )
 
 
 def criteria_for(township: Township) -> list[AssessmentCriterion]:

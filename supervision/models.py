@@ -38,12 +38,14 @@ class AssessmentScheme(models.Model):
     own marks, and the weights of the measured figures within the rest. The scheme without a
     district is the one every district without its own uses."""
 
-    district = models.CharField(
-        _("district"),
-        max_length=120,
+    district = models.ForeignKey(
+        "org.District",
+        verbose_name=_("district"),
+        on_delete=models.CASCADE,
+        null=True,
         blank=True,
-        unique=True,
-        help_text=_("As written on its townships; empty: every district without a scheme."),
+        related_name="assessment_schemes",
+        help_text=_("Empty: every district without a scheme of its own."),
     )
     township_share = models.DecimalField(
         _("townships' marks share"),
@@ -84,10 +86,16 @@ class AssessmentScheme(models.Model):
     class Meta:
         verbose_name = _("assessment scheme")
         verbose_name_plural = _("assessment schemes")
-        ordering = ["district"]
+        ordering = ["district__code"]
+        constraints = [
+            # One scheme for every district: NULL is one value here, not many.
+            models.UniqueConstraint(
+                fields=["district"], name="one_scheme_per_district", nulls_distinct=False
+            )
+        ]
 
     def __str__(self) -> str:
-        return self.district or str(_("every district"))
+        return str(self.district) if self.district_id else str(_("every district"))
 
     @property
     def measured_weights(self) -> dict[str, Decimal]:

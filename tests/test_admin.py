@@ -121,10 +121,12 @@ def test_the_rota_in_the_department_admin_takes_only_its_own_members(client, dem
 
 @pytest.mark.django_db
 def test_a_scheme_whose_weights_do_not_add_up_is_refused_in_the_admin(client, demo):
+    from command.org.models import District
     from supervision.models import AssessmentScheme
 
+    fengtai = District.objects.create(code="fengtai", name="丰台区")
     client.login(username="admin", password=DEMO_PASSWORDS["admin"])
-    form = {"district": "丰台区", "township_share": "0.30", "on_time_arrival": "0.40",
+    form = {"district": str(fengtai.pk), "township_share": "0.30", "on_time_arrival": "0.40",
             "on_time_finishing": "0.25", "first_time": "0.20", "satisfaction": "0.15",
             "orders": "0.10", "order_penalty": "20", "objection_days": "7"}  # fmt: skip
     response = client.post("/admin/supervision/assessmentscheme/add/", form)
@@ -133,4 +135,4 @@ def test_a_scheme_whose_weights_do_not_add_up_is_refused_in_the_admin(client, de
     form["on_time_arrival"] = "0.30"
     response = client.post("/admin/supervision/assessmentscheme/add/", form)
     assert response.status_code == 302
-    assert AssessmentScheme.objects.get(district="丰台区").township_share == Decimal("0.30")
+    assert AssessmentScheme.objects.get(district=fengtai).township_share == Decimal("0.30")

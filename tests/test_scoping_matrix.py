@@ -22,7 +22,7 @@ from django.urls import URLPattern, URLResolver
 
 from alerts.delivery import people
 from command import clock
-from command.org.models import Category, Department, Device, Grid, Township, User
+from command.org.models import Category, Department, Device, District, Grid, Township, User
 from command.org.tokens import api_token_create
 from demo.data import GRID_OFFICER_GRID
 from incidents.models import Incident, Whistle
@@ -37,7 +37,14 @@ from tests.schemas.georeport_v2 import validate_response
 ADMIN, ADMIN_B, DUTY, SUPERVISOR = "admin", "admin_b", "duty", "supervisor"
 MEMBER, GRID, DUTY_B, INACTIVE, ANON = "chengguan", "grid01", "duty_b", "inactive", "anonymous"
 HOTLINE, HOTLINE_B = "hotline_qs", "hotline_bs"  # 12345 systems of qingshui and beishan
-ROLES = (ADMIN, ADMIN_B, DUTY, SUPERVISOR, MEMBER, GRID, DUTY_B, HOTLINE, HOTLINE_B, INACTIVE, ANON)
+# The district's roles: qingshui and beishan are both of 青山区 (qingshan); its duty officer
+# ("district", a demo account) and its supervisor ("supervisor") watch both townships; a duty
+# officer of another district (baiyun, with a township of its own) sees neither.
+DISTRICT_DUTY, OTHER_DISTRICT = "district", "duty_d2"
+ROLES = (
+    ADMIN, ADMIN_B, DUTY, SUPERVISOR, MEMBER, GRID, DUTY_B, HOTLINE, HOTLINE_B,
+    DISTRICT_DUTY, OTHER_DISTRICT, INACTIVE, ANON,
+)  # fmt: skip
 ACTIVE = frozenset(ROLES) - {INACTIVE, ANON}
 EVERYONE = frozenset(ROLES)
 BOARD_Q = frozenset({ADMIN, DUTY, SUPERVISOR})  # qingshui's board and supervision
@@ -61,6 +68,17 @@ FORBIDDEN_MARKS = {
     ADMIN_B: ("ALERT-QS", "INC-QS-G2", "REPORT-QS", CALLER_PHONE, "RATING-QS"),
     HOTLINE: ("ALERT-", "INC-", "REPORT-", "ORDER-", CALLER_PHONE, "RATING-"),
     HOTLINE_B: ("ALERT-", "INC-", "REPORT-", "ORDER-", CALLER_PHONE, "RATING-"),
+    OTHER_DISTRICT: (
+        "ALERT-QS",
+        "ALERT-BS",
+        "INC-QS",
+        "INC-BS",
+        "REPORT-",
+        "ORDER-",
+        CALLER_PHONE,
+        "RATING-",
+    ),
+    DISTRICT_DUTY: ("ALERT-BY", "INC-BY"),
 }
 
 
@@ -90,6 +108,15 @@ CASES = [
     Case("metrics", "/metrics", EVERYONE),  # a scraper's, not a user's: local or its token
     Case("admin/", "/admin/", frozenset({ADMIN})),
     Case("board/<slug:township>/", "/board/qingshui/", BOARD_Q),
+    Case("board/<slug:township>/", "/board/baiyun-town/", frozenset({ADMIN, OTHER_DISTRICT})),
+    # The district board: every township of the district, for its duty officers and
+    # supervisors (and city-wide roles); nobody of a township or of another district.
+    Case(
+        "district/<slug:district>/",
+        "/district/qingshan/",
+        frozenset({ADMIN, SUPERVISOR, DISTRICT_DUTY}),
+    ),
+    Case("district/<slug:district>/", "/district/baiyun/", frozenset({ADMIN, OTHER_DISTRICT})),
     Case(
         "board/<slug:township>/", "/board/beishan/", frozenset({ADMIN, ADMIN_B, DUTY_B, SUPERVISOR})
     ),
@@ -397,6 +424,18 @@ CASES = [
     api("get", "/reports/{report_id}", "/reports/{call}", BOARD_Q),
     # sockets
     Case("ws:ws/board/<slug:township>/", "/ws/board/qingshui/", BOARD_Q, kind="ws"),
+    Case(
+        "ws:ws/district/<slug:district>/",
+        "/ws/district/qingshan/",
+        frozenset({ADMIN, SUPERVISOR, DISTRICT_DUTY}),
+        kind="ws",
+    ),
+    Case(
+        "ws:ws/district/<slug:district>/",
+        "/ws/district/baiyun/",
+        frozenset({ADMIN, OTHER_DISTRICT}),
+        kind="ws",
+    ),
     Case("ws:ws/dept/<slug:department>/", "/ws/dept/chengguan/", CONSOLE, kind="ws"),
     Case(
         "ws:ws/supervise/console/",
@@ -409,6 +448,17 @@ CASES = [
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 
+def _with_district_roles(case: Case) -> Case:
+    """A district's duty officer may do whatever a duty officer of any of its townships may;
+    the matrix says it once here instead of in every row."""
+    if DUTY in case.allowed or DUTY_B in case.allowed:
+        case.allowed = case.allowed | {DISTRICT_DUTY}
+    return case
+
+
+CASES = [_with_district_roles(case) for case in CASES]
+
+
 def _photo(user: User):
     return photo_store(uploader=user, upload=SimpleUploadedFile("p.png", PNG, "image/png"))
 
@@ -418,7 +468,11 @@ def build_world(demo: Any) -> dict[str, Any]:
     from intake.reports import intake_file, report_file
 
     qingshui = Township.objects.get(code="qingshui")
-    beishan = Township.objects.create(code="beishan", name="北山镇", name_en="Beishan")
+    beishan = Township.objects.create(
+        code="beishan", name="北山镇", name_en="Beishan", district=qingshui.district
+    )
+    baiyun = District.objects.create(code="baiyun", name="白云区")
+    baiyun_town = Township.objects.create(code="baiyun-town", name="白云镇", district=baiyun)
     g1 = Grid.objects.get(code=GRID_OFFICER_GRID)
     g2 = Grid.objects.filter(township=qingshui).exclude(pk=g1.pk).first()
     gb = Grid.objects.create(
@@ -432,6 +486,9 @@ def build_world(demo: Any) -> dict[str, Any]:
     users[INACTIVE] = make(username=INACTIVE, role=User.Role.DUTY_OFFICER, township=qingshui)
     users[HOTLINE] = make(username=HOTLINE, role=User.Role.HOTLINE, township=qingshui)
     users[HOTLINE_B] = make(username=HOTLINE_B, role=User.Role.HOTLINE, township=beishan)
+    users[OTHER_DISTRICT] = make(
+        username=OTHER_DISTRICT, role=User.Role.DUTY_OFFICER, district=baiyun
+    )
     grid_b = make(username="grid_b", role=User.Role.GRID_OFFICER, township=beishan)
     gb.members.add(grid_b)
     duty = users[DUTY]
@@ -441,6 +498,7 @@ def build_world(demo: Any) -> dict[str, Any]:
     a2 = raise_alert(qingshui.pk, "a2", title="ALERT-QS-G1 two", grid_id=g1.pk)
     raise_alert(qingshui.pk, "a3", title="ALERT-QS-G2", grid_id=g2.pk)
     raise_alert(beishan.pk, "ab", title="ALERT-BS", grid_id=gb.pk)
+    raise_alert(baiyun_town.pk, "aby", title="ALERT-BY")
 
     report_photo = _photo(users[GRID])
     report = report_file(

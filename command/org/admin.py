@@ -8,6 +8,7 @@ from command.org.models import (
     Category,
     Department,
     Device,
+    District,
     Grid,
     OnCallOverride,
     OnCallShift,
@@ -17,10 +18,18 @@ from command.org.models import (
 )
 
 
+@admin.register(District)
+class DistrictAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "name_en"]
+    search_fields = ["code", "name", "name_en"]
+
+
 @admin.register(Township)
 class TownshipAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "name_en", "district", "time_zone"]
+    list_filter = ["district"]
     search_fields = ["code", "name", "name_en"]
+    autocomplete_fields = ["district"]
 
 
 @admin.register(Category)
@@ -106,20 +115,28 @@ class DeviceAdmin(admin.ModelAdmin):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ["username", "last_name", "first_name", "role", "township", "department"]
-    list_filter = ["role", "township", "department", "is_active"]
-    autocomplete_fields = ["township", "department"]
+    list_display = [
+        "username",
+        "last_name",
+        "first_name",
+        "role",
+        "district",
+        "township",
+        "department",
+    ]
+    list_filter = ["role", "district", "township", "department", "is_active"]
+    autocomplete_fields = ["district", "township", "department"]
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
         (
             _("Role and scope"),
-            {"fields": ("role", "township", "department", "phone", "discipline")},
+            {"fields": ("role", "district", "township", "department", "phone", "discipline")},
         ),
         (_("How this person is reached"), {"fields": ("notify_by",)}),
     )
     add_fieldsets = (
         *DjangoUserAdmin.add_fieldsets,
-        (_("Role and scope"), {"fields": ("role", "township", "department")}),
+        (_("Role and scope"), {"fields": ("role", "district", "township", "department")}),
     )
 
 

@@ -64,9 +64,29 @@ def township_zone(name: str) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(DEFAULT_TIME_ZONE)
 
 
+class District(BilingualName):
+    """A district (区): one platform for its 10–30 townships. Its duty officers and supervisors
+    watch every township of it (the district board); its assessment scheme rates the
+    departments that serve them. A city runs several districts on one deployment."""
+
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+
+    class Meta:
+        verbose_name = _("district")
+        verbose_name_plural = _("districts")
+        ordering = ["code"]
+
+
 class Township(BilingualName):
     code = models.SlugField(_("code"), max_length=40, unique=True)
-    district = models.CharField(_("district"), max_length=120, blank=True)
+    district = models.ForeignKey(
+        District,
+        verbose_name=_("district"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="townships",
+    )
     time_zone = models.CharField(
         _("time zone"),
         max_length=64,
@@ -291,6 +311,20 @@ class User(AbstractUser):
             "Scope of a duty officer, grid officer, township supervisor or hotline system."
         ),
     )
+    # A duty officer, supervisor or administrator with a district and no township watches every
+    # township of that district; with neither, a supervisor or administrator watches them all.
+    district = models.ForeignKey(
+        District,
+        verbose_name=_("district"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="users",
+        help_text=_(
+            "Scope of a district duty officer, supervisor or administrator (every township of "
+            "the district). Leave empty for a township's people."
+        ),
+    )
     department = models.ForeignKey(
         Department,
         verbose_name=_("department"),
@@ -317,6 +351,16 @@ class User(AbstractUser):
     class Meta:
         verbose_name = _("user")
         verbose_name_plural = _("users")
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        super().clean()
+        if self.township_id and self.district_id:
+            # A township's people are in its district already; both would be two scopes.
+            raise ValidationError(
+                {"district": _("Give a township or a district, not both.")}, code="two_scopes"
+            )
 
     @property
     def display_name(self) -> str:

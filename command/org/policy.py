@@ -9,10 +9,15 @@ scoping functions therefore take the caller's queryset (``policy.incidents(user,
 
 Scopes, in short:
 
-- superuser, and an administrator without a township: every township (district-wide), acts;
-- administrator with a township: that township, acts;
-- duty officer: their township (and joint whistles blown with it), acts;
-- supervisor: their township, or every township without one; reads, and acts in one way only:
+- superuser, and an administrator with neither township nor district: every township of every
+  district (city-wide), acts;
+- administrator with a district: every township of the district, acts; with a township: that
+  township, acts;
+- duty officer: their township (and joint whistles blown with it), acts; a district duty
+  officer (a district, no township): every township of the district, acts, and the district
+  board;
+- supervisor: their township, or every township of their district (or of every district, with
+  neither); reads, and acts in one way only:
   issuing supervision orders (督办单) on the incidents of the townships they supervise (the
   township's duty officers and administrators may issue them too); the supervisor console of
   those townships (superusers: every township);
@@ -47,24 +52,48 @@ Q_ = TypeVar("Q_", bound=QuerySet)
 _TOWNSHIP_ROLES = frozenset({Role.DUTY_OFFICER, Role.SUPERVISOR, Role.ADMINISTRATOR})
 # Roles that act on a township's matters (alerts, incidents, whistles, releases).
 _COMMAND_ROLES = frozenset({Role.DUTY_OFFICER, Role.ADMINISTRATOR})
-# Roles that hold the whole district when they have no township.
-_DISTRICT_ROLES = frozenset({Role.SUPERVISOR, Role.ADMINISTRATOR})
+# Roles that hold every district (the city) when they have neither township nor district.
+_CITY_ROLES = frozenset({Role.SUPERVISOR, Role.ADMINISTRATOR})
 
 
 def is_active(user: Any) -> bool:
     return bool(getattr(user, "is_authenticated", False) and getattr(user, "is_active", False))
 
 
-def is_district(user: Any) -> bool:
-    """Sees (and, unless a supervisor, acts in) every township."""
+def is_city(user: Any) -> bool:
+    """Sees (and, unless a supervisor, acts in) every township of every district."""
     if not is_active(user):
         return False
-    return user.is_superuser or (user.role in _DISTRICT_ROLES and user.township_id is None)
+    return user.is_superuser or (
+        user.role in _CITY_ROLES and user.township_id is None and user.district_id is None
+    )
 
 
-def is_district_commander(user: Any) -> bool:
-    """A district role that may act in every township: it confirms joint whistles itself."""
-    return is_district(user) and (user.is_superuser or user.role == Role.ADMINISTRATOR)
+def is_district(user: Any) -> bool:
+    """Holds at least a whole district: a district's duty officer, supervisor or
+    administrator (a district, no township), or a city-wide role."""
+    if is_city(user):
+        return True
+    return (
+        is_active(user)
+        and user.role in _TOWNSHIP_ROLES
+        and user.township_id is None
+        and user.district_id is not None
+    )
+
+
+def district_township_ids(district_id: int) -> set[int]:
+    return set(Township.objects.filter(district_id=district_id).values_list("pk", flat=True))
+
+
+def _district_scope(user: Any) -> set[int]:
+    # Asked several times per request and per socket frame: kept on the user object, which
+    # lives for one request (a socket re-reads its user when it re-checks).
+    cached = getattr(user, "_whistle_district_townships", None)
+    if cached is None or cached[0] != user.district_id:
+        cached = (user.district_id, district_township_ids(user.district_id))
+        user._whistle_district_townships = cached
+    return set(cached[1])
 
 
 # --- townships ------------------------------------------------------------------------------
@@ -74,10 +103,14 @@ def township_ids(user: Any) -> set[int] | None:
     """Townships whose board, alerts, incidents and reports ``user`` sees; None means all."""
     if not is_active(user):
         return set()
-    if is_district(user):
+    if is_city(user):
         return None
-    if user.role in _TOWNSHIP_ROLES and user.township_id:
+    if user.role not in _TOWNSHIP_ROLES:
+        return set()
+    if user.township_id:
         return {user.township_id}
+    if user.district_id:
+        return _district_scope(user)
     return set()
 
 
@@ -89,9 +122,11 @@ def command_township_ids(user: Any) -> set[int] | None:
         return None
     if user.role not in _COMMAND_ROLES:
         return set()
-    if user.township_id is None:
-        return None if user.role == Role.ADMINISTRATOR else set()
-    return {user.township_id}
+    if user.township_id:
+        return {user.township_id}
+    if user.district_id:
+        return _district_scope(user)
+    return None if user.role == Role.ADMINISTRATOR else set()
 
 
 def _covers(ids: set[int] | None, township_id: int | None) -> bool:
@@ -118,15 +153,15 @@ def can_supervise(user: Any, township: Township) -> bool:
 def supervised_township_ids(user: Any) -> set[int] | None:
     """Townships whose supervisor console (overdue work, escalations in progress, open
     supervision orders, who was notified and whether they read it) ``user`` follows: a
-    township supervisor's own; every township (None) for a district supervisor, the
-    discipline office or a superuser; none for anyone else."""
+    township supervisor's own; a district supervisor's district; every township (None) for a
+    city-wide supervisor, the discipline office or a superuser; none for anyone else."""
     if not is_active(user):
         return set()
     if user.is_superuser:
         return None
     if user.role != Role.SUPERVISOR:
         return set()
-    return None if user.township_id is None else {user.township_id}
+    return township_ids(user)
 
 
 def can_open_supervisor_console(user: Any) -> bool:
@@ -442,10 +477,12 @@ def can_rate(user: Any, township: Township | int | None) -> bool:
         return False
     if user.is_superuser:
         return True
-    if user.role not in (Role.SUPERVISOR, Role.ADMINISTRATOR) or user.township_id not in (None, pk):
+    if user.role not in (Role.SUPERVISOR, Role.ADMINISTRATOR):
         return False
-    # A district supervisor reads every township but rates none: the township rates.
-    return user.township_id == pk or user.role == Role.ADMINISTRATOR
+    if user.township_id is not None:
+        return user.township_id == pk
+    # A district supervisor reads every township of it but rates none: the township rates.
+    return user.role == Role.ADMINISTRATOR and _covers(command_township_ids(user), pk)
 
 
 def can_see_ratings(user: Any, township: Township | int, department: Department | int) -> bool:
@@ -461,9 +498,28 @@ def can_object(user: Any, department: Department | int) -> bool:
 
 
 def can_view_district(user: Any) -> bool:
-    """The district view (every department across every township, rankings, the 631 drift):
-    district supervisors and administrators, the discipline office, superusers."""
-    return is_district(user)
+    """The district's assessment view (every department across its townships, rankings, the
+    631 drift): district (or city-wide) supervisors and administrators, the discipline
+    office, superusers. It shows the townships of :func:`township_ids`."""
+    return is_district(user) and (
+        user.is_superuser or user.role in (Role.SUPERVISOR, Role.ADMINISTRATOR)
+    )
+
+
+def district_ids(user: Any) -> set[int] | None:
+    """Districts whose district board ``user`` watches: their own district for a district's
+    duty officer, supervisor or administrator; every district (None) for a city-wide role."""
+    if is_city(user):
+        return None
+    if is_district(user):
+        return {user.district_id}
+    return set()
+
+
+def can_watch_district(user: Any, district: Any) -> bool:
+    """The district board (every township of a district on one screen) and its socket."""
+    pk = district if isinstance(district, int) else getattr(district, "pk", None)
+    return pk is not None and _covers(district_ids(user), pk)
 
 
 def ratings(user: Any, queryset: Q_) -> Q_:

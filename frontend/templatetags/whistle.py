@@ -74,6 +74,17 @@ def share(row: Any, level: str) -> float | None:
 
 
 @register.filter
+def watched_districts(user: Any) -> list[Any]:
+    """The districts whose board ``user`` may open, for the header's links."""
+    from command.org import policy
+    from command.org.models import District
+
+    ids = policy.district_ids(user)
+    found = District.objects.all() if ids is None else District.objects.filter(pk__in=ids)
+    return list(found.order_by("code")[:10])
+
+
+@register.filter
 def may_view_district(user: Any) -> bool:
     from command.org import policy
 

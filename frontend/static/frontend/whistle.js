@@ -62,7 +62,7 @@ var Whistle = (function () {
 (function () {
   function setStatus(live) {
     var status = document.getElementById("live-status");
-    var socket = document.getElementById("board-socket");
+    var socket = document.getElementById("board-socket") || document.getElementById("district-socket");
     if (!status || !socket) return;
     status.textContent = live ? socket.dataset.live : socket.dataset.reconnecting;
     status.classList.toggle("live", live);
