@@ -576,7 +576,8 @@ SENSORS: tuple[tuple[str, str, str, str, str, dict[str, float] | None], ...] = (
 
 _ROLE = User.Role
 # (username, role, last name, first name, department code). Township scope follows the role;
-# the district's people (DISTRICT_ACCOUNTS) watch every township of the district.
+# the district's duty officer (DISTRICT_ACCOUNTS) watches every township of the district; the
+# supervisor and the administrator, with neither township nor district, every district.
 ACCOUNTS: tuple[tuple[str, str, str, str, str | None], ...] = (
     ("admin", _ROLE.ADMINISTRATOR, "管理员", "系统", None),
     ("duty", _ROLE.DUTY_OFFICER, "王", "晓明", None),
@@ -589,7 +590,7 @@ ACCOUNTS: tuple[tuple[str, str, str, str, str | None], ...] = (
 DEMO_USERNAMES: tuple[str, ...] = tuple(account[0] for account in ACCOUNTS)
 ADMIN_USERNAMES = frozenset(name for name, role, *_ in ACCOUNTS if role == _ROLE.ADMINISTRATOR)
 TOWNSHIP_ROLES = {_ROLE.DUTY_OFFICER, _ROLE.GRID_OFFICER}
-DISTRICT_ACCOUNTS = frozenset({"district", "supervisor"})
+DISTRICT_ACCOUNTS = frozenset({"district"})
 GRID_OFFICER_GRID = f"{GRID_CODE_PREFIX}-001"
 
 # The demo township's alert rules: the built-in label table as editable rules, the closed

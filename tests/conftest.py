@@ -360,6 +360,7 @@ def demo_committed(transactional_db: None) -> Any:
 DEMO_PASSWORDS = {
     "admin": "admin-test-pass",
     "duty": "duty-test-pass",
+    "district": "district-test-pass",
     "supervisor": "supervisor-test-pass",
     "chengguan": "chengguan-test-pass",
     "police": "police-test-pass",

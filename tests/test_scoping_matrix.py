@@ -38,12 +38,13 @@ ADMIN, ADMIN_B, DUTY, SUPERVISOR = "admin", "admin_b", "duty", "supervisor"
 MEMBER, GRID, DUTY_B, INACTIVE, ANON = "chengguan", "grid01", "duty_b", "inactive", "anonymous"
 HOTLINE, HOTLINE_B = "hotline_qs", "hotline_bs"  # 12345 systems of qingshui and beishan
 # The district's roles: qingshui and beishan are both of 青山区 (qingshan); its duty officer
-# ("district", a demo account) and its supervisor ("supervisor") watch both townships; a duty
-# officer of another district (baiyun, with a township of its own) sees neither.
-DISTRICT_DUTY, OTHER_DISTRICT = "district", "duty_d2"
+# ("district", a demo account) and its supervisor (sup_d) watch both townships; a duty officer
+# of another district (baiyun, with a township of its own) sees neither. The demo's
+# "supervisor" has neither township nor district: every district (city-wide).
+DISTRICT_DUTY, DISTRICT_SUPERVISOR, OTHER_DISTRICT = "district", "sup_d", "duty_d2"
 ROLES = (
     ADMIN, ADMIN_B, DUTY, SUPERVISOR, MEMBER, GRID, DUTY_B, HOTLINE, HOTLINE_B,
-    DISTRICT_DUTY, OTHER_DISTRICT, INACTIVE, ANON,
+    DISTRICT_DUTY, DISTRICT_SUPERVISOR, OTHER_DISTRICT, INACTIVE, ANON,
 )  # fmt: skip
 ACTIVE = frozenset(ROLES) - {INACTIVE, ANON}
 EVERYONE = frozenset(ROLES)
@@ -79,6 +80,7 @@ FORBIDDEN_MARKS = {
         "RATING-",
     ),
     DISTRICT_DUTY: ("ALERT-BY", "INC-BY"),
+    DISTRICT_SUPERVISOR: ("ALERT-BY", "INC-BY", CALLER_PHONE),
 }
 
 
@@ -108,15 +110,23 @@ CASES = [
     Case("metrics", "/metrics", EVERYONE),  # a scraper's, not a user's: local or its token
     Case("admin/", "/admin/", frozenset({ADMIN})),
     Case("board/<slug:township>/", "/board/qingshui/", BOARD_Q),
-    Case("board/<slug:township>/", "/board/baiyun-town/", frozenset({ADMIN, OTHER_DISTRICT})),
+    Case(
+        "board/<slug:township>/",
+        "/board/baiyun-town/",
+        frozenset({ADMIN, SUPERVISOR, OTHER_DISTRICT}),
+    ),
     # The district board: every township of the district, for its duty officers and
     # supervisors (and city-wide roles); nobody of a township or of another district.
     Case(
         "district/<slug:district>/",
         "/district/qingshan/",
-        frozenset({ADMIN, SUPERVISOR, DISTRICT_DUTY}),
+        frozenset({ADMIN, SUPERVISOR, DISTRICT_DUTY, DISTRICT_SUPERVISOR}),
     ),
-    Case("district/<slug:district>/", "/district/baiyun/", frozenset({ADMIN, OTHER_DISTRICT})),
+    Case(
+        "district/<slug:district>/",
+        "/district/baiyun/",
+        frozenset({ADMIN, SUPERVISOR, OTHER_DISTRICT}),
+    ),
     Case(
         "board/<slug:township>/", "/board/beishan/", frozenset({ADMIN, ADMIN_B, DUTY_B, SUPERVISOR})
     ),
@@ -427,13 +437,13 @@ CASES = [
     Case(
         "ws:ws/district/<slug:district>/",
         "/ws/district/qingshan/",
-        frozenset({ADMIN, SUPERVISOR, DISTRICT_DUTY}),
+        frozenset({ADMIN, SUPERVISOR, DISTRICT_DUTY, DISTRICT_SUPERVISOR}),
         kind="ws",
     ),
     Case(
         "ws:ws/district/<slug:district>/",
         "/ws/district/baiyun/",
-        frozenset({ADMIN, OTHER_DISTRICT}),
+        frozenset({ADMIN, SUPERVISOR, OTHER_DISTRICT}),
         kind="ws",
     ),
     Case("ws:ws/dept/<slug:department>/", "/ws/dept/chengguan/", CONSOLE, kind="ws"),
@@ -449,10 +459,13 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 
 def _with_district_roles(case: Case) -> Case:
-    """A district's duty officer may do whatever a duty officer of any of its townships may;
-    the matrix says it once here instead of in every row."""
+    """A district's duty officer may do whatever a duty officer of any of its townships may,
+    and a district's supervisor whatever the city-wide supervisor may within the district: the
+    matrix says it once here instead of in every row."""
     if DUTY in case.allowed or DUTY_B in case.allowed:
         case.allowed = case.allowed | {DISTRICT_DUTY}
+    if SUPERVISOR in case.allowed and "baiyun" not in case.path:
+        case.allowed = case.allowed | {DISTRICT_SUPERVISOR}
     return case
 
 
@@ -486,6 +499,9 @@ def build_world(demo: Any) -> dict[str, Any]:
     users[INACTIVE] = make(username=INACTIVE, role=User.Role.DUTY_OFFICER, township=qingshui)
     users[HOTLINE] = make(username=HOTLINE, role=User.Role.HOTLINE, township=qingshui)
     users[HOTLINE_B] = make(username=HOTLINE_B, role=User.Role.HOTLINE, township=beishan)
+    users[DISTRICT_SUPERVISOR] = make(
+        username=DISTRICT_SUPERVISOR, role=User.Role.SUPERVISOR, district=qingshui.district
+    )
     users[OTHER_DISTRICT] = make(
         username=OTHER_DISTRICT, role=User.Role.DUTY_OFFICER, district=baiyun
     )
