@@ -101,9 +101,11 @@ def demo_passwords() -> dict[str, str]:
     from demo.data import DEMO_USERNAMES
 
     path = embedded.data_dir() / "demo-accounts.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    passwords = {name: secrets.token_urlsafe(9) for name in DEMO_USERNAMES}
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    if all(name in kept for name in DEMO_USERNAMES):
+        return kept
+    # An account the demo gained since the file was written gets a password of its own.
+    passwords = {name: kept.get(name) or secrets.token_urlsafe(9) for name in DEMO_USERNAMES}
     path.write_text(json.dumps(passwords, indent=2))
     path.chmod(0o600)
     return passwords
