@@ -14,6 +14,7 @@ or a batch that is larger goes out in several frames, cut between rows (frontend
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from http.cookies import SimpleCookie
 from importlib import import_module
@@ -486,9 +487,15 @@ class SupervisorConsumer(FragmentConsumer):
         ids = policy.supervised_township_ids(user)
         townships = Township.objects.all() if ids is None else Township.objects.filter(pk__in=ids)
         scoped = (ids, [(t.pk, t.code) for t in townships.order_by("pk")])
-        # The group names the scope (a township supervisor follows one): sockets of the same
-        # scope share their renders.
-        group = "supervise.all" if ids is None else realtime.supervision_group(min(ids))
+        # The group names the scope: sockets of the same scope share their renders, and only
+        # they (a district supervisor's console must not be shared with a township's).
+        if ids is None:
+            group = "supervise.all"
+        elif len(ids) == 1:
+            group = realtime.supervision_group(next(iter(ids)))
+        else:
+            scope = hashlib.sha256(",".join(map(str, sorted(ids))).encode()).hexdigest()[:24]
+            group = f"supervise.scope.{scope}"
         return scoped, group
 
     def extra_groups(self) -> list[str]:

@@ -356,3 +356,22 @@ def test_the_supervisor_console_redraws_when_a_summons_is_late(demo_committed, r
         "supervisor", "/ws/supervise/console/", lambda: paged(summons, "chengguan", key="x")
     )
     assert 'id="supervise-notifications"' in pushed and 'data-read="0"' in pushed
+
+
+@pytest.mark.django_db
+def test_a_district_supervisors_console_shares_renders_with_its_own_scope_only(demo):
+    from frontend.consumers import SupervisorConsumer
+
+    qingshui = Township.objects.get(code="qingshui")
+    Township.objects.create(code="beishan", name="北山镇", district=qingshui.district)
+    make = User.objects.create
+    district = make(username="sup_d", role=User.Role.SUPERVISOR, district=qingshui.district)
+    township = make(username="sup_q", role=User.Role.SUPERVISOR, township=qingshui)
+    other = make(username="sup_d2", role=User.Role.SUPERVISOR, district=qingshui.district)
+    # Sockets whose group key is the same share one rendered frame: a township supervisor's
+    # must not be the district's (it would see the other township's rows).
+    (ids, _townships), group = SupervisorConsumer().authorize(district, "")
+    assert len(ids) == 2
+    assert SupervisorConsumer().authorize(township, "")[1] == f"supervise.{qingshui.pk}"
+    assert group != f"supervise.{qingshui.pk}"
+    assert SupervisorConsumer().authorize(other, "")[1] == group
