@@ -146,4 +146,6 @@ def test_whistle_demo_runs_on_embedded_services_and_streams_alerts(demo_process,
     # pg_ctl removes postmaster.pid once the server has shut down.
     assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
     pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
-    wait_for(lambda: not pid_file.exists(), timeout=15, what="postmaster.pid removed")
+    # Its shutdown checkpoint writes out the demo's past (a few hundred thousand rows), which
+    # took more than 15 s on a machine whose disk other processes kept busy.
+    wait_for(lambda: not pid_file.exists(), timeout=60, what="postmaster.pid removed")

@@ -268,7 +268,7 @@ def test_a_step_with_nobody_to_page_says_so_and_the_chain_goes_on(
     township = Township.objects.get(code="qingshui")
     assert (
         f"supervise.{township.pk}",
-        {"type": "summons.updated", "summons_id": summons.pk},
+        {"type": "summons.updated", "summons_id": summons.pk, "supervised": township.pk},
     ) in [
         (group, {k: v for k, v in event.items() if k != "id"})
         for group, event in capture_broadcasts

@@ -37,7 +37,13 @@ def test_camera_event_is_stored_and_raises_one_alert(
     assert alert.device_id == event.device_id and alert.status == Alert.Status.NEW
     ((group, sent),) = capture_broadcasts
     assert group == "board.qingshui"
-    assert sent == {"type": "alert.raised", "alert_id": alert.pk, "id": sent["id"]}
+    # The event names its board's township too, for the district boards that hear it.
+    assert sent == {
+        "type": "alert.raised",
+        "alert_id": alert.pk,
+        "id": sent["id"],
+        "board": "qingshui",
+    }
     assert len(sent["id"]) == 32  # each event its own id: sockets share its rendered frame
     assert (
         TimelineEntry.objects.filter(
