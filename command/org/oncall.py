@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from command.org.models import (
     Department,
@@ -73,11 +73,23 @@ def township_supervisors(township: Township) -> list[User]:
     return list(_supervisors().filter(township=township).order_by("pk"))
 
 
+def _over(township: Township) -> Q:
+    # Supervisors above the township: its district's, and those of every district (neither
+    # township nor district), not another district's.
+    return Q(township__isnull=True) & (Q(district__isnull=True) | Q(district=township.district_id))
+
+
 def district_supervisors(township: Township) -> list[User]:
-    """The supervisors of the whole district (those without a township), not the discipline
-    office, which its own step pages."""
-    return list(_supervisors().filter(township__isnull=True, discipline=False).order_by("pk"))
+    """The supervisors of the township's district (its district's and the city-wide ones),
+    not the discipline office, which its own step pages."""
+    return list(_supervisors().filter(_over(township), discipline=False).order_by("pk"))
 
 
 def discipline_office(township: Township) -> list[User]:
-    return list(_supervisors().filter(discipline=True).order_by("pk"))
+    """The discipline office's supervisors over the township (its own, its district's, the
+    city's)."""
+    return list(
+        _supervisors()
+        .filter(Q(township=township) | _over(township), discipline=True)
+        .order_by("pk")
+    )
