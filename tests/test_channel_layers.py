@@ -126,6 +126,25 @@ def test_the_pubsub_layer_hears_its_groups_again_after_redis_restarts_empty(redi
     asyncio.run(run())
 
 
+def test_the_core_layer_fails_its_receivers_when_redis_goes_away(redis):
+    """The core layer's receive raises when Redis goes away: the consumer ends and its socket
+    closes, so the board shows it is offline and its reconnect, once Redis is back, joins its
+    groups again and gets the full state (Redis comes back empty, without the groups)."""
+
+    async def run() -> None:
+        server = make_layer("core", redis.url)
+        channel = await server.new_channel()
+        await server.group_add("board.qingshui", channel)
+        receiving = asyncio.ensure_future(server.receive(channel))
+        await asyncio.sleep(0.2)
+        redis.kill()
+        with pytest.raises(Exception) as failed:
+            await asyncio.wait_for(receiving, 15)
+        assert not isinstance(failed.value, TimeoutError)
+
+    asyncio.run(run())
+
+
 def test_the_layer_is_chosen_by_its_environment_variable(monkeypatch):
     from command import settings
 
