@@ -702,7 +702,7 @@ async def run_layer(name: str, redis: Redis, setup: Setup, args: argparse.Namesp
         out.closed_after_restart = sum(1 for b in alive_before if not b.alive)
         out.deaf_after_restart = out.after_restart.sockets_live - out.after_restart.sockets_heard
         firsts = [
-            (min(b.rows.values(), default=restarted) - restarted) * 1000
+            (min(t for t in b.rows.values() if t > restarted) - restarted) * 1000
             for b in alive_before
             if b.alive and any(t > restarted for t in b.rows.values())
         ]
@@ -710,7 +710,7 @@ async def run_layer(name: str, redis: Redis, setup: Setup, args: argparse.Namesp
             f"after Redis is back: {out.closed_after_restart} of {len(alive_before)} sockets "
             f"closed by the server; of the {out.after_restart.sockets_live} district sockets "
             f"left open, {out.after_restart.sockets_heard} hear pushes again (first row "
-            f"{describe([f for f in firsts if f >= 0])} after the restart) and "
+            f"{describe(firsts)} after the restart) and "
             f"{out.deaf_after_restart} stay deaf"
         )
     finally:
