@@ -187,6 +187,11 @@ def redis_channel_layers(url: str, kind: str | None = None) -> dict:
                 "hosts": [{**host, "max_connections": 2000}],
                 "capacity": 1000,
                 "expiry": 30,
+                # A member that joined longer ago than this is dropped from its group. Open
+                # sockets join again every ten minutes or so (frontend.consumers); a web
+                # process killed without closing its sockets leaves them, and messages queued
+                # for them, for this long (channels-redis' default: a day).
+                "group_expiry": 3600,
             },
         }
     }

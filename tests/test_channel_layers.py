@@ -158,3 +158,71 @@ def test_the_layer_is_chosen_by_its_environment_variable(monkeypatch):
     monkeypatch.setenv("WHISTLE_CHANNEL_LAYER", "rabbit")
     with pytest.raises(ImproperlyConfigured, match="core, pubsub"):
         settings.channel_layer_kind()
+
+
+@pytest.mark.parametrize("rejoins", [True, False])
+def test_a_board_open_longer_than_the_group_expiry_still_hears_its_pushes(
+    demo_committed, redis_url, rejoins
+):
+    """The core layer drops a member that joined longer ago than its group expiry, open socket
+    or not; a board socket joins its groups again while it is open, so a wall board open for
+    days keeps hearing. Without the rejoin (the control) it goes deaf."""
+    from concurrent.futures import ThreadPoolExecutor
+    from unittest import mock
+
+    from asgiref.sync import async_to_sync
+    from channels.testing import WebsocketCommunicator
+    from django.db import connection
+    from django.test import override_settings
+
+    from command.asgi import application
+    from command.realtime import board_group
+    from frontend.consumers import BoardConsumer
+    from tests.frontend.test_board import ORIGIN, session_cookie
+
+    expiry = 2
+    layers = redis_channel_layers(redis_url, "core")
+    layers["default"]["CONFIG"]["group_expiry"] = expiry
+    cookie = session_cookie("duty")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        (started,) = cursor.fetchone()
+
+    async def run() -> bool:
+        from channels.layers import get_channel_layer
+
+        board = WebsocketCommunicator(
+            application,
+            "/ws/board/qingshui/",
+            [ORIGIN, (b"host", b"localhost"), (b"cookie", cookie)],
+        )
+        assert (await board.connect(timeout=5))[0]
+        await board.receive_from(timeout=5)  # the full state
+        # The premise is time passing: past the expiry, the first membership is stale.
+        await asyncio.sleep(expiry + 1.5)
+        await get_channel_layer().group_send(
+            board_group("qingshui"), {"type": "incident.updated", "id": "after-expiry"}
+        )
+        try:
+            while 'id="incident-panel"' not in await board.receive_from(timeout=3):
+                pass
+        except TimeoutError:
+            return False  # the communicator has ended the consumer already
+        await board.disconnect()
+        return True
+
+    rejoin = 0.4 if rejoins else 3600.0
+    with (
+        override_settings(CHANNEL_LAYERS=layers),
+        mock.patch.object(BoardConsumer, "rejoin_seconds", rejoin),
+        ThreadPoolExecutor(1) as executor,
+    ):
+        heard = executor.submit(async_to_sync(run)).result()
+    with connection.cursor() as cursor:  # the render threads' connections (see test_board)
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
+            " current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+            " AND backend_start >= %s",
+            [started],
+        )
+    assert heard is rejoins
