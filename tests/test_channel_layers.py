@@ -57,6 +57,15 @@ def redis(tmp_path: Path) -> Iterator[RestartableRedis]:
     _stop(server.process)
 
 
+def in_a_thread(main: Any) -> Any:
+    """asyncio.run(main()) on a thread of its own: Playwright's sync API may hold an event loop
+    in the test's thread (browser tests in the same session)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as executor:
+        return executor.submit(lambda: asyncio.run(main())).result()
+
+
 def make_layer(kind: str, url: str) -> Any:
     """The layer the settings would build for ``kind``: a process's own."""
     from django.utils.module_loading import import_string
@@ -86,7 +95,7 @@ def test_a_group_send_reaches_every_channel_of_another_process_until_discarded(r
         await server.flush()
         await sender.flush()
 
-    asyncio.run(run())
+    in_a_thread(run)
 
 
 def test_the_pubsub_layer_hears_its_groups_again_after_redis_restarts_empty(redis):
@@ -123,7 +132,7 @@ def test_the_pubsub_layer_hears_its_groups_again_after_redis_restarts_empty(redi
         await server.flush()
         await sender.flush()
 
-    asyncio.run(run())
+    in_a_thread(run)
 
 
 def test_the_core_layer_fails_its_receivers_when_redis_goes_away(redis):
@@ -142,7 +151,7 @@ def test_the_core_layer_fails_its_receivers_when_redis_goes_away(redis):
             await asyncio.wait_for(receiving, 15)
         assert not isinstance(failed.value, TimeoutError)
 
-    asyncio.run(run())
+    in_a_thread(run)
 
 
 def test_the_layer_is_chosen_by_its_environment_variable(monkeypatch):
