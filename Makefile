@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null && echo "sudo -n"))
 
 .PHONY: install demo test lint format system-packages bench clean bench-dispatch bench-latency \
-	bench-replay
+	bench-replay bench-layers
 
 install: $(STAMP)
 
@@ -84,3 +84,11 @@ bench-latency: install
 # department table (Django's test client, PostgreSQL). Reports; exits 0 whether met or not.
 bench-replay: install
 	$(BIN)/python -m bench.replay
+
+# The channel layer at district scale: channels-redis' core layer against its pub/sub layer for
+# the boards' fan-out across two `whistle serve` processes (30 townships × 2 boards and 1,000
+# sockets on one township; a serve process SIGKILLed; Redis down 10 s and back empty), each
+# layer from the same known state, in one run (Redis of its own, daphne, PostgreSQL; about
+# eight minutes). Reports both and which is kept; exits 0 either way.
+bench-layers: install
+	$(BIN)/python -m bench.layers

@@ -139,25 +139,59 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
 # --- channel layer --------------------------------------------------------------------------
-def redis_channel_layers(url: str) -> dict:
-    """The Redis channel layer at ``url`` (also used by the tests for a Redis of their own)."""
+# Which channels-redis layer carries the pushes (docs/benchmarks.md, "Channel layer"): "core"
+# (RedisChannelLayer: a sorted set per group, messages queued per process in Redis) or "pubsub"
+# (RedisPubSubChannelLayer: Redis PUBLISH/SUBSCRIBE, nothing kept in Redis).
+CHANNEL_LAYER_KINDS = ("core", "pubsub")
+DEFAULT_CHANNEL_LAYER = "core"
+
+
+def channel_layer_kind() -> str:
+    """WHISTLE_CHANNEL_LAYER, or the default; anything else is a configuration error."""
+    kind = (os.environ.get("WHISTLE_CHANNEL_LAYER") or DEFAULT_CHANNEL_LAYER).strip().lower()
+    if kind not in CHANNEL_LAYER_KINDS:
+        raise ImproperlyConfigured(
+            f"WHISTLE_CHANNEL_LAYER must be one of {', '.join(CHANNEL_LAYER_KINDS)}, not {kind!r}"
+        )
+    return kind
+
+
+def redis_channel_layers(url: str, kind: str | None = None) -> dict:
+    """The Redis channel layer at ``url`` (also used by the tests for a Redis of their own);
+    ``kind`` (core or pubsub) defaults to WHISTLE_CHANNEL_LAYER's."""
+    kind = kind or channel_layer_kind()
+    host = {
+        "address": url,
+        # The core layer blocks on Redis for up to 5 s waiting for a message; a read timeout
+        # of 5 s killed quiet board sockets (redis-py 8). The pub/sub layer's reader waits
+        # on its subscription the same way.
+        "socket_timeout": None,
+        "health_check_interval": 30,
+    }
+    if kind == "pubsub":
+        # One subscription per process, whatever the number of its sockets. Its groups live in
+        # the process: after Redis comes back (empty) the subscription is renewed at the next
+        # health check of its connection, so a check every 30 s left sockets deaf for up to a
+        # minute; every second it is renewed within a second (bench.layers).
+        return {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [{**host, "health_check_interval": 1}]},
+            }
+        }
     return {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [
-                    {
-                        "address": url,
-                        # The layer blocks on Redis for up to 5 s waiting for a message; a
-                        # read timeout of 5 s killed quiet board sockets (redis-py 8).
-                        "socket_timeout": None,
-                        "health_check_interval": 30,
-                        # A thousand boards closing at once are a thousand group_discards.
-                        "max_connections": 2000,
-                    }
-                ],
+                # A thousand boards closing at once are a thousand group_discards.
+                "hosts": [{**host, "max_connections": 2000}],
                 "capacity": 1000,
                 "expiry": 30,
+                # A member that joined longer ago than this is dropped from its group. Open
+                # sockets join again every ten minutes or so (frontend.consumers); a web
+                # process killed without closing its sockets leaves them, and messages queued
+                # for them, for this long (channels-redis' default: a day).
+                "group_expiry": 3600,
             },
         }
     }

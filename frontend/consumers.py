@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 from http.cookies import SimpleCookie
 from importlib import import_module
 from typing import Any
@@ -86,6 +87,12 @@ class FragmentConsumer(AsyncWebsocketConsumer):
     # once when the user is saved or logs out (command.org.signals): a deactivated, demoted or
     # logged-out user's socket closes instead of receiving pushes.
     recheck_seconds = 15.0
+    # The core channel layer drops a group member that joined longer ago than its group expiry
+    # (settings: an hour), open socket or not: a wall board open for days would go deaf. Each
+    # socket joins its groups again about this often (spread, so a thousand sockets opened
+    # together do not rejoin together); the expiry is what removes the members of a process
+    # killed without closing its sockets.
+    rejoin_seconds = 600.0
 
     def authorize(self, user: Any, key: str) -> tuple[Any, str] | None:
         """(the scoped object, its group), or None to refuse. Runs in a thread (ORM)."""
@@ -145,9 +152,10 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         self._events: set[Any] = set()
         self._flusher: asyncio.Task | None = None
         self._last_frame = 0.0
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        for group in self.extra_groups():
+        self._joined = [realtime.user_group(self.user_id), self.group, *self.extra_groups()]
+        for group in self._joined[1:]:
             await self.channel_layer.group_add(group, self.channel_name)
+        self._rejoiner = asyncio.get_running_loop().create_task(self._rejoin())
         await self.accept()
         joined = asyncio.get_running_loop().time()
         await self.send_frames(await self._shared_state(joined=joined))
@@ -161,9 +169,19 @@ class FragmentConsumer(AsyncWebsocketConsumer):
             )
             for group in self.extra_groups():
                 await self.channel_layer.group_discard(group, self.channel_name)
-        flusher = getattr(self, "_flusher", None)
-        if flusher is not None:
-            flusher.cancel()
+        for task in (getattr(self, "_flusher", None), getattr(self, "_rejoiner", None)):
+            if task is not None:
+                task.cancel()
+
+    async def _rejoin(self) -> None:
+        """Join this socket's groups again, every ``rejoin_seconds`` or so, while it is open."""
+        while True:
+            await asyncio.sleep(self.rejoin_seconds * random.uniform(0.75, 1.25))
+            try:
+                for group in self._joined:
+                    await self.channel_layer.group_add(group, self.channel_name)
+            except Exception as exc:  # Redis away: the next round, or the socket closes
+                log.warning("rejoining %s failed: %s", self.group, exc)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a hop to its one
