@@ -83,6 +83,10 @@ class FragmentConsumer(AsyncWebsocketConsumer):
     # At most this many frames a second under a burst: enough to look live, few enough that
     # a browser swaps each one before the next arrives.
     min_interval = 0.1
+    # What a batch marks that goes out in a frame of its own ahead of the rest: rendered first
+    # and sent while the rest renders, so what the person acts on (a new alert's row) is not
+    # held up by the widgets around it (the map, the figures).
+    first: frozenset[str] = frozenset()
     # Rights are re-checked before a frame when the last check is older than this, and at
     # once when the user is saved or logs out (command.org.signals): a deactivated, demoted or
     # logged-out user's socket closes instead of receiving pushes.
@@ -285,13 +289,20 @@ class FragmentConsumer(AsyncWebsocketConsumer):
                 return
             batch, self._marked = self._marked, {}
             events, self._events = frozenset(self._events), set()
-            try:
-                frames = await self._shared_frames(batch, events)
-            except Exception:
-                # A reconnect re-renders from the database; keep this socket serving.
-                log.exception("rendering a frame for %s failed", self.group)
-                continue
-            await self.send_frames(frames)
+            ahead = {what: items for what, items in batch.items() if what in self.first}
+            rest = {what: items for what, items in batch.items() if what not in self.first}
+            stages = [stage for stage in (ahead, rest) if stage]
+            pending = self._shared_frames(stages[0], events)
+            for n in range(len(stages)):
+                try:
+                    frames = await pending
+                except Exception:
+                    # A reconnect re-renders from the database; keep this socket serving.
+                    log.exception("rendering a frame for %s failed", self.group)
+                    frames = []
+                if n + 1 < len(stages):
+                    pending = self._shared_frames(stages[n + 1], events)
+                await self.send_frames(frames)
             self._last_frame = loop.time()
 
     def _shared_state(self, *, joined: float) -> Any:
@@ -337,9 +348,10 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         return asyncio.shield(task)
 
     def _shared_frames(self, batch: dict[str, set[int]], events: frozenset[Any]) -> Any:
-        """The frames for these events: rendered by the first socket of the process that asks,
-        awaited by the others (shielded, so one socket closing does not cancel it for all)."""
-        key = (type(self), self.group, self.language, events)
+        """The frames for what these events marked (all of it, or one stage of it): rendered by
+        the first socket of the process that asks, awaited by the others (shielded, so one
+        socket closing does not cancel it for all)."""
+        key = (type(self), self.group, self.language, events, frozenset(batch))
         task = _frames.get(key)
         if task is None:
             # Not thread-sensitive: renders for different townships or languages run side by
@@ -356,6 +368,7 @@ class BoardConsumer(FragmentConsumer):
     its declaration names."""
 
     url_kwarg = "township"
+    first = widgets.FIRST
 
     def authorize(self, user: Any, key: str) -> tuple[Any, str] | None:
         township = org_selectors.township_for_board(user=user, code=key)

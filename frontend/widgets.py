@@ -241,6 +241,11 @@ BOARD_WIDGETS: tuple[Widget, ...] = (
 )
 
 
+# Widgets whose redraw a board socket sends in a frame of its own, ahead of the others: a new
+# alert's row is what the duty officer acts on, the map and the figures around it can follow.
+FIRST = frozenset({"alert_queue"})
+
+
 def _live() -> list[Widget]:
     # The registry is read at each call, not bound at import: a test can add a widget.
     return [widget for widget in BOARD_WIDGETS if widget.live]
