@@ -14,9 +14,11 @@ or a batch that is larger goes out in several frames, cut between rows (frontend
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
+import weakref
 from http.cookies import SimpleCookie
 from importlib import import_module
 from typing import Any
@@ -52,6 +54,112 @@ NOTIFICATIONS = "notification"
 # Re-checks of one user's rights, shared by the sockets of the same session and board (a big
 # screen's thousand reconnecting sockets are one check, not a thousand queued on one thread).
 _checks: dict[tuple[Any, ...], asyncio.Task[bool]] = {}
+
+
+class GroupHub:
+    """This process's sockets of one group, as one member of the group on the channel layer.
+
+    With every socket a member, a group_send is delivered by the channel layer to each socket's
+    channel: per socket, a wake-up of its receive (channels_redis waits on a lock and a queue in
+    tasks of their own, anew for each message) and of channels' dispatch loop, a thousand of
+    each per event for a thousand boards on one screen wall. The hub receives the event once
+    and hands it to each socket's ``dispatch`` in turn, which only marks what changed.
+    The sockets keep their own channels for the rest (their user's group, extra groups).
+    """
+
+    def __init__(self, layer: Any, group: str) -> None:
+        self.layer = layer
+        self.group = group
+        self.members: dict[FragmentConsumer, None] = {}  # in the order they joined
+        self.channel = ""
+        self._started: asyncio.Task[None] | None = None
+        self._receiving: asyncio.Task[None] | None = None
+        self._rejoiner: asyncio.Task[None] | None = None
+
+    @classmethod
+    def of(cls, layer: Any, group: str) -> GroupHub:
+        hubs = _hubs.setdefault(asyncio.get_running_loop(), {})
+        hub = hubs.get((layer, group))
+        if hub is None:
+            hub = hubs[(layer, group)] = cls(layer, group)
+        return hub
+
+    async def join(self, consumer: FragmentConsumer) -> None:
+        """Returns once the hub is a member of the group: what is sent to it after this
+        reaches ``consumer``."""
+        self.members[consumer] = None
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_task(self._start())
+        await asyncio.shield(self._started)
+
+    async def leave(self, consumer: FragmentConsumer) -> None:
+        self.members.pop(consumer, None)
+        if self.members:
+            return
+        self._forget()
+        if self._started is None:
+            return
+        try:
+            await asyncio.shield(self._started)
+        except Exception:
+            return  # it never joined
+        for task in (self._receiving, self._rejoiner):
+            if task is not None:
+                task.cancel()
+        await self.layer.group_discard(self.group, self.channel)
+
+    def _forget(self) -> None:
+        hubs = _hubs.get(asyncio.get_running_loop(), {})
+        if hubs.get((self.layer, self.group)) is self:
+            del hubs[(self.layer, self.group)]
+
+    async def _start(self) -> None:
+        self.channel = await self.layer.new_channel()
+        await self.layer.group_add(self.group, self.channel)
+        loop = asyncio.get_running_loop()
+        self._receiving = loop.create_task(self._receive())
+        self._rejoiner = loop.create_task(self._rejoin())
+
+    async def _rejoin(self) -> None:
+        """Join the group again now and then, as each socket does its own groups
+        (FragmentConsumer.rejoin_seconds): the core layer drops members after its expiry."""
+        while True:
+            await asyncio.sleep(FragmentConsumer.rejoin_seconds * random.uniform(0.75, 1.25))
+            try:
+                await self.layer.group_add(self.group, self.channel)
+            except Exception as exc:  # Redis away: the next round, or the receive fails
+                log.warning("rejoining %s failed: %s", self.group, exc)
+
+    async def _receive(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # What the sockets missed is unknown: close them all (1011), as a socket whose
+                # own receive failed was closed; they reconnect and get the full state.
+                log.exception("receiving the events of %s failed", self.group)
+                self._forget()
+                if self._rejoiner is not None:
+                    self._rejoiner.cancel()
+                members, self.members = list(self.members), {}
+                for consumer in members:
+                    await consumer.close(code=1011)
+                with contextlib.suppress(Exception):
+                    await self.layer.group_discard(self.group, self.channel)
+                return
+            for consumer in list(self.members):
+                try:
+                    await consumer.dispatch(message)
+                except Exception:
+                    log.exception("handling %s on %s failed", message.get("type"), self.group)
+
+
+# The hubs of each event loop (a test runs several loops, the server one), by layer and group.
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, str], GroupHub]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def scope_language(scope: dict[str, Any]) -> str:
@@ -156,7 +264,11 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         self._events: set[Any] = set()
         self._flusher: asyncio.Task | None = None
         self._last_frame = 0.0
-        self._joined = [realtime.user_group(self.user_id), self.group, *self.extra_groups()]
+        # This socket's own channel is in its user's group and the extra groups; the group of
+        # the page is the hub's (one member for the sockets of this process), rejoined by it.
+        self._joined = [realtime.user_group(self.user_id), *self.extra_groups()]
+        self._hub = GroupHub.of(self.channel_layer, self.group)
+        await self._hub.join(self)
         for group in self._joined[1:]:
             await self.channel_layer.group_add(group, self.channel_name)
         self._rejoiner = asyncio.get_running_loop().create_task(self._rejoin())
@@ -166,8 +278,10 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         await self.send_frames(await self._shared_tray(joined=joined))
 
     async def disconnect(self, code: int) -> None:
+        hub = getattr(self, "_hub", None)
+        if hub is not None:
+            await hub.leave(self)
         if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
             await self.channel_layer.group_discard(
                 realtime.user_group(self.user_id), self.channel_name
             )
