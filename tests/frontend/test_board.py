@@ -164,3 +164,71 @@ def test_sockets_of_one_board_render_each_event_once_and_share_the_frame(demo_co
         )
     assert calls == 1
     assert len(set(frames)) == 1
+
+
+def test_sockets_of_one_board_are_one_member_of_its_group(demo_committed):
+    """The boards of one process are one member of their group on the channel layer: an event
+    is received once and reaches every socket; the member leaves with the last socket."""
+    from unittest import mock
+
+    from command.realtime import board_group
+
+    cookie = session_cookie("duty")
+    group = board_group("qingshui")
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        (started,) = cursor.fetchone()
+
+    async def run():
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        added: list[str] = []
+        discarded: list[str] = []
+        real_add, real_discard = layer.group_add, layer.group_discard
+
+        async def add(name, channel):
+            if name == group:
+                added.append(channel)
+            await real_add(name, channel)
+
+        async def discard(name, channel):
+            if name == group:
+                discarded.append(channel)
+            await real_discard(name, channel)
+
+        headers = [ORIGIN, (b"host", b"localhost"), (b"cookie", cookie)]
+        with (
+            mock.patch.object(layer, "group_add", side_effect=add),
+            mock.patch.object(layer, "group_discard", side_effect=discard),
+        ):
+            boards = [
+                WebsocketCommunicator(application, "/ws/board/qingshui/", headers) for _ in range(3)
+            ]
+            for board in boards:
+                assert (await board.connect(timeout=5))[0]
+                await board.receive_from(timeout=5)  # the full state
+            await layer.group_send(group, {"type": "incident.updated", "id": "hub-1"})
+            for board in boards:
+                while 'id="incident-panel"' not in await board.receive_from(timeout=5):
+                    pass
+            for board in boards[:-1]:
+                await board.disconnect()
+            while_open = list(discarded)
+            await boards[-1].disconnect()
+        return added, while_open, discarded
+
+    with ThreadPoolExecutor(1) as executor:
+        added, while_open, discarded = executor.submit(async_to_sync(run)).result()
+    with connection.cursor() as cursor:  # as in the test above: the render thread's connection
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
+            " current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+            " AND backend_start >= %s",
+            [started],
+        )
+    assert len(added) == 1
+    assert while_open == []
+    assert discarded == added
