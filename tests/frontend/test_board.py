@@ -232,3 +232,58 @@ def test_sockets_of_one_board_are_one_member_of_its_group(demo_committed):
     assert len(added) == 1
     assert while_open == []
     assert discarded == added
+
+
+def test_a_new_alerts_row_goes_out_ahead_of_the_map_and_the_figures(demo_committed):
+    """What the duty officer acts on is not held up by the widgets around it: the row comes in
+    a frame of its own, the map and the figures in the next."""
+    import json
+    import time
+    import uuid
+
+    from command import realtime
+    from streams import ingest
+
+    cookie = session_cookie("duty")
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        (started,) = cursor.fetchone()
+    event = {"id": uuid.uuid4().hex[:16], "ts": int(time.time() * 1000), "label": "smoke"}
+    with realtime.capture_broadcasts() as sent:
+        ingest.store_batch_isolating(
+            [
+                ingest.InboundMessage(
+                    "whistle/qingshui/camera/cam-16/event", json.dumps(event).encode()
+                )
+            ]
+        )
+    group, raised = next((g, e) for g, e in sent if e["type"] == "alert.raised")
+
+    async def run():
+        from channels.layers import get_channel_layer
+
+        headers = [ORIGIN, (b"host", b"localhost"), (b"cookie", cookie)]
+        board = WebsocketCommunicator(application, "/ws/board/qingshui/", headers)
+        assert (await board.connect(timeout=5))[0]
+        await board.receive_from(timeout=5)  # the full state
+        await get_channel_layer().group_send(group, raised)
+        frames = [await board.receive_from(timeout=5)]
+        while 'id="board-figures"' not in frames[-1]:
+            frames.append(await board.receive_from(timeout=5))
+        await board.disconnect()
+        return frames
+
+    with ThreadPoolExecutor(1) as executor:
+        frames = executor.submit(async_to_sync(run)).result()
+    with connection.cursor() as cursor:  # as above: the render thread's connection
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
+            " current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+            " AND backend_start >= %s",
+            [started],
+        )
+    row = next(frame for frame in frames if f'id="alert-{raised["alert_id"]}"' in frame)
+    assert 'id="board-figures"' not in row and 'id="map-overlay"' not in row
+    assert frames.index(row) < len(frames) - 1
