@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import json
 import math
 import multiprocessing
@@ -137,6 +138,7 @@ LOAD_WINDOW = 1_000  # QoS 1 messages the load publisher keeps in flight (see be
 LOAD_TICK = 0.005  # seconds between the load publisher's pacing checks
 
 DOM_TIMEOUT = 5.0  # seconds for one alert to reach the DOM; longer counts as missed
+LATE_TIMEOUT = 30.0  # seconds a missed alert is still waited for, to take it off the board
 FANOUT_TIMEOUT = 120.0  # seconds for one alert to reach every client
 FANOUT_BUDGET = 200.0  # seconds of fan-out samples at most (at least MIN_FANOUT_ALERTS)
 MIN_FANOUT_ALERTS = 3
@@ -1091,8 +1093,22 @@ def _dom_sample(
             f"DOM: event {event_id} not on the board within {DOM_TIMEOUT:.0f} s: "
             + _board_diagnosis(page, alert_id, listener)
         )
+        # Its row may still come (ingest behind a backlog): wait for it and dismiss it, so it
+        # cannot turn up during the next sample and be taken for that sample's row.
+        deadline = time.monotonic() + LATE_TIMEOUT
+        while alert_id is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            alert_id = lookup.alert_for(event_id)
         if alert_id is not None:
+            with contextlib.suppress(Exception):  # Playwright's TimeoutError: it never came
+                page.wait_for_function(
+                    "id => !!document.getElementById(id)",
+                    arg=f"alert-{alert_id}",
+                    timeout=max(0.0, deadline - time.monotonic()) * 1000,
+                )
             _dismiss(page, base, accounts, alert_id)
+        else:
+            progress(f"DOM: event {event_id} raised no alert within {LATE_TIMEOUT:.0f} s")
         return
     row_id, stamped = page.evaluate("n => window.__rows[n]", before)
     alert_id = int(str(row_id).removeprefix("alert-"))
