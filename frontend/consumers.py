@@ -149,13 +149,20 @@ class GroupHub:
                 with contextlib.suppress(Exception):
                     await self.layer.group_discard(self.group, self.channel)
                 return
-            for consumer in list(self.members):
+            for n, consumer in enumerate(list(self.members)):
                 try:
                     await consumer.dispatch(message)
                 except Exception:
                     log.exception("handling %s on %s failed", message.get("type"), self.group)
+                if n % HUB_SLICE == 0:
+                    # A handler only marks: without a pause the first socket's shared render
+                    # would start after the last socket is marked, and nothing would be sent
+                    # meanwhile. After the first and every HUB_SLICE-th, the loop runs the rest.
+                    await asyncio.sleep(0)
 
 
+# Sockets a hub hands an event to between two turns of the event loop.
+HUB_SLICE = 100
 # The hubs of each event loop (a test runs several loops, the server one), by layer and group.
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, str], GroupHub]] = (
     weakref.WeakKeyDictionary()
