@@ -75,6 +75,7 @@ class GroupHub:
         self._started: asyncio.Task[None] | None = None
         self._receiving: asyncio.Task[None] | None = None
         self._rejoiner: asyncio.Task[None] | None = None
+        self._rejoin_seconds = 600.0  # the first member's (FragmentConsumer.rejoin_seconds)
 
     @classmethod
     def of(cls, layer: Any, group: str) -> GroupHub:
@@ -89,6 +90,7 @@ class GroupHub:
         reaches ``consumer``."""
         self.members[consumer] = None
         if self._started is None:
+            self._rejoin_seconds = consumer.rejoin_seconds
             self._started = asyncio.get_running_loop().create_task(self._start())
         await asyncio.shield(self._started)
 
@@ -124,7 +126,7 @@ class GroupHub:
         """Join the group again now and then, as each socket does its own groups
         (FragmentConsumer.rejoin_seconds): the core layer drops members after its expiry."""
         while True:
-            await asyncio.sleep(FragmentConsumer.rejoin_seconds * random.uniform(0.75, 1.25))
+            await asyncio.sleep(self._rejoin_seconds * random.uniform(0.75, 1.25))
             try:
                 await self.layer.group_add(self.group, self.channel)
             except Exception as exc:  # Redis away: the next round, or the receive fails
