@@ -559,6 +559,14 @@ def whistle_executable() -> str:
     return found
 
 
+def whistle_command() -> list[str]:
+    """``whistle`` as this checkout's code: its own interpreter, started in the checkout (the
+    Child's working directory, first on ``sys.path``). The console script would import the
+    packages the virtualenv's editable install points at, which may be another checkout of the
+    project, newer or older than the one this benchmark migrated its database with."""
+    return [sys.executable, "-c", "import sys; from command.cli import main; sys.exit(main())"]
+
+
 def measure_whistle(
     broker: Broker,
     scenario: Scenario,
@@ -588,7 +596,7 @@ def measure_whistle(
 
     def start(workers: list[Child]) -> None:
         for client_id in client_ids:
-            argv = [whistle_executable(), "ingest", "--client-id", client_id]
+            argv = [*whistle_command(), "ingest", "--client-id", client_id]
             workers.append(Child(client_id, [*argv, "--progress-every", "1"], env))
 
     # 1. Create the persistent sessions: start, wait until subscribed, stop.
