@@ -62,6 +62,10 @@ clean:
 # Ingest benchmark (docs/benchmarks.md): `whistle ingest` against a bare MQTT client draining the
 # same backlog from the project's Mosquitto; needs PostgreSQL (DATABASE_URL's server, default
 # local) and mosquitto. Reports figures and targets; exits 0 whether the targets are met or not.
+# The engine: WHISTLE_BENCH_DB=postgresql (default: DATABASE_URL's server) or
+# WHISTLE_BENCH_DB=timescaledb (a cluster of the benchmark's own with TimescaleDB preloaded,
+# initdb'd once and kept, its log in test-artifacts/), e.g.
+# `WHISTLE_BENCH_DB=timescaledb make bench-ingest`; the output's "# database:" line says which.
 .PHONY: bench-ingest
 bench-ingest: install
 	$(BIN)/python -m bench.ingest --suite
@@ -82,6 +86,8 @@ bench-latency: install
 # incidents, one with a 10,000-entry timeline, in its own database whistle_bench_replay, made
 # once in about a minute and a half and kept): the timeline page, a replay frame, the 30-day
 # department table (Django's test client, PostgreSQL). Reports; exits 0 whether met or not.
+# WHISTLE_BENCH_DB=timescaledb runs it on TimescaleDB hypertables (as bench-ingest; the year is
+# generated once into that cluster too, old chunks compressed); default postgresql.
 bench-replay: install
 	$(BIN)/python -m bench.replay
 

@@ -20,6 +20,12 @@ not by how fast this process can publish.
     python -m bench.ingest [--messages N] [--readings-per-message K] [--workers W]
                            [--protocol 5|3.1.1] [--sensors S]
     python -m bench.ingest --suite        # the three scenarios of `make bench-ingest`
+    WHISTLE_BENCH_DB=timescaledb python -m bench.ingest --suite   # on TimescaleDB hypertables
+
+The server is DATABASE_URL's (default the local PostgreSQL), or with
+``WHISTLE_BENCH_DB=timescaledb`` a TimescaleDB cluster of the benchmark's own
+(bench.common.database_server); the header's ``# database:`` line says which engine was
+measured, and whether the readings table was a hypertable.
 
 Progress goes to stderr; results to stdout, the last line being the main scenario's
 ``ingest: <rate> msg/s = <ratio> of raw MQTT drain <ceiling> msg/s; readings <r>/s; lost 0;
@@ -54,7 +60,9 @@ from bench.common import (
     DATABASE,
     REPO_ROOT,
     code_state,
+    database_server,
     database_url,
+    describe_database,
     prepare_database,
     terminate_on_sigterm,
 )
@@ -551,6 +559,14 @@ def whistle_executable() -> str:
     return found
 
 
+def whistle_command() -> list[str]:
+    """``whistle`` as this checkout's code: its own interpreter, started in the checkout (the
+    Child's working directory, first on ``sys.path``). The console script would import the
+    packages the virtualenv's editable install points at, which may be another checkout of the
+    project, newer or older than the one this benchmark migrated its database with."""
+    return [sys.executable, "-c", "import sys; from command.cli import main; sys.exit(main())"]
+
+
 def measure_whistle(
     broker: Broker,
     scenario: Scenario,
@@ -580,7 +596,7 @@ def measure_whistle(
 
     def start(workers: list[Child]) -> None:
         for client_id in client_ids:
-            argv = [whistle_executable(), "ingest", "--client-id", client_id]
+            argv = [*whistle_command(), "ingest", "--client-id", client_id]
             workers.append(Child(client_id, [*argv, "--progress-every", "1"], env))
 
     # 1. Create the persistent sessions: start, wait until subscribed, stop.
@@ -826,8 +842,11 @@ def run(scenarios: Sequence[Scenario]) -> int:
     database = database_url()
     prepare_database(database)
     devices = seed(sensors)
+    from django.db import connection
+
+    engine = describe_database(connection)
     code = code_state(["streams", "command"])
-    progress(f"ingest code: {code}; database {DATABASE}; {sensors} sensors")
+    progress(f"ingest code: {code}; database {DATABASE}; {sensors} sensors; {engine}")
     outcomes: list[Outcome | None] = []
     for scenario in scenarios:
         try:
@@ -836,6 +855,7 @@ def run(scenarios: Sequence[Scenario]) -> int:
             progress(f"scenario failed: {scenario.label}\n{traceback.format_exc()}")
             outcomes.append(None)
     result(f"# ingest benchmark, backlog-drain method; code {code}")
+    result(f"# database: {engine}")
     # Main scenario last, so its first-class line closes the output.
     order = [*range(1, len(scenarios)), 0]
     for index in order:
@@ -889,7 +909,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     terminate_on_sigterm()
     try:
-        return run(scenarios)
+        # WHISTLE_BENCH_DB=timescaledb: on a TimescaleDB cluster of the benchmark's own.
+        with database_server("bench-ingest"):
+            return run(scenarios)
     except KeyboardInterrupt:
         progress("interrupted")
         return 130

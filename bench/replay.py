@@ -91,7 +91,14 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from bench.common import code_state, database_url, prepare_demo
+from bench.common import (
+    code_state,
+    database_server,
+    database_url,
+    describe_database,
+    prepare_demo,
+    terminate_on_sigterm,
+)
 from demo.history import (
     CATEGORY_WEIGHTS,
     READING_EVERY,
@@ -252,6 +259,7 @@ def generate(url: str) -> Generated:
             from streams.timeseries import MINUTE_AGGREGATE
 
             conn.execute(f"CALL refresh_continuous_aggregate('{MINUTE_AGGREGATE}', NULL, NULL)")
+            compress_old_chunks(conn)
         # What autovacuum has long done on a year-old database: statistics for the planner and
         # a visibility map, so the first measurement does not pay for hint bits.
         for table in (*GENERATED_TABLES, "org_device", "org_user"):
@@ -265,6 +273,42 @@ def generate(url: str) -> Generated:
         )
     progress(f"generated {readings:,} readings and the history in {seconds:.0f} s")
     return Generated(end, big, seconds)
+
+
+def compress_old_chunks(conn: Any) -> int:
+    """On TimescaleDB, what its compression policies would long have done on a year-old
+    database: every chunk older than the policy's age compressed (the readings after 7 days, the
+    device events after 30). Done here rather than left to the policies' jobs, which would
+    compress the year in the background during a later run's measurements. Also run on a year
+    generated earlier, for the chunks that have aged past the policy since; returns how many
+    chunks it compressed."""
+    from streams.timeseries import EVENTS_COMPRESS_AFTER, READINGS_COMPRESS_AFTER
+
+    started = time.monotonic()
+    compressed = 0
+    for table, after in (
+        ("streams_reading", READINGS_COMPRESS_AFTER),
+        ("streams_deviceevent", EVENTS_COMPRESS_AFTER),
+    ):
+        chunks = conn.execute(
+            "SELECT format('%%I.%%I', chunk_schema, chunk_name)"
+            " FROM timescaledb_information.chunks WHERE hypertable_name = %s"
+            " AND NOT is_compressed AND range_end < now() - %s::interval ORDER BY range_start",
+            [table, after],
+        ).fetchall()
+        for (chunk,) in chunks:
+            conn.execute("SELECT compress_chunk(%s::regclass, if_not_compressed => true)", [chunk])
+        compressed += len(chunks)
+    if compressed:
+        progress(
+            f"compressed {compressed} chunks older than the compression policies' age"
+            f" in {time.monotonic() - started:.0f} s"
+        )
+    return compressed
+
+
+def timescaledb_created(conn: Any) -> bool:
+    return bool(conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone())
 
 
 # --- measurement ------------------------------------------------------------------------------
@@ -693,8 +737,19 @@ def data_line(found: Generated, fresh: bool) -> str:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'streams_reading'")
-        readings = cursor.fetchone()[0]
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+        if cursor.fetchone():
+            # A hypertable's own row in pg_class holds no rows (its chunks do).
+            cursor.execute(
+                "SELECT approximate_row_count('streams_reading'),"
+                " hypertable_size('streams_reading')"
+            )
+        else:
+            cursor.execute(
+                "SELECT reltuples::bigint, pg_total_relation_size('streams_reading')"
+                " FROM pg_class WHERE relname = 'streams_reading'"
+            )
+        readings, size = cursor.fetchone()
         counts = []
         for table in (
             "incidents_incident",
@@ -706,7 +761,8 @@ def data_line(found: Generated, fresh: bool) -> str:
             counts.append(cursor.fetchone()[0])
     when = "this run" if fresh else f"an earlier run (generated to {found.end:%Y-%m-%d %H:%M} UTC)"
     return (
-        f"data: ~{readings:,} readings, {counts[0]:,} incidents, {counts[1]:,} alerts,"
+        f"data: ~{readings:,} readings ({size / 2**20:,.0f} MiB with indexes),"
+        f" {counts[0]:,} incidents, {counts[1]:,} alerts,"
         f" {counts[2]:,} summonses, {counts[3]:,} timeline entries; generated in"
         f" {found.seconds:.0f} s by {when}"
     )
@@ -726,18 +782,31 @@ def main(argv: list[str] | None = None) -> int:
     hosts = os.environ.get("ALLOWED_HOSTS") or "localhost,127.0.0.1"
     os.environ["ALLOWED_HOSTS"] = f"{hosts},testserver"
     os.environ["DEBUG"] = "0"
+    terminate_on_sigterm()  # so that make's SIGTERM stops the server below too
+    # WHISTLE_BENCH_DB=timescaledb: on a TimescaleDB cluster of the benchmark's own, where the
+    # year is generated once too (its data directory is kept).
+    with database_server("bench-replay"):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     url = database_url(args.database)
     progress(f"database {args.database}")
     prepare_demo(url)
     import psycopg
+    from django.db import connection
 
     with psycopg.connect(url, autocommit=True) as conn:
         found = None if args.regenerate else generated(conn)
+        if found is not None and timescaledb_created(conn):
+            compress_old_chunks(conn)
     fresh = found is None
     if found is None:
         found = generate(url)
     else:
         progress(f"reusing the data of version {VERSION} (--regenerate to start over)")
+    # Which engine was measured (with its chunks, once the year is in them).
+    print(f"database: {describe_database(connection)}")
     print(data_line(found, fresh))
     # What generation left behind is garbage now; collections of it would land in samples.
     gc.collect()
