@@ -552,6 +552,9 @@ class DistrictSimulator:
             self.processes,
             config.display,
         )
+        if self._progress:
+            # The readings' time stamps follow from this (bench.district checks them by it).
+            self._progress(f"simulate: readings scheduled from {self.start_ms} ms")
         last = (time.monotonic(), 0)
         try:
             while not self._stop.wait(min(self._progress_every, 0.5)):
