@@ -310,7 +310,9 @@ def publish_district(
         )
         if username is not None:
             client.username_pw_set(username, config.password)  # type: ignore[attr-defined]
-        client.max_inflight_messages_set(PUBLISH_WINDOW)
+        # Unlimited in paho, which rescans its whole window on every PUBACK (slow once a busy
+        # broker lets thousands pile up); ``send`` keeps the window instead.
+        client.max_inflight_messages_set(0)
 
         def on_connect(client, userdata, flags, reason_code, properties, code=township.code):
             if reason_code.is_failure:
@@ -352,6 +354,8 @@ def publish_district(
 
     def send(code: str, topic: str, payload: bytes, *, retain: bool = False) -> None:
         client = clients[code]
+        while inflight[code] >= PUBLISH_WINDOW:  # the broker is behind: wait for its PUBACKs
+            pump(0.01)
         info = client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise RuntimeError(f"publish on {topic} failed: {mqtt.error_string(info.rc)}")
