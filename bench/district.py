@@ -50,6 +50,7 @@ import random
 import re
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -676,7 +677,13 @@ def run(args: argparse.Namespace) -> Outcome:
 
                 progress("stopping the simulator (it waits for every PUBACK)")
                 simulator.process.terminate()
-                simulator.process.wait(60)
+                try:
+                    simulator.process.wait(120)
+                except subprocess.TimeoutExpired:
+                    progress("the simulator did not stop within 120 s; killing it")
+                    simulator.process.kill()
+                if not report_path.exists():
+                    raise RuntimeError(f"the simulator wrote no report:\n{simulator.tail()}")
                 published = json.loads(report_path.read_text())
                 if published["errors"]:
                     outcome.notes.append(f"simulator errors: {published['errors']}")
