@@ -849,15 +849,21 @@ def _ingest_failover(
     caught_up: float | None = None
     subscribed: float | None = None
     worst = 0
+    # Caught up: the lag is within the steady worst and stays there (5 s in a row); the figure
+    # is when it last was behind. Checked only once it could have fallen behind at all.
+    behind_until = killed
     with connection.cursor() as cursor:
         while time.monotonic() - killed < FAILOVER_TIMEOUT:
             now_ms = int(time.time() * 1000)
             lag = schedule.between(since_ms, now_ms) - stored_since(cursor, since_ms, now_ms)
+            sampled = time.monotonic()
             worst = max(worst, lag)
             if subscribed is None and (found := restarted.first(SUBSCRIBED)):
                 subscribed = found[0] - killed
-            if lag <= threshold and time.monotonic() - killed > 0.5:
-                caught_up = time.monotonic() - killed
+            if lag > threshold:
+                behind_until = sampled
+            elif sampled - behind_until >= 5.0 and subscribed is not None:
+                caught_up = behind_until - killed
                 break
             time.sleep(SAMPLE_EVERY)
     if subscribed is None:
