@@ -101,7 +101,7 @@ bench-replay: install
 # A simulated district (30 townships × 1,000 sensors and 50 cameras, 3,000 msg/s) on 2 serve
 # behind haproxy, 2 ingest on one shared subscription, 2 workers, Redis, Mosquitto and
 # TimescaleDB (WHISTLE_BENCH_DB=postgresql for the machine's PostgreSQL): steady rate stored,
-# alert → board on 60 boards, SIGKILL of an ingest and of a serve. About 4 minutes. Reports;
+# alert → board on 60 boards, SIGKILL of an ingest and of a serve. 5–10 minutes. Reports;
 # exits 0 whether the targets are met or not.
 bench-district: install bench-system-packages
 	$(BIN)/python -m bench.district
