@@ -71,14 +71,12 @@ def _threshold_outcomes(readings: list[tuple[DeviceRef, Reading]]) -> list:
         metrics = {r.metric for r in rules if r.kind in SENSOR_KINDS}
         if metrics:
             watched[township_id] = metrics
-    outcomes: list = []
-    for township_id, metrics in watched.items():
-        outcomes += threshold_outcomes(
-            township_id,
-            [
+    by_township: dict[int, list] = {township_id: [] for township_id in watched}
+    for ref, reading in readings:
+        metrics = watched.get(ref.township_id)
+        if metrics and reading.metric in metrics:
+            by_township[ref.township_id].append(
                 (ref.id, ref.code, ref.grid_id, reading.metric, reading.time, reading.value)
-                for ref, reading in readings
-                if ref.township_id == township_id and reading.metric in metrics
-            ],
-        )
-    return outcomes
+            )
+    # Every township of the batch at once: one read and one write of the rules' states.
+    return threshold_outcomes({t: rows for t, rows in by_township.items() if rows})

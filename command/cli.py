@@ -224,6 +224,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    if args.district:
+        return _simulate_district(args)
     import signal
 
     from streams.simulate import Simulator
@@ -240,6 +242,64 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         simulator.stop()
     say(f"simulate: published {simulator.published} messages")
     return 0
+
+
+def _simulate_district(args: argparse.Namespace) -> int:
+    import signal
+    import time
+    from pathlib import Path
+
+    from demo.district import seed_district, township_code
+    from streams.simulate import DistrictPlan, DistrictSimulator, load_district
+
+    if args.seed:
+        began = time.monotonic()
+        summary = seed_district(
+            townships=args.townships, sensors=args.sensors, cameras=args.cameras
+        )
+        say(
+            f"simulate: seeded the district {summary.district} in {time.monotonic() - began:.1f} s"
+            f" ({summary.created} rows added)"
+        )
+    codes = [township_code(n) for n in range(1, args.townships + 1)]
+    from django.conf import settings
+
+    plan = DistrictPlan(
+        townships=load_district(codes),
+        sensor_interval=args.sensor_interval,
+        burst_every=args.burst_every,
+        prefix=settings.MQTT_TOPIC_PREFIX,
+        township_logins=args.township_logins,
+    )
+    simulator = DistrictSimulator(
+        plan, processes=args.processes, progress=say, progress_every=args.progress_every
+    )
+    signal.signal(signal.SIGTERM, lambda *_: simulator.stop())
+    say(
+        f"simulate: {len(codes)} townships, {plan.sensors} sensors every {plan.sensor_interval:g} s"
+        f" = {plan.offered_rate:.0f} readings/s offered, camera bursts about every"
+        f" {plan.burst_every:g} s per township, {simulator.processes} publisher processes"
+    )
+    began = time.monotonic()
+    try:
+        reports = simulator.run(duration=args.duration)
+    except KeyboardInterrupt:
+        simulator.stop()
+        reports = simulator.reports
+    seconds = time.monotonic() - began
+    summary_json = simulator.report_json()
+    if args.report:
+        Path(args.report).write_text(json.dumps(summary_json))
+    acked = int(summary_json["acked"])  # type: ignore[call-overload]
+    say(
+        f"simulate: published {summary_json['published']} messages in {seconds:.1f} s"
+        f" ({acked / seconds if seconds else 0:.0f} msg/s acknowledged),"
+        f" {len(summary_json['camera_events'])} camera events"  # type: ignore[arg-type]
+    )
+    errors = [report.error for report in reports if report.error]
+    for error in errors:
+        say(f"simulate: a publisher failed: {error}")
+    return 1 if errors or len(reports) < simulator.processes else 0
 
 
 def cmd_healthcheck(args: argparse.Namespace) -> int:
@@ -303,10 +363,46 @@ def build_parser() -> argparse.ArgumentParser:
     healthcheck.add_argument("process", choices=["ingest", "worker"])
     healthcheck.add_argument("--stale-after", type=float, default=60.0, help="seconds")
     healthcheck.set_defaults(func=cmd_healthcheck)
-    simulate = sub.add_parser("simulate", help="the demo township's gateways")
+    simulate = sub.add_parser(
+        "simulate", help="the demo township's gateways, or a whole district's (--district)"
+    )
     simulate.add_argument("--township", default="qingshui")
     simulate.add_argument("--camera-interval", type=float, default=4.0)
     simulate.add_argument("--telemetry-interval", type=float, default=15.0)
+    simulate.add_argument(
+        "--district",
+        action="store_true",
+        help="the gateways of a simulated district (townships sim-01 …, demo/district.py)",
+    )
+    simulate.add_argument("--townships", type=int, default=30)
+    simulate.add_argument("--sensors", type=int, default=1000, help="per township")
+    simulate.add_argument("--cameras", type=int, default=50, help="per township")
+    simulate.add_argument(
+        "--sensor-interval", type=float, default=10.0, help="seconds between a sensor's readings"
+    )
+    simulate.add_argument(
+        "--burst-every",
+        type=float,
+        default=30.0,
+        help="seconds between a township's camera bursts, on average",
+    )
+    simulate.add_argument(
+        "--processes", type=int, default=2, help="publisher processes (one core each at most)"
+    )
+    simulate.add_argument(
+        "--seed", action="store_true", help="create the district's townships first (idempotent)"
+    )
+    simulate.add_argument(
+        "--township-logins",
+        action="store_true",
+        help="log each township's gateways in as the township (its code as MQTT username, "
+        "MQTT_URL's password), as deploy/mosquitto/acl expects",
+    )
+    simulate.add_argument("--duration", type=float, default=None, help="seconds, then stop")
+    simulate.add_argument("--progress-every", type=float, default=5.0)
+    simulate.add_argument(
+        "--report", default="", help="write what was published to this JSON file at the end"
+    )
     simulate.set_defaults(func=cmd_simulate)
     return parser
 

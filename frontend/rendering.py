@@ -278,7 +278,12 @@ def map_overlay_html(*, township: Township, oob: bool, language: str) -> str:
         )
         return render_to_string(
             "frontend/partials/map_overlay.html",
-            {"map": maps.base_map(township), "devices": devices, "markers": markers, "oob": oob},
+            {
+                "map": maps.base_map(township),
+                "devices_svg": maps.device_circles(devices),
+                "markers": markers,
+                "oob": oob,
+            },
         )
 
 

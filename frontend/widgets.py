@@ -148,7 +148,7 @@ def _map_then(moment: Moment) -> dict[str, str]:
     _devices, markers = maps.overlay(moment.township, moment.frame.alerts, only_alerts=True)
     context = {
         "map": maps.base_map(moment.township),
-        "devices": [],  # drawn once by the page, under the frames' alert markers
+        "devices_svg": "",  # drawn once by the page, under the frames' alert markers
         "markers": markers,
     }
     return {"overlay": render_to_string("frontend/partials/map_overlay.html", context)}

@@ -3,6 +3,9 @@ real broker (started by tests/brokers.py from the same files compose.yaml mounts
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -22,6 +25,9 @@ from tests.brokers import MOSQUITTO_CONF, REPO_ROOT, Broker, mosquitto_broker, r
 pytestmark = pytest.mark.services
 
 APP_SERVICES = {"migrate", "web", "ingest", "worker", "deliveries", "notifications"}
+# The `scaled` profile's services (compose --profile scaled): more of each kind, and the proxy.
+SCALED_APP_SERVICES = {"web-scaled", "ingest-2", "worker-scaled"}
+HAPROXY_CFG = REPO_ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 WAIT = 10.0  # seconds; every wait below ends as soon as its condition holds
 
 
@@ -40,7 +46,11 @@ def healthcheck_command(service: dict[str, Any]) -> str:
 
 def test_compose_services(compose: dict[str, Any]) -> None:
     assert "version" not in compose  # obsolete in the Compose specification
-    assert set(compose["services"]) == {"db", "redis", "mqtt", *APP_SERVICES}
+    assert set(compose["services"]) == {
+        "db", "redis", "mqtt", "proxy", *APP_SERVICES, *SCALED_APP_SERVICES
+    }  # fmt: skip
+    unprofiled = {name for name, s in compose["services"].items() if not s.get("profiles")}
+    assert unprofiled == {"db", "redis", "mqtt", *APP_SERVICES}
 
 
 def test_compose_healthchecks(compose: dict[str, Any]) -> None:
@@ -87,6 +97,111 @@ def test_compose_app_services_share_the_image_and_environment(compose: dict[str,
     assert services["notifications"]["command"] == [
         "whistle", "worker", "--queues", "notifications"
     ]  # fmt: skip
+
+
+def test_compose_scaled_profile(compose: dict[str, Any]) -> None:
+    """More processes of each kind and the proxy, only with `--profile scaled`; the proxy runs
+    the same haproxy.cfg the district benchmark measures."""
+    services = compose["services"]
+    for name in ("proxy", *SCALED_APP_SERVICES):
+        assert services[name]["profiles"] == ["scaled"], name
+        assert services[name]["restart"] == "unless-stopped", name
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("haproxy:2.")
+    assert "./deploy/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in proxy["volumes"]
+    assert str(proxy["ports"][0]).startswith("${PROXY_PUBLISH_ADDRESS:-127.0.0.1}:")
+    assert str(proxy["ports"][0]).endswith(":8080")
+    assert "WHISTLE_HEALTH_HOST" in proxy["environment"]
+    # Every serve process answers to the one name the proxy's server-template resolves.
+    template = next(
+        line.split()
+        for line in HAPROXY_CFG.read_text().splitlines()
+        if line.strip().startswith("server-template")
+    )
+    alias, port = template[3].split(":")
+    assert port == "8000"
+    for name in ("web", "web-scaled"):
+        assert alias in services[name]["networks"]["default"]["aliases"], name
+        assert services[name]["command"][-1] == port, name
+    assert services["web-scaled"]["deploy"]["replicas"] == "${WEB_REPLICAS:-1}"
+    assert "ports" not in services["web-scaled"]  # reached through the proxy only
+    assert services["web-scaled"]["healthcheck"] == services["web"]["healthcheck"]
+    # Two ingest workers split one shared subscription, each with a session of its own.
+    first, second = services["ingest"]["environment"], services["ingest-2"]["environment"]
+    assert first["MQTT_SHARE_GROUP"] == second["MQTT_SHARE_GROUP"] != ""
+    assert first["MQTT_CLIENT_ID"] != second["MQTT_CLIENT_ID"]
+    assert services["ingest-2"]["command"] == services["ingest"]["command"]
+    assert services["worker-scaled"]["command"] == services["worker"]["command"]
+    assert services["worker-scaled"]["deploy"]["replicas"] == "${WORKER_REPLICAS:-1}"
+
+
+def haproxy_settings(text: str) -> list[str]:
+    return [
+        " ".join(line.split())
+        for line in text.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+
+
+def test_haproxy_config_serves_boards() -> None:
+    """Websockets as tunnels for hours, health checks on /healthz, boards spread by how many
+    connections each process holds, a dead process's new connections retried elsewhere."""
+    settings = haproxy_settings(HAPROXY_CFG.read_text())
+    for wanted in (
+        "mode http",
+        "timeout tunnel 1h",
+        "balance leastconn",
+        "option httpchk",
+        "option redispatch 1",
+        "option forwardfor",
+        "http-check expect status 200",
+    ):
+        assert wanted in settings, wanted
+    check = next(line for line in settings if line.startswith("http-check send"))
+    assert "uri /healthz" in check and "${WHISTLE_HEALTH_HOST}" in check
+    assert not any(line.startswith(("stick", "cookie", "balance source")) for line in settings)
+
+
+def test_bench_renders_haproxy_config_changing_only_listener_and_servers() -> None:
+    from bench.district import render_haproxy_config
+
+    production = haproxy_settings(HAPROXY_CFG.read_text())
+    rendered = haproxy_settings(render_haproxy_config(18080, [("web1", 18001), ("web2", 18002)]))
+    resolvers = production[production.index("resolvers docker") :]
+    resolvers = resolvers[: next(i for i, line in enumerate(resolvers) if line == "defaults")]
+    assert set(production) - set(rendered) == {
+        "bind :8080",
+        *resolvers,
+        next(line for line in production if line.startswith("server-template")),
+    }
+    assert set(rendered) - set(production) == {
+        "bind 127.0.0.1:18080",
+        "server web1 127.0.0.1:18001",
+        "server web2 127.0.0.1:18002",
+    }
+
+
+@pytest.mark.skipif(
+    not (shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")),
+    reason="haproxy is not installed (make bench-district installs it)",
+)
+@pytest.mark.parametrize("rendered", [False, True], ids=["compose", "bench"])
+def test_haproxy_accepts_the_config(tmp_path: Path, rendered: bool) -> None:
+    from bench.district import haproxy_executable, render_haproxy_config
+
+    config = HAPROXY_CFG
+    if rendered:
+        config = tmp_path / "haproxy.cfg"
+        config.write_text(render_haproxy_config(18080, [("web1", 18001)]))
+    checked = subprocess.run(
+        [haproxy_executable(), "-c", "-f", str(config)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WHISTLE_HEALTH_HOST": "localhost"},
+        timeout=30,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "[WARNING]" not in checked.stdout + checked.stderr
 
 
 def test_compose_mqtt_mounts_the_project_config(compose: dict[str, Any]) -> None:
