@@ -76,10 +76,10 @@ def seed_district(
     district_code: str = DISTRICT_CODE,
 ) -> DistrictSummary:
     """Create what is missing of the simulated district: ``townships`` townships
-    (``sim-01`` …) of the district ``district_code`` (named ``district``), each with 50 grids, ``sensors`` sensors, ``cameras``
-    cameras and their gateways, the demo's alert rules, and a duty officer ``duty-sim-01`` …
-    whose password is ``duty_password`` (set on every run when given; without it, new officers
-    get an unusable password)."""
+    (``sim-01`` …) of the district ``district_code`` (named ``district``), each with 50 grids,
+    ``sensors`` sensors, ``cameras`` cameras and their gateways, the demo's alert rules, and a
+    duty officer ``duty-sim-01`` … whose password is ``duty_password`` (set on every run when
+    given; without it, new officers get an unusable password)."""
     tally = _Tally()
     codes = [township_code(n) for n in range(1, townships + 1)]
     gateway_count = max(1, -(-(sensors + cameras) // DEVICES_PER_GATEWAY))
