@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 SUDO := $(shell [ "$$(id -u)" = 0 ] && echo "" || (command -v sudo >/dev/null && echo "sudo -n"))
 
 .PHONY: install demo test lint format system-packages bench clean bench-dispatch bench-latency \
-	bench-replay bench-layers bench-system-packages bench-district
+	bench-replay bench-layers bench-district
 
 install: $(STAMP)
 
@@ -21,33 +21,22 @@ $(STAMP): pyproject.toml constraints.txt
 
 # Debian packages the tests use: chromium for the browser tests (with a CJK font, so screenshots
 # show Chinese), mosquitto so the tests run the broker with the project's own config, redis-server
-# so the tests start a Redis of their own when REDIS_URL is unset or does not answer. Installed
-# where the machine allows (root or sudo).
+# so the tests start a Redis of their own when REDIS_URL is unset or does not answer, haproxy to
+# check its configuration (and for bench-district's proxy). Installed where the machine allows
+# (root or sudo).
 system-packages:
 	@missing=""; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
 	[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
 	    echo "installing$$missing with apt"; \
 	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	  else \
 	    echo "note:$$missing not installed and apt is not available to this user; the tests that need them will skip"; \
-	  fi; \
-	fi
-
-# What the district benchmark needs beyond the tests: Debian's haproxy, the reverse proxy in
-# front of several `whistle serve` (deploy/haproxy/haproxy.cfg). Not needed by `make test`: the
-# test that runs `haproxy -c` on the config skips without it.
-bench-system-packages: system-packages
-	@if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then \
-	  if command -v apt-get >/dev/null && { [ "$$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then \
-	    echo "installing haproxy with apt"; \
-	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq haproxy >/dev/null; \
-	  else \
-	    echo "note: haproxy is not installed and apt is not available to this user"; \
 	  fi; \
 	fi
 
@@ -117,5 +106,5 @@ bench-layers: install
 # TimescaleDB (WHISTLE_BENCH_DB=postgresql for the machine's PostgreSQL): steady rate stored,
 # alert → board on 60 boards, SIGKILL of an ingest and of a serve. 5–10 minutes. Reports;
 # exits 0 whether the targets are met or not.
-bench-district: install bench-system-packages
+bench-district: install system-packages
 	$(BIN)/python -m bench.district

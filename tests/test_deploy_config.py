@@ -181,13 +181,13 @@ def test_bench_renders_haproxy_config_changing_only_listener_and_servers() -> No
     }
 
 
-@pytest.mark.skipif(
-    not (shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")),
-    reason="haproxy is not installed (make bench-district installs it)",
-)
 @pytest.mark.parametrize("rendered", [False, True], ids=["compose", "bench"])
 def test_haproxy_accepts_the_config(tmp_path: Path, rendered: bool) -> None:
     from bench.district import haproxy_executable, render_haproxy_config
+    from tests.conftest import need_service
+
+    if not (shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")):
+        need_service("haproxy is not installed (make system-packages installs it)")
 
     config = HAPROXY_CFG
     if rendered:
