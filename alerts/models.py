@@ -404,7 +404,11 @@ class AlertRule(BilingualName):
 
 class RuleState(models.Model):
     """Where a threshold rule stands for one device: kept in the database so a duration being
-    timed, or an alert being held, survives a restart of the ingest worker."""
+    timed, or an alert being held, survives a restart of the ingest worker.
+
+    A rate-of-change rule's state is written with every reading (it needs the last value); a
+    threshold rule's only when it changes, so its ``last_value``/``updated_at`` are those of the
+    reading that changed it, and a device that never breached has no row."""
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="states")
     device = models.ForeignKey("org.Device", on_delete=models.CASCADE)
