@@ -273,14 +273,14 @@ def map_overlay_html(*, township: Township, oob: bool, language: str) -> str:
     from frontend import maps
 
     with translation.override(language):
-        devices, markers = maps.overlay(
+        devices_svg, markers = maps.overlay(
             township, selectors.board_alerts(township_id=township.pk, limit=200)
         )
         return render_to_string(
             "frontend/partials/map_overlay.html",
             {
                 "map": maps.base_map(township),
-                "devices_svg": maps.device_circles(devices),
+                "devices_svg": devices_svg,
                 "markers": markers,
                 "oob": oob,
             },

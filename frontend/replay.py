@@ -103,7 +103,7 @@ def player(request: HttpRequest, township: str, incident: int) -> HttpResponse:
         "speeds": SPEEDS,
         "tiles": maps.tiles(found, settings.WHISTLE_MAP_TILES),
         "map": maps.base_map(found),
-        "devices_svg": maps.device_circles(maps.overlay(found, [], device_states=False)[0]),
+        "devices_svg": maps.device_layer(found, device_states=False)[1],
         "parts": frame_parts(found, target, replay.board_at(target, at)),
     }
     with localtime.shown_in(found):

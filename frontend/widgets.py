@@ -145,7 +145,7 @@ def _map_state(township: Township, language: str) -> list[Part]:
 
 
 def _map_then(moment: Moment) -> dict[str, str]:
-    _devices, markers = maps.overlay(moment.township, moment.frame.alerts, only_alerts=True)
+    _layer, markers = maps.overlay(moment.township, moment.frame.alerts, only_alerts=True)
     context = {
         "map": maps.base_map(moment.township),
         "devices_svg": "",  # drawn once by the page, under the frames' alert markers
