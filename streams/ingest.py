@@ -25,6 +25,7 @@ from django.db import (
     connection,
     transaction,
 )
+from django.db.models import Q
 from psycopg.types.json import Jsonb
 
 from command import clock
@@ -86,8 +87,16 @@ class DeviceDirectory:
             missing = [key for key in keys if key not in self._cache]
         if missing:
             found: dict[tuple[str, str], DeviceRef | None] = dict.fromkeys(missing)
-            codes = {code for _, code in missing}
-            rows = Device.objects.filter(code__in=codes).values_list(
+            # Each township numbers its own devices (every township of a district has a
+            # cam-01): the codes are looked up within their township, or a district's batch
+            # would read each code of every township.
+            by_township: dict[str, set[str]] = {}
+            for township_code, code in missing:
+                by_township.setdefault(township_code, set()).add(code)
+            wanted = Q()
+            for township_code, codes in by_township.items():
+                wanted |= Q(township__code=township_code, code__in=codes)
+            rows = Device.objects.filter(wanted).values_list(
                 "id", "township_id", "grid_id", "kind", "code", "township__code"
             )
             for device_id, township_id, grid_id, kind, code, township_code in rows:

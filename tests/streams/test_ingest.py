@@ -183,3 +183,27 @@ def test_redelivered_readings_in_a_batch_with_new_ones_store_only_the_new(demo):
     again = store_batch([telemetry(base + i) for i in range(1, 5)])
     assert again.readings == 2
     assert Reading.objects.count() == 5
+
+
+@pytest.mark.django_db
+def test_a_district_batch_resolves_each_code_within_its_own_township():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from demo.district import seed_district
+    from streams.ingest import DeviceDirectory
+
+    summary = seed_district(townships=3, sensors=4, cameras=2)
+    first, second, _third = summary.townships
+    keys = {(first, "cam-01"), (second, "cam-01"), (second, "cam-02"), (first, "nope")}
+    with CaptureQueriesContext(connection) as queries:
+        refs = DeviceDirectory().resolve(keys)
+    assert len(queries.captured_queries) == 1
+    for township, code in keys - {(first, "nope")}:
+        device = Device.objects.get(township__code=township, code=code)
+        assert refs[(township, code)].id == device.pk
+    assert refs[(first, "nope")] is None
+    # Only the devices asked for are read, not every township's cam-01 and cam-02.
+    with connection.cursor() as cursor:
+        cursor.execute(queries.captured_queries[0]["sql"])
+        assert len(cursor.fetchall()) == 3
