@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import random
 import weakref
 from http.cookies import SimpleCookie
@@ -204,6 +205,10 @@ class FragmentConsumer(AsyncWebsocketConsumer):
     # and sent while the rest renders, so what the person acts on (a new alert's row) is not
     # held up by the widgets around it (the map, the figures).
     first: frozenset[str] = frozenset()
+    # The other widgets (the map, the figures: a redraw each costs a few queries and tens of
+    # kB) are redrawn at most once per this many seconds, on ticks of the loop's clock; 0: with
+    # every frame. A new alert's row does not wait for them.
+    rest_interval = 0.0
     # Rights are re-checked before a frame when the last check is older than this, and at
     # once when the user is saved or logs out (command.org.signals): a deactivated, demoted or
     # logged-out user's socket closes instead of receiving pushes.
@@ -270,9 +275,11 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(realtime.user_group(self.user_id), self.channel_name)
         self.language = scope_language(self.scope)
         self._marked: dict[str, set[int]] = {}
-        self._events: set[Any] = set()
+        self._events: dict[str, set[Any]] = {}  # what → the events that marked it
         self._flusher: asyncio.Task | None = None
         self._last_frame = 0.0
+        self._rest_after = 0.0
+        self._wake = asyncio.Event()
         # This socket's own channel is in its user's group and the extra groups; the group of
         # the page is the hub's (one member for the sockets of this process), rejoined by it.
         self._joined = [realtime.user_group(self.user_id), *self.extra_groups()]
@@ -371,6 +378,7 @@ class FragmentConsumer(AsyncWebsocketConsumer):
     async def _refuse(self) -> None:
         self._refused = True
         self._marked.clear()
+        self._events.clear()
         await self.close(code=FORBIDDEN)
 
     async def user_changed(self, event: dict[str, Any]) -> None:
@@ -398,7 +406,10 @@ class FragmentConsumer(AsyncWebsocketConsumer):
         items = self._marked.setdefault(what, set())
         if item is not None:
             items.add(item)
-        self._events.add(event["id"])  # every broadcast has one (command.realtime)
+        # Every broadcast has an id (command.realtime).
+        self._events.setdefault(what, set()).add(event["id"])
+        if what in self.first:
+            self._wake.set()  # a flush waiting for the widgets' tick sends this at once
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
@@ -410,12 +421,30 @@ class FragmentConsumer(AsyncWebsocketConsumer):
                 await asyncio.sleep(wait)
             if loop.time() - self._checked > self.recheck_seconds and not await self.recheck():
                 return
-            batch, self._marked = self._marked, {}
-            events, self._events = frozenset(self._events), set()
+            now = loop.time()
+            due = [what for what in self._marked if what in self.first or now >= self._rest_after]
+            if not due:
+                # Only the widgets around the rows are marked, and their tick is ahead: wait
+                # for it, or for a row, which goes at once.
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._rest_after - now)
+                continue
+            batch = {what: self._marked.pop(what) for what in due}
+            events = {what: self._events.pop(what, set()) for what in due}
             ahead = {what: items for what, items in batch.items() if what in self.first}
             rest = {what: items for what, items in batch.items() if what not in self.first}
-            stages = [stage for stage in (ahead, rest) if stage]
-            pending = self._shared_frames(stages[0], events)
+            if rest and self.rest_interval:
+                # The next tick on the loop's clock, the same for every socket of the process:
+                # the sockets of a group, marked by the same events, flush together and share
+                # one render.
+                self._rest_after = (math.floor(now / self.rest_interval) + 1) * self.rest_interval
+            stages = [
+                (stage, frozenset().union(*(events[what] for what in stage)))
+                for stage in (ahead, rest)
+                if stage
+            ]
+            pending = self._shared_frames(*stages[0])
             for n in range(len(stages)):
                 try:
                     frames = await pending
@@ -424,7 +453,7 @@ class FragmentConsumer(AsyncWebsocketConsumer):
                     log.exception("rendering a frame for %s failed", self.group)
                     frames = []
                 if n + 1 < len(stages):
-                    pending = self._shared_frames(stages[n + 1], events)
+                    pending = self._shared_frames(*stages[n + 1])
                 await self.send_frames(frames)
             self._last_frame = loop.time()
 
@@ -492,6 +521,9 @@ class BoardConsumer(FragmentConsumer):
 
     url_kwarg = "township"
     first = widgets.FIRST
+    # A district township's burst of camera events redrew its map and figures ten times a
+    # second on every board: most of a serve process's time in bench-district.
+    rest_interval = 1.0
 
     def authorize(self, user: Any, key: str) -> tuple[Any, str] | None:
         township = org_selectors.township_for_board(user=user, code=key)
