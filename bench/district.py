@@ -346,7 +346,9 @@ class Probe:
     camera: str
     event_id: str
     published: float  # monotonic
+    published_wall: float = 0.0  # the same moment on the clock the database's rows are on
     alert_id: int | None = None
+    received_wall: float | None = None  # when ingest took it from the broker (received_at)
 
 
 class Prober:
@@ -379,13 +381,13 @@ class Prober:
         payload = json.dumps(
             {"id": event_id, "ts": int(time.time() * 1000), "label": PROBE_LABEL, "score": 0.9}
         ).encode()
-        published = time.monotonic()
+        published, published_wall = time.monotonic(), time.time()
         info = self.clients[township].publish(
             f"whistle/{township}/camera/{camera}/event", payload, qos=1
         )
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise RuntimeError(f"probe publish failed: {mqtt.error_string(info.rc)}")
-        probe = Probe(township, camera, event_id, published)
+        probe = Probe(township, camera, event_id, published, published_wall)
         self.probes.append(probe)
         return probe
 
@@ -404,8 +406,41 @@ def resolve_alerts(cursor: Any, probes: Sequence[Probe]) -> None:
         [[p.event_id for p in missing]],
     )
     ids = dict(cursor.fetchall())
+    cursor.execute(
+        "SELECT event_id, extract(epoch FROM received_at) FROM streams_deviceevent"
+        " WHERE event_id = ANY(%s)",
+        [[p.event_id for p in missing]],
+    )
+    received = {event_id: float(at) for event_id, at in cursor.fetchall()}
     for probe in missing:
         probe.alert_id = ids.get(probe.event_id)
+        probe.received_wall = received.get(probe.event_id)
+
+
+def probe_legs(probes: Sequence[Probe], boards: Sequence[Board]) -> str:
+    """Where a probe's time went: from its publish until ingest took it from the broker (the
+    queue behind the readings), and from there to its row on a board (store, broadcast,
+    render, send)."""
+    queued: list[float] = []
+    shown: list[float] = []
+    for probe in probes:
+        if probe.received_wall is None:
+            continue
+        queued.append((probe.received_wall - probe.published_wall) * 1000)
+        for board in boards:
+            if board.township != probe.township:
+                continue
+            seen = board.alert_seen.get(probe.alert_id) if probe.alert_id else None
+            if seen is not None:
+                # seen is monotonic: the same offset from the publish on both clocks
+                shown.append((seen - probe.published) * 1000 - queued[-1])
+    return (
+        f"publish→ingest p50 {percentile(queued, 0.5):.0f} / p99 {percentile(queued, 0.99):.0f}"
+        f" ms; ingest→board p50 {percentile(shown, 0.5):.0f} / p99"
+        f" {percentile(shown, 0.99):.0f} ms"
+        if queued and shown
+        else "no probe reached ingest"
+    )
 
 
 def probe_latencies(probes: Sequence[Probe], boards: Sequence[Board]) -> tuple[list[float], int]:
@@ -807,6 +842,9 @@ def _steady(
         f"alert→board on {len(boards)} boards, {len(probes)} probes: {latency.describe()}; "
         f"missed {outcome.missed}"
     )
+    legs = probe_legs(probes, boards)
+    progress(f"alert→board, its legs: {legs}")
+    outcome.notes.append(f"alert→board, its legs: {legs}")
     use = ", ".join(f"{k} {v.processes:.2f}" for k, v in cpu.items() if v)
     if machine_use:
         use += f"; machine {machine_use.machine:.2f} of {os.cpu_count()} cores"

@@ -20,6 +20,7 @@ import logging
 import math
 import random
 import weakref
+import zlib
 from http.cookies import SimpleCookie
 from importlib import import_module
 from typing import Any
@@ -45,6 +46,8 @@ log = logging.getLogger("whistle.frontend")
 # thousand boards of one township receive the same events, so one renders and all send it.
 _frames: dict[tuple[Any, ...], asyncio.Task[list[str]]] = {}
 _FRAME_KEPT_SECONDS = 10.0
+
+
 # Full states being rendered, by (consumer class, group, language), with when each started.
 _states: dict[tuple[Any, ...], tuple[float, asyncio.Task[list[str]]]] = {}
 # A user's unread notifications being rendered for their sockets, by (user, language), with when
@@ -435,10 +438,13 @@ class FragmentConsumer(AsyncWebsocketConsumer):
             ahead = {what: items for what, items in batch.items() if what in self.first}
             rest = {what: items for what, items in batch.items() if what not in self.first}
             if rest and self.rest_interval:
-                # The next tick on the loop's clock, the same for every socket of the process:
-                # the sockets of a group, marked by the same events, flush together and share
-                # one render.
-                self._rest_after = (math.floor(now / self.rest_interval) + 1) * self.rest_interval
+                # The next tick on the loop's clock, the same for every socket of the group in
+                # the process, so that they flush together and share one render. Each group's
+                # ticks are offset by a phase of their own: thirty townships' maps rendered on
+                # the same tick queued a new alert's row for a second behind them.
+                interval = self.rest_interval
+                phase = zlib.crc32(str(self.group).encode()) % 1000 / 1000 * interval
+                self._rest_after = (math.floor((now - phase) / interval) + 1) * interval + phase
             stages = [
                 (stage, frozenset().union(*(events[what] for what in stage)))
                 for stage in (ahead, rest)
