@@ -19,7 +19,10 @@ def board_alerts(
     if before is not None:
         alerts = alerts.filter(_older_than(before))
     return list(
-        alerts.select_related("category", "device", "grid").order_by("-last_seen", "-id")[:limit]
+        # The township too: each row carries its incident_body (the township's code).
+        alerts.select_related("category", "device", "grid", "township").order_by(
+            "-last_seen", "-id"
+        )[:limit]
     )
 
 
@@ -44,7 +47,7 @@ def open_alert_count(*, township_id: int) -> int:
 def alert_for_board(*, alert_id: int, township_id: int) -> Alert | None:
     """One alert, only if it belongs to the township whose board asks."""
     return (
-        Alert.objects.select_related("category", "device", "grid")
+        Alert.objects.select_related("category", "device", "grid", "township")
         .filter(pk=alert_id, township_id=township_id)
         .first()
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, F, Prefetch, Q
 
 from command.org import localtime, policy
 from command.org.models import Department, Township, User
@@ -186,29 +186,27 @@ def board_figures(*, township: Township) -> dict[str, object]:
 
     township_id = township.pk
     start = localtime.day_start(township)
+    # One query per table: the strip is redrawn with every burst of alerts, on every board.
     summonses = Summons.objects.filter(
         whistle__incident__township_id=township_id, whistle__blown_at__gte=start
+    ).aggregate(
+        checked=Count("pk", filter=Q(checked_in_at__isnull=False)),
+        on_time=Count("pk", filter=Q(checked_in_at__lte=F("check_in_deadline"))),
     )
-    checked = summonses.exclude(checked_in_at=None)
-    on_time = sum(
-        1
-        for s in checked.only("checked_in_at", "check_in_deadline")
-        if s.checked_in_at <= s.check_in_deadline
+    incidents = Incident.objects.filter(township_id=township_id, opened_at__gte=start).aggregate(
+        count=Count("pk"), closed=Count("pk", filter=Q(status=Incident.Status.CLOSED))
     )
-    incidents = Incident.objects.filter(township_id=township_id, opened_at__gte=start)
-    devices = Device.objects.filter(township_id=township_id)
-    incident_count = incidents.count()
+    devices = Device.objects.filter(township_id=township_id).aggregate(
+        count=Count("pk"), online=Count("pk", filter=Q(online=True))
+    )
+    checked, incident_count = summonses["checked"], incidents["count"]
     return {
         "alerts": Alert.objects.filter(township_id=township_id, first_seen__gte=start).count(),
         "incidents": incident_count,
-        "on_time": round(100 * on_time / checked.count()) if checked.exists() else None,
-        "closed": round(
-            100 * incidents.filter(status=Incident.Status.CLOSED).count() / incident_count
-        )
-        if incident_count
-        else None,
-        "online": devices.filter(online=True).count(),
-        "devices": devices.count(),
+        "on_time": round(100 * summonses["on_time"] / checked) if checked else None,
+        "closed": round(100 * incidents["closed"] / incident_count) if incident_count else None,
+        "online": devices["online"],
+        "devices": devices["count"],
     }
 
 

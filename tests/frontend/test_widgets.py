@@ -127,3 +127,46 @@ def test_an_added_widget_is_in_the_connect_state_and_redrawn_by_its_events(demo_
     assert state.index('id="alert-queue"') < state.index('id="board-figures"')
     assert state.index('id="board-figures"') < state.index('<section id="probe"')
     assert pushed == '<section id="probe" hx-swap-oob="true">redrawn [7]</section>'
+
+
+@pytest.mark.django_db
+def test_the_board_state_takes_as_many_queries_for_thirty_alerts_as_for_three():
+    """No query per row or per figure: a district township's board state is rendered for each
+    of its boards on every reconnect, and a row's query per alert made it scale with the
+    queue."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from alerts.models import Alert
+    from command.org.models import Category, Device, Township
+    from demo.district import seed_district
+
+    township = Township.objects.get(code=seed_district(townships=1, sensors=4).townships[0])
+    cameras = list(Device.objects.filter(township=township, kind="camera")[:1])
+    category = Category.objects.get(code="flood")
+
+    def raise_alerts(n: int) -> None:
+        Alert.objects.bulk_create(
+            Alert(
+                township=township,
+                category=category,
+                severity="high",
+                source="camera",
+                title=f"积水 {n}-{i}",
+                device=cameras[0],
+                grid=cameras[0].grid,
+                dedupe_key=f"q-{n}-{i}",
+            )
+            for i in range(n)
+        )
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            widgets.board_state(township=township, language="zh-hans")
+        return len(captured.captured_queries)
+
+    raise_alerts(3)
+    queries()  # the map's grids and devices, read once and kept
+    few = queries()
+    raise_alerts(27)
+    assert queries() == few
