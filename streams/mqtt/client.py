@@ -23,7 +23,6 @@ from django.db import connection
 
 from command import health
 from streams import ingest, metrics
-from streams.adapters.payload_format import Becomes
 from streams.adapters.registry import FORMATS
 
 log = logging.getLogger("whistle.mqtt")
@@ -39,11 +38,6 @@ BATCH_AGE_MAX = 0.25
 # the broker stalls while we commit.
 RECEIVE_MAXIMUM = 2 * BATCH_MAX
 BROKER_STORE_TOPIC = "$SYS/broker/store/messages/count"
-
-
-def _is_event(topic: str) -> bool:
-    match = FORMATS.match(topic)
-    return match is not None and match.format.becomes is Becomes.EVENTS
 
 
 @dataclass(frozen=True)
@@ -178,8 +172,6 @@ class IngestWorker:
         self.client_id = client_id or settings.MQTT_CLIENT_ID
         self.share_group = share_group if share_group is not None else settings.MQTT_SHARE_GROUP
         self._pending: list[tuple[int, ingest.InboundMessage]] = []
-        # Camera events of the pending batch (they may raise alerts a duty officer waits for).
-        self._events_pending = 0
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         # Why run() stopped by itself (a refused subscription), for the exit status.
@@ -237,8 +229,6 @@ class IngestWorker:
             return
         inbound = ingest.InboundMessage(topic, message.payload, message.mid, message.qos)
         self._pending.append((self._generation, inbound))
-        if _is_event(topic):
-            self._events_pending += 1
 
     # control -----------------------------------------------------------------------------
     def wait_subscribed(self, timeout: float) -> bool:
@@ -282,10 +272,8 @@ class IngestWorker:
                     age = now - first_at
                     # A loop that read nothing means the socket is idle: no backlog to wait for.
                     idle = len(self._pending) == before
-                    # A camera event does not wait for a backlog of readings to fill the
-                    # batch: at district load that held it for BATCH_AGE_MAX.
                     if len(self._pending) >= BATCH_MAX or (
-                        age >= BATCH_WAIT and (idle or age >= BATCH_AGE_MAX or self._events_pending)
+                        age >= BATCH_WAIT and (idle or age >= BATCH_AGE_MAX)
                     ):
                         self._flush()
                         first_at = 0.0
@@ -308,18 +296,9 @@ class IngestWorker:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        events, self._events_pending = self._events_pending, 0
-        if not batch:
-            return
-        metrics.MESSAGES_RECEIVED.inc(len(batch))
-        if events and events < len(batch):
-            # The camera events first, in a transaction of their own: their alerts reach the
-            # boards without waiting for the COPY and the rules of the readings around them.
-            first = [m for m in batch if _is_event(m[1].topic)]
-            rest = [m for m in batch if not _is_event(m[1].topic)]
-            self._store(first)
-            batch = rest
-        self._store(batch)
+        if batch:
+            metrics.MESSAGES_RECEIVED.inc(len(batch))
+            self._store(batch)
 
     def _store(self, batch: list[tuple[int, ingest.InboundMessage]]) -> None:
         inbound = [message for _, message in batch]
