@@ -190,22 +190,48 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     from streams.mqtt.client import IngestWorker, tune_garbage_collector
 
-    worker = IngestWorker(args.client_id, progress=say, progress_every=args.progress_every)
+    worker = IngestWorker(
+        args.client_id, progress=say, progress_every=args.progress_every, events=False
+    )
+    # Camera events on a session of their own, in a thread: under a backlog of readings they
+    # waited in the broker's queue behind it (bench-district's alert→board).
+    events = IngestWorker(
+        f"{worker.client_id}-events",
+        progress=lambda line: say(line.replace("ingest:", "ingest (camera events):", 1)),
+        progress_every=args.progress_every,
+        events=True,
+    )
     tune_garbage_collector()
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+
+    def stop(*_: object) -> None:
+        worker.stop()
+        events.stop()
+
+    signal.signal(signal.SIGTERM, stop)
     if args.metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr=args.metrics_host)
         say(f"ingest: Prometheus metrics on http://{args.metrics_host}:{args.metrics_port}/metrics")
-    say(f"ingest: connecting to {worker.config.display} as {worker.client_id}")
+    say(f"ingest: connecting to {worker.config.display} as {worker.client_id} (readings, presence)")
+    say(f"ingest: and as {events.client_id} (camera events)")
+
+    def run_events() -> None:
+        events.run()
+        if events.failure:
+            worker.stop()  # one process, one exit status: compose restarts both
+
+    lane = _thread("ingest-events", run_events)
     try:
         worker.run()
     except KeyboardInterrupt:
-        worker.stop()
-    say(worker.progress_line())
-    if worker.failure:
-        say(f"ingest: stopped: {worker.failure}")
+        pass
+    stop()
+    lane.join(10)
+    say(worker.progress_line(events))
+    failure = worker.failure or events.failure
+    if failure:
+        say(f"ingest: stopped: {failure}")
         return 1
     return 0
 

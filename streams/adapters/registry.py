@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from streams.adapters import frigate, native
-from streams.adapters.payload_format import PayloadFormat
+from streams.adapters.payload_format import Becomes, PayloadFormat
 from streams.mqtt.topics import ResolvedPattern
 
 # The dead letter's reason for a topic no format declares.
@@ -40,6 +40,8 @@ class Router:
     def __init__(self, formats: list[PayloadFormat], values: dict[str, str]) -> None:
         self._by_size: dict[int, list[tuple[ResolvedPattern, PayloadFormat]]] = {}
         self.subscriptions: list[str] = []
+        # What each filter's messages become (events, readings, presence).
+        self.becomes: dict[str, Becomes] = {}
         for payload_format in formats:
             for pattern in payload_format.patterns:
                 resolved = pattern.resolve(values)
@@ -48,6 +50,7 @@ class Router:
                 self._by_size.setdefault(resolved.size, []).append((resolved, payload_format))
                 if resolved.filter not in self.subscriptions:
                     self.subscriptions.append(resolved.filter)
+                    self.becomes[resolved.filter] = payload_format.becomes
         self._matches: dict[str, TopicMatch | None] = {}
 
     def match(self, topic: str) -> TopicMatch | None:
@@ -127,9 +130,13 @@ class Formats:
     def match(self, topic: str) -> TopicMatch | None:
         return self.router().match(topic)
 
-    def subscriptions(self) -> list[str]:
-        """The MQTT topic filters ``whistle ingest`` subscribes to."""
-        return list(self.router().subscriptions)
+    def subscriptions(self, *, events: bool | None = None) -> list[str]:
+        """The MQTT topic filters ``whistle ingest`` subscribes to; ``events=True``: only those
+        of camera events, ``False``: all the others."""
+        router = self.router()
+        if events is None:
+            return list(router.subscriptions)
+        return [f for f in router.subscriptions if (router.becomes[f] is Becomes.EVENTS) == events]
 
     def table(self) -> str:
         """The formats as a Markdown table, for docs/payloads.md."""

@@ -159,6 +159,10 @@ class IngestWorker:
 
     With ``MQTT_SHARE_GROUP`` set, subscriptions are shared (``$share/<group>/…``) so several
     workers on one broker split the stream, each message going to one of them.
+
+    ``events``: None, every topic; True, only camera events; False, all but camera events.
+    ``whistle ingest`` runs one worker of each, with sessions of their own, so that a camera
+    event is never queued at the broker behind a backlog of readings.
     """
 
     def __init__(
@@ -168,8 +172,10 @@ class IngestWorker:
         share_group: str | None = None,
         progress: Callable[[str], None] | None = None,
         progress_every: float = 5.0,
+        events: bool | None = None,
     ) -> None:
         self.client_id = client_id or settings.MQTT_CLIENT_ID
+        self.events = events
         self.share_group = share_group if share_group is not None else settings.MQTT_SHARE_GROUP
         self._pending: list[tuple[int, ingest.InboundMessage]] = []
         self._stop = threading.Event()
@@ -188,7 +194,7 @@ class IngestWorker:
         self.client.on_message = self._on_message
 
     def topics(self) -> list[str]:
-        own = FORMATS.subscriptions()
+        own = FORMATS.subscriptions(events=self.events)
         if self.share_group:
             return [f"$share/{self.share_group}/{topic}" for topic in own]
         return own
@@ -287,11 +293,17 @@ class IngestWorker:
             self.client.disconnect()
             connection.close()
 
-    def progress_line(self) -> str:
-        t = self.totals
+    def progress_line(self, *others: IngestWorker) -> str:
+        """What this worker has stored so far, with ``others`` (the other lane) added."""
+        workers = (self, *others)
+
+        def total(name: str) -> int:
+            return sum(getattr(worker.totals, name) for worker in workers)
+
         return (
-            f"ingest: {t.messages} messages, {t.events} events, {t.readings} readings, "
-            f"{t.dead_letters} dead letters, {t.alerts_raised} alerts raised"
+            f"ingest: {total('messages')} messages, {total('events')} events, "
+            f"{total('readings')} readings, {total('dead_letters')} dead letters, "
+            f"{total('alerts_raised')} alerts raised"
         )
 
     def _flush(self) -> None:

@@ -111,6 +111,9 @@ def test_a_registered_camera_vendor_is_stored_through_ingest(demo, acme, setting
     from streams.mqtt.client import IngestWorker
 
     assert "acme/+/alarm" in IngestWorker("test-acme", share_group="").topics()
+    # A format of events goes to the lane of camera events (whistle ingest's second session).
+    assert "acme/+/alarm" in IngestWorker("test-acme", share_group="", events=True).topics()
+    assert "acme/+/alarm" not in IngestWorker("test-acme", share_group="", events=False).topics()
 
 
 @pytest.mark.django_db
@@ -222,3 +225,19 @@ def test_whistles_own_formats_and_frigates_are_registered():
         "frigate_event",
         "frigate_review",
     ]
+
+
+def test_the_two_lanes_of_whistle_ingest_split_the_subscriptions_between_them(settings):
+    """Camera events on a session of their own, everything else on the other: each filter in
+    exactly one, none left out."""
+    from streams.mqtt.client import IngestWorker
+
+    settings.MQTT_URL = "mqtt://127.0.0.1:1883"
+    settings.MQTT_SHARE_GROUP = "whistle-ingest"
+    every = IngestWorker("test-lanes").topics()
+    events = IngestWorker("test-lanes-events", events=True).topics()
+    rest = IngestWorker("test-lanes-rest", events=False).topics()
+    assert sorted(events + rest) == sorted(every) and not set(events) & set(rest)
+    assert "$share/whistle-ingest/whistle/+/camera/+/event" in events
+    assert "$share/whistle-ingest/whistle/+/sensor/+/telemetry" in rest
+    assert "$share/whistle-ingest/whistle/+/gateway/+/status" in rest
