@@ -46,8 +46,6 @@ log = logging.getLogger("whistle.frontend")
 # thousand boards of one township receive the same events, so one renders and all send it.
 _frames: dict[tuple[Any, ...], asyncio.Task[list[str]]] = {}
 _FRAME_KEPT_SECONDS = 10.0
-
-
 # Full states being rendered, by (consumer class, group, language), with when each started.
 _states: dict[tuple[Any, ...], tuple[float, asyncio.Task[list[str]]]] = {}
 # A user's unread notifications being rendered for their sockets, by (user, language), with when

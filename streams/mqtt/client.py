@@ -283,7 +283,9 @@ class IngestWorker:
                     ):
                         self._flush()
                         first_at = 0.0
-                if self._subscribed.is_set():
+                # The lane of camera events is idle most of the time and would beat while the
+                # other lane hangs on a database that does not answer: only that one beats.
+                if self._subscribed.is_set() and self.events is not True:
                     health.beat("ingest")
                 if self._progress and time.monotonic() - last_progress >= self._progress_every:
                     last_progress = time.monotonic()
