@@ -85,6 +85,31 @@ def wait_for(
         time.sleep(interval)
 
 
+def database_now() -> Any:
+    """The database's clock, for :func:`end_connections_since`."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        return cursor.fetchone()[0]
+
+
+def end_connections_since(started: Any) -> None:
+    """End the idle connections opened since ``started`` by this test's threads that outlive
+    it: a socket's renders run on the worker threads of the event loop async_to_sync made for
+    the test; that loop and its threads are gone, their connections are not, and the test
+    database could not be dropped while they last."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
+            " current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+            " AND backend_start >= %s",
+            [started],
+        )
+
+
 def _reachable(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):

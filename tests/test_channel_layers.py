@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from command.settings import CHANNEL_LAYER_KINDS, DEFAULT_CHANNEL_LAYER, redis_channel_layers
 from tests.brokers import _free_port, _stop, _wait_until_listening, redis_installed
+from tests.conftest import database_now, end_connections_since
 
 pytestmark = pytest.mark.services
 
@@ -181,7 +182,6 @@ def test_a_board_open_longer_than_the_group_expiry_still_hears_its_pushes(
 
     from asgiref.sync import async_to_sync
     from channels.testing import WebsocketCommunicator
-    from django.db import connection
     from django.test import override_settings
 
     from command.asgi import application
@@ -193,9 +193,7 @@ def test_a_board_open_longer_than_the_group_expiry_still_hears_its_pushes(
     layers = redis_channel_layers(redis_url, "core")
     layers["default"]["CONFIG"]["group_expiry"] = expiry
     cookie = session_cookie("duty")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        (started,) = cursor.fetchone()
+    started = database_now()
 
     async def run() -> bool:
         from channels.layers import get_channel_layer
@@ -227,11 +225,5 @@ def test_a_board_open_longer_than_the_group_expiry_still_hears_its_pushes(
         ThreadPoolExecutor(1) as executor,
     ):
         heard = executor.submit(async_to_sync(run)).result()
-    with connection.cursor() as cursor:  # the render threads' connections (see test_board)
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
-            " current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
-            " AND backend_start >= %s",
-            [started],
-        )
+    end_connections_since(started)
     assert heard is rejoins

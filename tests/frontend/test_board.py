@@ -7,7 +7,7 @@ from django.test import Client
 
 from command.asgi import application
 from command.org.models import User
-from tests.conftest import DEMO_PASSWORDS
+from tests.conftest import DEMO_PASSWORDS, database_now, end_connections_since
 
 ORIGIN = (b"origin", b"http://localhost")
 
@@ -114,11 +114,8 @@ def test_sockets_of_one_board_render_each_event_once_and_share_the_frame(demo_co
     from frontend import consumers
 
     cookie = session_cookie("duty")
-    from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        (started,) = cursor.fetchone()
+    started = database_now()
 
     async def run():
         from channels.layers import get_channel_layer
@@ -152,16 +149,7 @@ def test_sockets_of_one_board_render_each_event_once_and_share_the_frame(demo_co
 
     with ThreadPoolExecutor(1) as executor:
         calls, frames = executor.submit(async_to_sync(run)).result()
-    # The render ran on a worker thread of the event loop async_to_sync made for this test;
-    # that loop and its threads are gone, their connection is not: end it so the test
-    # database can be dropped.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
-            " current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
-            " AND backend_start >= %s",
-            [started],
-        )
+    end_connections_since(started)
     assert calls == 1
     assert len(set(frames)) == 1
 
@@ -175,11 +163,8 @@ def test_sockets_of_one_board_are_one_member_of_its_group(demo_committed):
 
     cookie = session_cookie("duty")
     group = board_group("qingshui")
-    from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        (started,) = cursor.fetchone()
+    started = database_now()
 
     async def run():
         from channels.layers import get_channel_layer
@@ -222,13 +207,7 @@ def test_sockets_of_one_board_are_one_member_of_its_group(demo_committed):
 
     with ThreadPoolExecutor(1) as executor:
         added, while_open, discarded = executor.submit(async_to_sync(run)).result()
-    with connection.cursor() as cursor:  # as in the test above: the render thread's connection
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
-            " current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
-            " AND backend_start >= %s",
-            [started],
-        )
+    end_connections_since(started)
     assert len(added) == 1
     assert while_open == []
     assert discarded == added
@@ -245,11 +224,8 @@ def test_a_new_alerts_row_goes_out_ahead_of_the_map_and_the_figures(demo_committ
     from streams import ingest
 
     cookie = session_cookie("duty")
-    from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        (started,) = cursor.fetchone()
+    started = database_now()
     event = {"id": uuid.uuid4().hex[:16], "ts": int(time.time() * 1000), "label": "smoke"}
     with realtime.capture_broadcasts() as sent:
         ingest.store_batch_isolating(
@@ -277,13 +253,7 @@ def test_a_new_alerts_row_goes_out_ahead_of_the_map_and_the_figures(demo_committ
 
     with ThreadPoolExecutor(1) as executor:
         frames = executor.submit(async_to_sync(run)).result()
-    with connection.cursor() as cursor:  # as above: the render thread's connection
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
-            " current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
-            " AND backend_start >= %s",
-            [started],
-        )
+    end_connections_since(started)
     row = next(frame for frame in frames if f'id="alert-{raised["alert_id"]}"' in frame)
     assert 'id="board-figures"' not in row and 'id="map-overlay"' not in row
     assert frames.index(row) < len(frames) - 1
@@ -299,8 +269,6 @@ def test_under_a_burst_rows_go_at_once_and_the_map_and_figures_wait_for_their_ti
     import time
     import uuid
 
-    from django.db import connection
-
     from command import realtime
     from frontend.consumers import BoardConsumer
     from streams import ingest
@@ -309,9 +277,7 @@ def test_under_a_burst_rows_go_at_once_and_the_map_and_figures_wait_for_their_ti
     monkeypatch.setattr(BoardConsumer, "rest_interval", interval)
     ingest.directory.forget()  # the demo was seeded afresh: earlier tests' device ids are gone
     cookie = session_cookie("duty")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        (started,) = cursor.fetchone()
+    started = database_now()
     raised = []
     for n in range(4):
         event = {"id": uuid.uuid4().hex[:16], "ts": int(time.time() * 1000), "label": "smoke"}
@@ -350,13 +316,7 @@ def test_under_a_burst_rows_go_at_once_and_the_map_and_figures_wait_for_their_ti
 
     with ThreadPoolExecutor(1) as executor:
         frames, crossed = executor.submit(async_to_sync(run)).result()
-    with connection.cursor() as cursor:  # as above: the render thread's connection
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
-            " current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
-            " AND backend_start >= %s",
-            [started],
-        )
+    end_connections_since(started)
     figures = [frame for frame in frames if 'id="board-figures"' in frame]
     maps = [frame for frame in frames if 'id="map-overlay"' in frame]
     # The first event found the socket idle: its row, then the map and figures, at once. The

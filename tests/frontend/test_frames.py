@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from command.asgi import application
 from frontend.frames import Items, pack, size
-from tests.conftest import raise_alert, signed_in
+from tests.conftest import database_now, end_connections_since, raise_alert, signed_in
 from tests.frontend.test_board import ORIGIN, session_cookie
 
 LIMIT = 256 * 1024
@@ -130,22 +130,12 @@ def converse(path: str, cookie: bytes, until: str, then=None, pushed: str | None
         await communicator.disconnect()
         return initial, later
 
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        (started,) = cursor.fetchone()
+    started = database_now()
     with ThreadPoolExecutor(1) as executor:
         result = executor.submit(async_to_sync(run)).result()
     # The renders ran on worker threads of the loop async_to_sync made; the threads are gone,
     # their connections are not: end them so the test database can be dropped.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
-            " current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
-            " AND backend_start >= %s",
-            [started],
-        )
+    end_connections_since(started)
     return result
 
 

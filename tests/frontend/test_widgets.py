@@ -15,7 +15,7 @@ from command.asgi import application
 from command.realtime import board_group
 from frontend import widgets
 from frontend.widgets import Widget
-from tests.conftest import signed_in
+from tests.conftest import database_now, end_connections_since, signed_in
 from tests.frontend.test_board import ORIGIN, session_cookie
 
 PROBE = Widget(
@@ -85,12 +85,9 @@ def test_an_added_widget_is_on_the_page_and_in_replay_frames(demo, probe):
 
 
 def test_an_added_widget_is_in_the_connect_state_and_redrawn_by_its_events(demo_committed, probe):
-    from django.db import connection
 
     cookie = session_cookie("duty")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        (started,) = cursor.fetchone()
+    started = database_now()
 
     async def run() -> tuple[str, str]:
         from channels.layers import get_channel_layer
@@ -116,13 +113,7 @@ def test_an_added_widget_is_in_the_connect_state_and_redrawn_by_its_events(demo_
         state, pushed = executor.submit(async_to_sync(run)).result()
     # The render threads' connections outlive the loop async_to_sync made: end them so the
     # test database can be dropped.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
-            " current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
-            " AND backend_start >= %s",
-            [started],
-        )
+    end_connections_since(started)
     # Sent after the widgets declared before it, the figures last of those.
     assert state.index('id="alert-queue"') < state.index('id="board-figures"')
     assert state.index('id="board-figures"') < state.index('<section id="probe"')
